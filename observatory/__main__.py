@@ -1,0 +1,7 @@
+"""Allow ``python -m observatory``."""
+
+import sys
+
+from observatory.cli import main
+
+sys.exit(main())

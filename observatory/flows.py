@@ -1,0 +1,293 @@
+"""Commune flows to EPCI flows, system matrices and indicators (pure functions).
+
+Flows are a long table ``(origin_code, destination_code) -> workers``; a matrix is
+only a view of it. Besides EPCI SIREN, a place can be one of the pseudo-codes
+:data:`ABROAD` (work place outside France), :data:`UNMATCHED` (a commune code
+found in no EPCI of the composition: counted and reported, never dropped) and,
+in a métropole system's matrix, :data:`REST_OF_FRANCE`.
+
+Indicators follow ``docs/indicators.md``: for an EPCI ``e`` around a métropole
+``M``, ``dependence_share = F(e->M) / employed residents of e``,
+``attraction_share = F(M->e) / jobs in e``, ``reciprocity = min/max`` of the two
+flows, ``self_containment_share = F(e->e) / employed residents of e``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from observatory.config import ReliabilitySection
+from observatory.normalise import is_abroad_code, rollup_arrondissements
+
+logger = logging.getLogger(__name__)
+
+ABROAD = "ABROAD"
+UNMATCHED = "UNMATCHED"
+REST_OF_FRANCE = "REST_OF_FRANCE"
+PSEUDO_CODES = (ABROAD, UNMATCHED, REST_OF_FRANCE)
+
+RELIABLE = "reliable"
+USABLE = "usable"
+ORDER_OF_MAGNITUDE = "order_of_magnitude"
+
+
+def reliability_class(workers: pd.Series, thresholds: ReliabilitySection) -> pd.Series:
+    """Flag weighted counts with INSEE's rule.
+
+    Returns ``"reliable"`` from ``reliable_min`` (500) workers, ``"usable"`` from
+    ``usable_min`` (200), ``"order_of_magnitude"`` below: such a count is only an
+    order of magnitude and must not be presented as exact.
+    """
+    values = np.select(
+        [workers >= thresholds.reliable_min, workers >= thresholds.usable_min],
+        [RELIABLE, USABLE],
+        default=ORDER_OF_MAGNITUDE,
+    )
+    return pd.Series(values, index=workers.index, dtype="string")
+
+
+def flows_epci(
+    commune_flows: pd.DataFrame, commune_epci: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Aggregate commune-to-commune flows into EPCI-to-EPCI flows.
+
+    Parameters
+    ----------
+    commune_flows
+        ``origin_commune``, ``destination_commune``, ``workers``; arrondissements
+        of Paris, Lyon and Marseille may appear and are rolled up to their commune.
+    commune_epci
+        ``commune_code``, ``epci_code`` (INSEE's composition).
+
+    Returns
+    -------
+    tuple
+        The long table (``origin_code``, ``destination_code``, ``workers``) with
+        :data:`ABROAD` and :data:`UNMATCHED` places, and a report: totals, rolled-up
+        rows, workers abroad by code, unmatched codes with their workers.
+    """
+    origin = rollup_arrondissements(commune_flows["origin_commune"])
+    destination = rollup_arrondissements(commune_flows["destination_commune"])
+    rolled = int(
+        (
+            (origin != commune_flows["origin_commune"])
+            | (destination != commune_flows["destination_commune"])
+        ).sum()
+    )
+    lookup = pd.Series(
+        commune_epci["epci_code"].to_numpy(),
+        index=commune_epci["commune_code"].to_numpy(),
+    )
+    abroad = is_abroad_code(destination)
+    origin_epci = origin.map(lookup)
+    destination_epci = destination.map(lookup)
+    unmatched_origin = origin_epci.isna()
+    unmatched_destination = destination_epci.isna() & ~abroad
+    workers = commune_flows["workers"].astype("float64")
+
+    table = pd.DataFrame(
+        {
+            "origin_code": origin_epci.fillna(UNMATCHED).astype("string"),
+            "destination_code": destination_epci.mask(abroad, ABROAD)
+            .fillna(UNMATCHED)
+            .astype("string"),
+            "workers": workers,
+        }
+    )
+    flows = table.groupby(
+        ["origin_code", "destination_code"], as_index=False, sort=True
+    )["workers"].sum()
+
+    def _by_code(mask: pd.Series, codes: pd.Series) -> dict[str, float]:
+        sums = workers[mask].groupby(codes[mask]).sum().sort_values(ascending=False)
+        return {str(k): round(float(v), 3) for k, v in sums.items()}
+
+    report: dict[str, object] = {
+        "commune_pairs": len(commune_flows),
+        "epci_pairs": len(flows),
+        "workers_total": round(float(workers.sum()), 3),
+        "rows_with_arrondissements_rolled_up": rolled,
+        "workers_abroad": round(float(workers[abroad].sum()), 3),
+        "workers_abroad_by_code": _by_code(abroad, destination),
+        "unmatched_origin_workers": round(float(workers[unmatched_origin].sum()), 3),
+        "unmatched_origin_codes": _by_code(unmatched_origin, origin),
+        "unmatched_destination_workers": round(
+            float(workers[unmatched_destination].sum()), 3
+        ),
+        "unmatched_destination_codes": _by_code(unmatched_destination, destination),
+    }
+    for side in ("origin", "destination"):
+        codes = report[f"unmatched_{side}_codes"]
+        if codes:
+            logger.warning(
+                "%d %s commune code(s) match no EPCI of the composition (%.1f workers kept as %s): %s",
+                len(codes),  # type: ignore[arg-type]
+                side,
+                report[f"unmatched_{side}_workers"],
+                UNMATCHED,
+                ", ".join(list(codes)[:10]),  # type: ignore[call-overload]
+            )
+    return flows, report
+
+
+def system_matrix(flows: pd.DataFrame, crowns: pd.DataFrame) -> pd.DataFrame:
+    """Build each métropole system's flow matrix, in long form.
+
+    Parameters
+    ----------
+    flows
+        EPCI flows from :func:`flows_epci`.
+    crowns
+        ``metropole_code``, ``epci_code``, ``crown``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metropole_code``, ``origin_code``, ``destination_code``, ``workers``:
+        every flow with at least one end in the system; places outside it become
+        :data:`REST_OF_FRANCE` (or stay :data:`ABROAD` / :data:`UNMATCHED`).
+    """
+    frames = []
+    for metropole, members in crowns.groupby("metropole_code", sort=True):
+        inside = set(members["epci_code"])
+        o_in = flows["origin_code"].isin(inside)
+        d_in = flows["destination_code"].isin(inside)
+        part = flows[o_in | d_in]
+        outside_o = ~part["origin_code"].isin(inside) & ~part["origin_code"].isin(
+            PSEUDO_CODES
+        )
+        outside_d = ~part["destination_code"].isin(inside) & ~part[
+            "destination_code"
+        ].isin(PSEUDO_CODES)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "metropole_code": metropole,
+                    "origin_code": part["origin_code"].mask(outside_o, REST_OF_FRANCE),
+                    "destination_code": part["destination_code"].mask(
+                        outside_d, REST_OF_FRANCE
+                    ),
+                    "workers": part["workers"],
+                }
+            )
+        )
+    columns = ["metropole_code", "origin_code", "destination_code", "workers"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    matrix = (
+        pd.concat(frames, ignore_index=True)
+        .groupby(columns[:3], as_index=False, sort=True)["workers"]
+        .sum()
+    )
+    matrix[columns[:3]] = matrix[columns[:3]].astype("string")
+    return matrix
+
+
+def _main_destinations(flows: pd.DataFrame) -> pd.DataFrame:
+    # The two largest EPCI destinations of each origin, other than itself: the
+    # main "other" destination of e relative to M is the first that is not M.
+    candidates = flows[
+        (flows["origin_code"] != flows["destination_code"])
+        & ~flows["destination_code"].isin(PSEUDO_CODES)
+        & ~flows["origin_code"].isin(PSEUDO_CODES)
+    ]
+    ranked = candidates.sort_values(
+        ["origin_code", "workers", "destination_code"], ascending=[True, False, True]
+    )
+    top = ranked.groupby("origin_code", sort=False).head(2).copy()
+    top["rank"] = top.groupby("origin_code").cumcount()
+    return top
+
+
+def epci_indicators(
+    flows: pd.DataFrame, crowns: pd.DataFrame, thresholds: ReliabilitySection
+) -> pd.DataFrame:
+    """Compute the indicators of each (métropole, EPCI) pair of the systems.
+
+    Parameters
+    ----------
+    flows
+        EPCI flows from :func:`flows_epci`.
+    crowns
+        ``metropole_code``, ``epci_code``, ``crown``.
+    thresholds
+        INSEE's reliability thresholds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per crowns row with ``employed_residents``, ``jobs``,
+        ``internal_flow``, ``flow_to_metropole``, ``flow_from_metropole``,
+        ``flow_abroad``, the shares, ``reciprocity``, the main other destination
+        and the reliability of the flows to and from the métropole. Relational
+        indicators are missing for the métropole itself (crown 0), and shares are
+        missing when their denominator is zero.
+    """
+    epci_only = flows[~flows["origin_code"].isin(PSEUDO_CODES)]
+    residents = epci_only.groupby("origin_code")["workers"].sum()
+    jobs = (
+        flows[~flows["destination_code"].isin(PSEUDO_CODES)]
+        .groupby("destination_code")["workers"]
+        .sum()
+    )
+    internal = flows[flows["origin_code"] == flows["destination_code"]].set_index(
+        "origin_code"
+    )["workers"]
+    abroad = flows[flows["destination_code"] == ABROAD].set_index("origin_code")[
+        "workers"
+    ]
+    pair = flows.set_index(["origin_code", "destination_code"])["workers"]
+
+    out = crowns[["metropole_code", "epci_code", "crown"]].copy()
+    e, m = out["epci_code"], out["metropole_code"]
+    out["employed_residents"] = e.map(residents).fillna(0.0).astype("float64")
+    out["jobs"] = e.map(jobs).fillna(0.0).astype("float64")
+    out["internal_flow"] = e.map(internal).fillna(0.0).astype("float64")
+    out["flow_abroad"] = e.map(abroad).fillna(0.0).astype("float64")
+    to_m = pair.reindex(pd.MultiIndex.from_arrays([e, m])).fillna(0.0).to_numpy()
+    from_m = pair.reindex(pd.MultiIndex.from_arrays([m, e])).fillna(0.0).to_numpy()
+    is_metropole = (out["crown"] == 0).to_numpy()
+    out["flow_to_metropole"] = np.where(is_metropole, np.nan, to_m)
+    out["flow_from_metropole"] = np.where(is_metropole, np.nan, from_m)
+
+    def _share(num: pd.Series | np.ndarray, den: pd.Series) -> np.ndarray:
+        den_v = den.to_numpy(dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den_v > 0, np.asarray(num, dtype="float64") / den_v, np.nan)
+
+    out["dependence_share"] = _share(
+        out["flow_to_metropole"], out["employed_residents"]
+    )
+    out["attraction_share"] = _share(out["flow_from_metropole"], out["jobs"])
+    hi = np.fmax(to_m, from_m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reciprocity = np.where(hi > 0, np.fmin(to_m, from_m) / hi, np.nan)
+    out["reciprocity"] = np.where(is_metropole, np.nan, reciprocity)
+    out["self_containment_share"] = _share(
+        out["internal_flow"], out["employed_residents"]
+    )
+
+    top = _main_destinations(flows)
+    first = top[top["rank"] == 0].set_index("origin_code")
+    second = top[top["rank"] == 1].set_index("origin_code")
+    dest1, dest2 = e.map(first["destination_code"]), e.map(second["destination_code"])
+    flow1, flow2 = e.map(first["workers"]), e.map(second["workers"])
+    use_second = (dest1 == m).fillna(False).to_numpy()
+    out["main_other_destination_code"] = dest1.mask(use_second, dest2).astype("string")
+    out["main_other_destination_flow"] = (
+        flow1.mask(use_second, flow2).fillna(0.0).astype("float64").to_numpy()
+    )
+    out.loc[
+        out["main_other_destination_code"].isna(), "main_other_destination_flow"
+    ] = np.nan
+    out["main_other_destination_share"] = _share(
+        out["main_other_destination_flow"], out["employed_residents"]
+    )
+    for column in ("flow_to_metropole", "flow_from_metropole"):
+        out[f"{column}_reliability"] = reliability_class(
+            out[column].fillna(0.0), thresholds
+        ).mask(is_metropole)
+    return out.reset_index(drop=True)

@@ -1,0 +1,565 @@
+"""Read the official input files and normalise them to the project's tables.
+
+``read_*`` functions are the only ones here that touch disk: each returns a plain
+(Geo)DataFrame with string ``*_code`` columns and raises :class:`DataError` naming
+the file, the line or feature, what was expected and what was found. The pure
+helpers (``rollup_arrondissements``, ``is_commune_code``...) work on Series.
+
+Recognised layouts (field names as published):
+
+- communes: any file pyogrio reads (ADMIN EXPRESS ``COMMUNE`` shapefile,
+  GeoPackage, GeoParquet...), fields ``INSEE_COM`` and ``SIREN_EPCI``;
+- EPCI composition: INSEE's xlsx (sheets ``EPCI`` and ``Composition_communale``,
+  header on row 6) or a CSV export of the composition sheet;
+- flows: INSEE's base flux CSV ``CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P``,
+  plain or zipped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from observatory.errors import DataError, SourceError
+
+logger = logging.getLogger(__name__)
+
+TARGET_CRS = "EPSG:2154"
+
+COMMUNE_CODE = re.compile(r"^(?:(?!99)\d{5}|2[AB]\d{3})$")  # 99xxx: countries
+SIREN = re.compile(r"^\d{9}$")
+# INSEE codes countries as 99xxx; the detailed file also uses border-commune codes.
+ABROAD_CODE = re.compile(
+    r"^(?:99\d{3}|(?:AL|BE|LU|SU|MO|IT|ES|AN)[0-9A-Z]{1,3}|ZZZZZ)$"
+)
+#: INSEE's code for "no EPCI" in the composition file.
+NO_EPCI = "ZZZZZZZZZ"
+
+#: Paris, Lyon and Marseille arrondissements -> their commune.
+ARRONDISSEMENT_RANGES = (
+    (75101, 75120, "75056"),
+    (69381, 69389, "69123"),
+    (13201, 13216, "13055"),
+)
+
+METROPOLE_NATURES = ("ME", "METLYON")
+KNOWN_NATURES = ("ME", "METLYON", "CU", "CA", "CC")
+
+_FLOW_COLUMN = re.compile(r"^NBFLUX_C(\d{2})_ACTOCC15P$")
+_COMMUNE_CODE_FIELDS = (
+    "INSEE_COM",
+    "CODE_INSEE",
+    "INSEE",
+    "CODGEO",
+    "CODE",
+    "CODE_COM",
+)
+_COMMUNE_EPCI_FIELDS = ("SIREN_EPCI", "CODE_EPCI", "EPCI_SIREN", "EPCI", "SIREN_EPCI_")
+_COMMUNE_NAME_FIELDS = ("NOM", "NOM_COM", "LIBGEO", "NOM_M")
+_MAX_LISTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CommuneFlows:
+    """Commune-to-commune flows as read from a base flux file."""
+
+    table: pd.DataFrame  # origin_commune, destination_commune, workers
+    vintage: int | None
+    flow_column: str
+    member: str | None  # the CSV read inside a zip archive
+
+
+@dataclass(frozen=True, slots=True)
+class EpciComposition:
+    """INSEE's EPCI list and commune composition."""
+
+    epci: pd.DataFrame  # epci_code, epci_name, epci_nature
+    composition: pd.DataFrame  # commune_code, commune_name, epci_code
+
+
+# --------------------------------------------------------------------- pure helpers
+def is_commune_code(codes: pd.Series) -> pd.Series:
+    """Tell which values are INSEE commune codes (5 characters, 2A/2B for Corsica)."""
+    return (
+        codes.astype("string")
+        .str.fullmatch(COMMUNE_CODE.pattern)
+        .fillna(False)
+        .astype(bool)
+    )
+
+
+def is_abroad_code(codes: pd.Series) -> pd.Series:
+    """Tell which values designate a work place abroad (INSEE country codes 99xxx...)."""
+    return (
+        codes.astype("string")
+        .str.fullmatch(ABROAD_CODE.pattern)
+        .fillna(False)
+        .astype(bool)
+    )
+
+
+def rollup_arrondissements(codes: pd.Series) -> pd.Series:
+    """Replace Paris, Lyon and Marseille arrondissement codes by their commune code.
+
+    Parameters
+    ----------
+    codes
+        Commune codes as strings.
+
+    Returns
+    -------
+    pandas.Series
+        Same index; ``75101``-``75120`` become ``75056``, ``69381``-``69389``
+        ``69123``, ``13201``-``13216`` ``13055``; other values are unchanged.
+    """
+    out = codes.astype("string")
+    digits = out.str.fullmatch(r"\d{5}").fillna(False).to_numpy(dtype=bool)
+    numeric = np.zeros(len(out), dtype=np.int64)
+    numeric[digits] = out[digits].astype("int64").to_numpy()
+    for first, last, commune in ARRONDISSEMENT_RANGES:
+        out = out.mask((numeric >= first) & (numeric <= last), commune)
+    return out
+
+
+def _first_present(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    upper = {c.upper(): c for c in columns}
+    for name in candidates:
+        if name in upper:
+            return upper[name]
+    return None
+
+
+def _examples(values: pd.Series, lines: pd.Index | np.ndarray, what: str) -> str:
+    shown = [
+        f"{what} {line}: {value!r}"
+        for line, value in zip(lines[:_MAX_LISTED], values[:_MAX_LISTED], strict=False)
+    ]
+    more = len(values) - _MAX_LISTED
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def _check_exists(path: Path, role: str) -> None:
+    if not path.exists():
+        msg = f"{path}: {role} file not found"
+        raise SourceError(msg)
+
+
+# --------------------------------------------------------------------- communes
+def read_communes(
+    path: Path, layer: str | None = None, target_crs: str = TARGET_CRS
+) -> gpd.GeoDataFrame:
+    """Read commune polygons with their INSEE code (and EPCI SIREN when present).
+
+    Parameters
+    ----------
+    path
+        Any file pyogrio reads, e.g. ADMIN EXPRESS ``COMMUNE.shp``.
+    layer
+        Layer name for multi-layer files (GeoPackage); the first layer otherwise.
+    target_crs
+        CRS of the returned frame.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``commune_code``, ``commune_name``, ``epci_code_geo`` (SIREN read
+        from the geometry file, may be missing) and ``geometry``.
+    """
+    _check_exists(path, "communes")
+    try:
+        info = pyogrio.read_info(path, layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        msg = f"{path}: cannot read as a geometry file (expected e.g. ADMIN EXPRESS COMMUNE.shp): {exc}"
+        raise DataError(msg) from exc
+    columns = list(info["fields"])
+    code_field = _first_present(columns, _COMMUNE_CODE_FIELDS)
+    if code_field is None:
+        msg = (
+            f"{path}: no commune code field; expected one of {list(_COMMUNE_CODE_FIELDS)} "
+            f"(ADMIN EXPRESS: INSEE_COM), found {columns}"
+        )
+        raise DataError(msg)
+    epci_field = _first_present(columns, _COMMUNE_EPCI_FIELDS)
+    name_field = _first_present(columns, _COMMUNE_NAME_FIELDS)
+    wanted = [c for c in (code_field, epci_field, name_field) if c]
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=layer, columns=wanted)
+    except Exception as exc:  # GDAL raises many kinds; all mean "unreadable file"
+        msg = f"{path}: cannot read features: {exc}"
+        raise DataError(msg) from exc
+    if gdf.crs is None:
+        msg = f"{path}: the layer has no CRS (a .prj file is missing?); expected a projected or geographic CRS"
+        raise DataError(msg)
+
+    fid = pd.RangeIndex(len(gdf))
+    raw_codes = gdf[code_field]
+    if not pd.api.types.is_string_dtype(raw_codes) and not pd.api.types.is_object_dtype(
+        raw_codes
+    ):
+        msg = (
+            f"{path}: field {code_field} is stored as {raw_codes.dtype}, expected text: "
+            "commune codes are 5-character strings (leading zeros, 2A/2B)"
+        )
+        raise DataError(msg)
+    codes = raw_codes.astype("string").str.strip()
+    bad = ~is_commune_code(codes)
+    if bad.any():
+        msg = (
+            f"{path}: field {code_field} must hold 5-character INSEE commune codes; "
+            + _examples(codes[bad].tolist(), fid[bad.to_numpy()], "feature")
+        )
+        raise DataError(msg)
+    if codes.duplicated().any():
+        dup = codes[codes.duplicated(keep=False)]
+        msg = f"{path}: commune codes must be unique; " + _examples(
+            dup.tolist(), fid[dup.index.to_numpy()], "feature"
+        )
+        raise DataError(msg)
+
+    geometry = gdf.geometry.values
+    missing = shapely.is_missing(geometry) | shapely.is_empty(geometry)
+    if missing.any():
+        msg = f"{path}: features without geometry; " + _examples(
+            codes[missing].tolist(), fid[missing], "feature"
+        )
+        raise DataError(msg)
+    kinds = set(shapely.get_type_id(geometry).tolist()) - {3, 6}
+    if kinds:
+        msg = f"{path}: expected Polygon or MultiPolygon geometries, found other types"
+        raise DataError(msg)
+    invalid = ~shapely.is_valid(geometry)
+    if invalid.any():
+        logger.info("%s: repaired %d invalid polygon(s)", path, int(invalid.sum()))
+        geometry = geometry.copy()
+        # "structure" keeps polygons polygonal (no stray lines from collapsed parts).
+        geometry[invalid] = shapely.make_valid(
+            geometry[invalid], method="structure", keep_collapsed=False
+        )
+
+    out = gpd.GeoDataFrame(
+        {
+            "commune_code": codes.to_numpy(),
+            "commune_name": (
+                gdf[name_field].astype("string").to_numpy() if name_field else pd.NA
+            ),
+            "epci_code_geo": (
+                gdf[epci_field]
+                .astype("string")
+                .str.split("/")
+                .str[0]
+                .str.strip()
+                .to_numpy()
+                if epci_field
+                else pd.NA
+            ),
+        },
+        geometry=gpd.GeoSeries(geometry, crs=gdf.crs).to_crs(target_crs).values,
+        crs=target_crs,
+    )
+    out["commune_name"] = out["commune_name"].astype("string")
+    out["epci_code_geo"] = out["epci_code_geo"].astype("string")
+    return out
+
+
+# --------------------------------------------------------------------- composition
+def _sniff_sep(header: str) -> str:
+    return ";" if header.count(";") >= header.count(",") else ","
+
+
+def _read_text(path: Path, data: bytes | None = None) -> str:
+    raw = path.read_bytes() if data is None else data
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    msg = f"{path}: not a text file in UTF-8 or Windows-1252"  # pragma: no cover
+    raise DataError(msg)
+
+
+def _read_csv_text(path: Path, text: str, what: str) -> pd.DataFrame:
+    first = text.split("\n", 1)[0]
+    try:
+        return pd.read_csv(
+            io.StringIO(text), sep=_sniff_sep(first), dtype=str, keep_default_na=False
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        msg = f"{path}: cannot parse as {what} CSV: {exc}"
+        raise DataError(msg) from exc
+
+
+def _find_header(
+    frame: pd.DataFrame, required: tuple[str, ...], path: Path, sheet: str
+) -> pd.DataFrame:
+    # INSEE puts a few title lines above the header (row 6 today); find it.
+    for i in range(min(len(frame), 20)):
+        row = [str(v).strip() for v in frame.iloc[i].tolist()]
+        if all(col in row for col in required):
+            body = frame.iloc[i + 1 :].copy()
+            body.columns = row
+            body = body.loc[:, [c for c in body.columns if c and c != "nan"]]
+            body.index = body.index + 1  # 1-based spreadsheet row numbers
+            return body.dropna(how="all")
+    msg = f"{path}: sheet {sheet!r}: no header row with columns {list(required)} in the first 20 rows"
+    raise DataError(msg)
+
+
+def _clean_str(series: pd.Series) -> pd.Series:
+    return series.astype("string").str.strip()
+
+
+def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComposition:
+    """Read INSEE's EPCI composition (xlsx or CSV).
+
+    Parameters
+    ----------
+    path
+        The official ``EPCI_au_01-01-YYYY.xlsx`` (sheets ``EPCI`` and
+        ``Composition_communale``) or a CSV export of the composition sheet with
+        columns ``CODGEO``, ``EPCI`` (and ``LIBGEO``, ``LIBEPCI``, ``NATURE_EPCI``).
+    epci_list
+        For a CSV without ``NATURE_EPCI``: a CSV export of the ``EPCI`` sheet.
+
+    Returns
+    -------
+    EpciComposition
+        ``epci`` (epci_code, epci_name, epci_nature) and ``composition``
+        (commune_code, commune_name, epci_code). Communes outside any EPCI
+        (``ZZZZZZZZZ``) are left out.
+    """
+    _check_exists(path, "EPCI composition")
+    suffix = path.suffix.lower()
+    line_word = "line"
+    if suffix in (".xlsx", ".xlsm"):
+        try:
+            sheets = pd.read_excel(
+                path, sheet_name=None, header=None, dtype=str, engine="calamine"
+            )
+        except Exception as exc:  # calamine raises its own error types on bad files
+            msg = f"{path}: cannot read as an xlsx workbook: {exc}"
+            raise DataError(msg) from exc
+        missing = [s for s in ("EPCI", "Composition_communale") if s not in sheets]
+        if missing:
+            msg = f"{path}: missing sheet(s) {missing}; found {list(sheets)} (INSEE's file has 'EPCI' and 'Composition_communale')"
+            raise DataError(msg)
+        comp = _find_header(
+            sheets["Composition_communale"],
+            ("CODGEO", "EPCI"),
+            path,
+            "Composition_communale",
+        )
+        epci_sheet = _find_header(sheets["EPCI"], ("EPCI", "NATURE_EPCI"), path, "EPCI")
+        where = f"{path}: sheet 'Composition_communale'"
+        line_word = "row"
+    elif suffix in (".csv", ".txt"):
+        comp = _read_csv_text(path, _read_text(path), "EPCI composition")
+        comp.index = comp.index + 2  # header is line 1
+        where = str(path)
+        epci_sheet = None
+        if epci_list is not None:
+            _check_exists(epci_list, "EPCI list")
+            epci_sheet = _read_csv_text(epci_list, _read_text(epci_list), "EPCI list")
+            epci_sheet.index = epci_sheet.index + 2
+    else:
+        msg = f"{path}: unsupported EPCI composition format {suffix!r}; expected .xlsx or .csv"
+        raise DataError(msg)
+
+    missing_cols = [c for c in ("CODGEO", "EPCI") if c not in comp.columns]
+    if missing_cols:
+        msg = f"{where}: missing column(s) {missing_cols}; expected CODGEO, LIBGEO, EPCI, LIBEPCI, ...; found {list(comp.columns)}"
+        raise DataError(msg)
+    comp = comp.assign(CODGEO=_clean_str(comp["CODGEO"]), EPCI=_clean_str(comp["EPCI"]))
+    comp = comp[comp["CODGEO"].notna() & (comp["CODGEO"] != "")]
+    bad = ~is_commune_code(comp["CODGEO"])
+    if bad.any():
+        msg = f"{where}: CODGEO must be a 5-character commune code; " + _examples(
+            comp.loc[bad, "CODGEO"].tolist(), comp.index[bad.to_numpy()], line_word
+        )
+        raise DataError(msg)
+    bad = ~(
+        comp["EPCI"].str.fullmatch(SIREN.pattern).fillna(False)
+        | (comp["EPCI"] == NO_EPCI)
+    )
+    if bad.any():
+        msg = f"{where}: EPCI must be a 9-digit SIREN (or {NO_EPCI}); " + _examples(
+            comp.loc[bad, "EPCI"].tolist(), comp.index[bad.to_numpy()], line_word
+        )
+        raise DataError(msg)
+    dup = comp["CODGEO"].duplicated(keep=False)
+    if dup.any():
+        msg = f"{where}: each commune must appear once; " + _examples(
+            comp.loc[dup, "CODGEO"].tolist(), comp.index[dup.to_numpy()], line_word
+        )
+        raise DataError(msg)
+    comp = comp[comp["EPCI"] != NO_EPCI]
+
+    composition = pd.DataFrame(
+        {
+            "commune_code": comp["CODGEO"].to_numpy(),
+            "commune_name": _clean_str(comp["LIBGEO"]).to_numpy()
+            if "LIBGEO" in comp
+            else pd.NA,
+            "epci_code": comp["EPCI"].to_numpy(),
+        }
+    ).astype("string")
+
+    if epci_sheet is not None:
+        need = [c for c in ("EPCI", "NATURE_EPCI") if c not in epci_sheet.columns]
+        if need:
+            msg = f"{epci_list or path}: EPCI list lacks column(s) {need}; found {list(epci_sheet.columns)}"
+            raise DataError(msg)
+        table = epci_sheet
+    elif "NATURE_EPCI" in comp.columns:
+        table = comp
+    else:
+        msg = (
+            f"{path}: no NATURE_EPCI column to tell métropoles apart; add it, use INSEE's xlsx, "
+            "or point [inputs] epci_list to a CSV export of the 'EPCI' sheet"
+        )
+        raise DataError(msg)
+    epci = pd.DataFrame(
+        {
+            "epci_code": _clean_str(table["EPCI"]).to_numpy(),
+            "epci_name": _clean_str(table["LIBEPCI"]).to_numpy()
+            if "LIBEPCI" in table
+            else pd.NA,
+            "epci_nature": _clean_str(table["NATURE_EPCI"]).to_numpy(),
+        }
+    ).astype("string")
+    epci = epci[epci["epci_code"].str.fullmatch(SIREN.pattern).fillna(False)]
+    epci = epci.drop_duplicates("epci_code").reset_index(drop=True)
+    unknown = sorted(set(epci["epci_nature"].dropna()) - set(KNOWN_NATURES))
+    if unknown:
+        logger.warning("%s: unexpected NATURE_EPCI value(s) %s", path, unknown)
+    orphans = sorted(set(composition["epci_code"]) - set(epci["epci_code"]))
+    if orphans:
+        msg = f"{path}: EPCI {orphans[:_MAX_LISTED]} appear in the composition but not in the EPCI list"
+        raise DataError(msg)
+    return EpciComposition(epci=epci, composition=composition.reset_index(drop=True))
+
+
+# --------------------------------------------------------------------- flows
+def _open_flows_text(path: Path) -> tuple[str, str | None]:
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            members = [
+                m
+                for m in archive.namelist()
+                if m.lower().endswith(".csv") and not m.startswith("__MACOSX")
+            ]
+            if len(members) > 1:
+                flux = [m for m in members if "flux" in Path(m).name.lower()]
+                members = flux if len(flux) == 1 else members
+            if len(members) != 1:
+                msg = f"{path}: expected one CSV file in the archive, found {members or archive.namelist()}"
+                raise DataError(msg)
+            return _read_text(path, archive.read(members[0])), members[0]
+    if path.suffix.lower() == ".zip":
+        msg = f"{path}: not a valid zip archive"
+        raise DataError(msg)
+    return _read_text(path), None
+
+
+def read_base_flux(path: Path) -> CommuneFlows:
+    """Read INSEE's base flux of home-to-work mobility (plain or zipped CSV).
+
+    Parameters
+    ----------
+    path
+        ``;``-separated file with columns ``CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P``.
+
+    Returns
+    -------
+    CommuneFlows
+        ``table`` has ``origin_commune``, ``destination_commune`` (codes as read,
+        arrondissements not yet rolled up) and ``workers`` (float); ``vintage`` is
+        the census year read from the flow column name.
+    """
+    _check_exists(path, "flows")
+    text, member = _open_flows_text(path)
+    where = f"{path}" + (f" [{member}]" if member else "")
+    header = text.split("\n", 1)[0]
+    sep = _sniff_sep(header)
+    columns = [c.strip().strip('"') for c in header.strip().split(sep)]
+    flow_columns = [c for c in columns if _FLOW_COLUMN.match(c)]
+    missing = [c for c in ("CODGEO", "DCLT") if c not in columns]
+    if missing or len(flow_columns) != 1:
+        expected = "CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P"
+        msg = f"{where}: line 1: expected columns {expected}, found {columns}"
+        raise DataError(msg)
+    flow_column = flow_columns[0]
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            usecols=["CODGEO", "DCLT", flow_column],
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        msg = f"{where}: cannot parse as a base flux CSV: {exc}"
+        raise DataError(msg) from exc
+    lines = frame.index + 2
+
+    origin = frame["CODGEO"].astype("string").str.strip()
+    destination = frame["DCLT"].astype("string").str.strip()
+    bad = ~is_commune_code(origin)
+    if bad.any():
+        msg = f"{where}: CODGEO must be a 5-character commune code; " + _examples(
+            origin[bad].tolist(), lines[bad.to_numpy()], "line"
+        )
+        raise DataError(msg)
+    bad = ~(is_commune_code(destination) | is_abroad_code(destination))
+    if bad.any():
+        msg = (
+            f"{where}: DCLT must be a 5-character commune code or an abroad code (99xxx); "
+            + _examples(destination[bad].tolist(), lines[bad.to_numpy()], "line")
+        )
+        raise DataError(msg)
+    raw_flow = frame[flow_column].astype("string").str.strip()
+    workers = pd.to_numeric(
+        raw_flow.str.replace(",", ".", regex=False), errors="coerce"
+    )
+    bad = workers.isna() | ~np.isfinite(workers.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        msg = f"{where}: {flow_column} must be a number; " + _examples(
+            raw_flow[bad].tolist(), lines[bad.to_numpy()], "line"
+        )
+        raise DataError(msg)
+    bad = workers < 0
+    if bad.any():
+        msg = f"{where}: {flow_column} must be >= 0; " + _examples(
+            raw_flow[bad].tolist(), lines[bad.to_numpy()], "line"
+        )
+        raise DataError(msg)
+    year = int(_FLOW_COLUMN.match(flow_column).group(1))  # type: ignore[union-attr]
+    table = pd.DataFrame(
+        {
+            "origin_commune": origin.to_numpy(),
+            "destination_commune": destination.to_numpy(),
+            "workers": workers.to_numpy(dtype="float64"),
+        }
+    )
+    table[["origin_commune", "destination_commune"]] = table[
+        ["origin_commune", "destination_commune"]
+    ].astype("string")
+    logger.info(
+        "%s: %d commune pairs, %.1f workers (%s)",
+        where,
+        len(table),
+        table["workers"].sum(),
+        flow_column,
+    )
+    return CommuneFlows(
+        table=table, vintage=2000 + year, flow_column=flow_column, member=member
+    )

@@ -1,0 +1,382 @@
+"""Wire the stages of a run and time them: read, territories, flows, classify, export."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from observatory import __version__
+from observatory.classify import NO_DATA_CLASS, classify_epci
+from observatory.config import Config
+from observatory.errors import DataError
+from observatory.export import (
+    data_dictionary_csv,
+    geoparquet_table,
+    plain_table,
+    publish,
+    qgis_aliases,
+)
+from observatory.flows import (
+    ORDER_OF_MAGNITUDE,
+    epci_indicators,
+    flows_epci,
+    reliability_class,
+    system_matrix,
+)
+from observatory.normalise import read_base_flux, read_communes, read_epci_composition
+from observatory.schemas import layer_fields
+from observatory.territories import build_crowns, epci_from_communes, select_metropoles
+
+logger = logging.getLogger(__name__)
+
+_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+
+@dataclass
+class RunReport:
+    """What a run did: its outputs, the systems it built, timings and warnings."""
+
+    run_id: str
+    output_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    systems: list[dict[str, Any]] = field(default_factory=list)
+    flows: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    synthetic_flows: bool = False
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
+    logger.info("%s: started", name)
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
+    logger.info("%s: done in %.2f s", name, timings[name])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_inputs(config: Config, flows_vintage: int | None) -> list[dict[str, Any]]:
+    """Return path, size and sha256 of every input file (all parts of a shapefile)."""
+    records = []
+    roles = [
+        ("communes", config.inputs.communes),
+        ("epci_composition", config.inputs.epci_composition),
+        ("flows", config.inputs.flows),
+    ]
+    if config.inputs.epci_list:
+        roles.append(("epci_list", config.inputs.epci_list))
+    for role, path in roles:
+        parts = [path]
+        if path.suffix.lower() == ".shp":
+            parts = [
+                p for ext in _SHAPEFILE_PARTS if (p := path.with_suffix(ext)).exists()
+            ]
+        for part in parts:
+            record: dict[str, Any] = {
+                "role": role,
+                "path": str(part),
+                "size": part.stat().st_size,
+                "sha256": _sha256(part),
+            }
+            if role == "flows":
+                record["vintage"] = flows_vintage
+                record["synthetic"] = config.run.synthetic_flows
+            if role in ("communes", "epci_composition") and config.inputs.geography:
+                record["geography"] = config.inputs.geography
+            records.append(record)
+    return records
+
+
+def _flow_lines(
+    flows: pd.DataFrame, crowns: pd.DataFrame, epci: gpd.GeoDataFrame, config: Config
+) -> gpd.GeoDataFrame:
+    points = epci.set_index("epci_code").geometry.representative_point()
+    xy = pd.DataFrame({"x": points.x, "y": points.y})
+    pairs = flows[
+        (flows["origin_code"] != flows["destination_code"]) & (flows["workers"] > 0)
+    ]
+    o = crowns.rename(columns={"epci_code": "origin_code", "crown": "origin_crown"})
+    d = crowns.rename(
+        columns={"epci_code": "destination_code", "crown": "destination_crown"}
+    )
+    lines = pairs.merge(o, on="origin_code").merge(
+        d, on=["metropole_code", "destination_code"]
+    )
+    lines["flow_type"] = np.select(
+        [lines["destination_crown"] == 0, lines["origin_crown"] == 0],
+        ["to_metropole", "from_metropole"],
+        default="between_crowns",
+    )
+    lines["reliability"] = reliability_class(lines["workers"], config.reliability)
+    start = xy.reindex(lines["origin_code"]).to_numpy()
+    end = xy.reindex(lines["destination_code"]).to_numpy()
+    geometry = shapely.linestrings(np.stack([start, end], axis=1)) if len(lines) else []
+    return gpd.GeoDataFrame(lines, geometry=geometry, crs=epci.crs)
+
+
+def _metropoles_layer(
+    indicators: pd.DataFrame,
+    lines: pd.DataFrame,
+    epci: gpd.GeoDataFrame,
+    config: Config,
+) -> gpd.GeoDataFrame:
+    rows = []
+    class_codes = [r.class_code for r in config.classification.rules] + [NO_DATA_CLASS]
+    for metropole, part in indicators.groupby("metropole_code", sort=True):
+        crown = part["crown"]
+        me = part[crown == 0].iloc[0]
+        row: dict[str, Any] = {
+            "metropole_code": metropole,
+            "metropole_name": me["metropole_name"],
+            "employed_residents": me["employed_residents"],
+            "jobs": me["jobs"],
+            "self_containment_share": me["self_containment_share"],
+        }
+        for k in (1, 2):
+            ring = part[crown == k]
+            residents = ring["employed_residents"].sum()
+            row[f"n_epci_crown{k}"] = len(ring)
+            row[f"employed_residents_crown{k}"] = residents
+            row[f"flow_crown{k}_to_metropole"] = ring["flow_to_metropole"].sum()
+            row[f"flow_metropole_to_crown{k}"] = ring["flow_from_metropole"].sum()
+            row[f"dependence_share_crown{k}"] = (
+                row[f"flow_crown{k}_to_metropole"] / residents
+                if residents > 0
+                else np.nan
+            )
+        system_lines = lines[lines["metropole_code"] == metropole]
+        row["n_flows"] = len(system_lines)
+        row["n_flows_order_of_magnitude"] = int(
+            (system_lines["reliability"] == ORDER_OF_MAGNITUDE).sum()
+        )
+        counts = part.loc[crown > 0, "epci_class"].value_counts()
+        for code in class_codes:
+            row[f"n_class_{code}"] = int(counts.get(code, 0))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    geometry = (
+        epci.set_index("epci_code").geometry.reindex(frame["metropole_code"]).values
+    )
+    return gpd.GeoDataFrame(frame, geometry=geometry, crs=epci.crs)
+
+
+def run(config: Config, output_dir: Path) -> RunReport:
+    """Run the whole job described by ``config`` and publish its layers.
+
+    Parameters
+    ----------
+    config
+        A loaded configuration.
+    output_dir
+        Folder receiving the layers, the manifest and the side files.
+
+    Returns
+    -------
+    RunReport
+        Files written, row counts, the métropole systems, timings and warnings.
+    """
+    started = datetime.now(UTC)
+    run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    report = RunReport(
+        run_id=run_id, output_dir=output_dir, synthetic_flows=config.run.synthetic_flows
+    )
+    timings = report.timings
+    logger.info("run %s: config %s", run_id, config.path)
+
+    with _stage("read", timings):
+        communes = read_communes(config.inputs.communes, config.inputs.communes_layer)
+        logger.info("%s: %d communes", config.inputs.communes, len(communes))
+        composition = read_epci_composition(
+            config.inputs.epci_composition, config.inputs.epci_list
+        )
+        logger.info(
+            "%s: %d EPCI, %d communes",
+            config.inputs.epci_composition,
+            len(composition.epci),
+            len(composition.composition),
+        )
+        commune_flows = read_base_flux(config.inputs.flows)
+        vintage = config.inputs.flows_vintage or commune_flows.vintage
+        if (
+            config.inputs.geography
+            and vintage
+            and config.inputs.geography != vintage + 2
+        ):
+            report.warnings.append(
+                f"census vintage {vintage} is published in the geography of {vintage + 2}, "
+                f"the config states geography {config.inputs.geography}: codes may not match"
+            )
+
+    with _stage("territories", timings):
+        epci, membership = epci_from_communes(
+            communes, composition.composition, composition.epci
+        )
+        if membership["communes_without_epci"]:
+            report.warnings.append(
+                f"{len(membership['communes_without_epci'])} commune polygon(s) in no EPCI: "
+                + ", ".join(membership["communes_without_epci"][:10])  # type: ignore[index]
+            )
+        metropoles = select_metropoles(epci, config.territories.metropoles)
+        if not metropoles:
+            msg = "no métropole (NATURE_EPCI ME or METLYON) has a polygon in the communes file"
+            raise DataError(msg)
+        t = config.territories
+        crowns = build_crowns(
+            epci,
+            metropoles,
+            t.crown_depth,
+            t.contiguity_tolerance_m,
+            t.min_shared_border_m,
+        )
+
+    with _stage("flows", timings):
+        flows, flows_report = flows_epci(commune_flows.table, composition.composition)
+        report.flows = flows_report
+        for side in ("origin", "destination"):
+            codes = flows_report[f"unmatched_{side}_codes"]
+            if codes:
+                report.warnings.append(
+                    f"{len(codes)} {side} commune code(s) match no EPCI "  # type: ignore[arg-type]
+                    f"({flows_report[f'unmatched_{side}_workers']} workers kept as UNMATCHED)"
+                )
+        matrix = system_matrix(flows, crowns)
+        indicators = epci_indicators(flows, crowns, config.reliability)
+
+    with _stage("classify", timings):
+        indicators = classify_epci(
+            indicators, config.classification.rules and config.classification
+        )
+
+    with _stage("layers", timings):
+        names = pd.Series(
+            composition.epci["epci_name"].to_numpy(),
+            index=composition.epci["epci_code"].to_numpy(),
+        )
+        props = epci.drop(columns="geometry").set_index("epci_code")
+        indicators["metropole_name"] = indicators["metropole_code"].map(names)
+        indicators["epci_name"] = indicators["epci_code"].map(names)
+        indicators["epci_nature"] = indicators["epci_code"].map(props["epci_nature"])
+        indicators["n_communes"] = indicators["epci_code"].map(props["n_communes"])
+        indicators["main_other_destination_name"] = indicators[
+            "main_other_destination_code"
+        ].map(names)
+        epci_layer = gpd.GeoDataFrame(
+            indicators,
+            geometry=epci.set_index("epci_code")
+            .geometry.reindex(indicators["epci_code"])
+            .values,
+            crs=epci.crs,
+        )
+        lines = _flow_lines(flows, crowns, epci, config)
+        lines["metropole_name"] = lines["metropole_code"].map(names)
+        lines["origin_name"] = lines["origin_code"].map(names)
+        lines["destination_name"] = lines["destination_code"].map(names)
+        lines = lines.sort_values(
+            ["metropole_code", "origin_code", "destination_code"], ignore_index=True
+        )
+        metropoles_layer = _metropoles_layer(epci_layer, lines, epci, config)
+
+    with _stage("export", timings):
+        fields = layer_fields(config.classification)
+        inputs = describe_inputs(config, vintage)
+        provenance = {
+            "run_id": run_id,
+            "package": f"observatory {__version__}",
+            "created": started.isoformat(timespec="seconds"),
+            "config": str(config.path),
+            "config_sha256": config.sha256,
+            "flows_vintage": vintage,
+            "synthetic_flows": config.run.synthetic_flows,
+            "inputs": [{k: r[k] for k in ("role", "path", "sha256")} for r in inputs],
+        }
+        tables = {
+            "epci_indicators": (
+                geoparquet_table(epci_layer, fields["epci_indicators"], provenance),
+                True,
+            ),
+            "flows": (geoparquet_table(lines, fields["flows"], provenance), True),
+            "metropoles": (
+                geoparquet_table(metropoles_layer, fields["metropoles"], provenance),
+                True,
+            ),
+            "flow_matrix": (
+                plain_table(matrix, fields["flow_matrix"], provenance),
+                False,
+            ),
+        }
+        texts = {
+            f"{stem}.qml": qgis_aliases(fields[stem])
+            for stem in ("epci_indicators", "flows", "metropoles")
+        }
+        texts["data_dictionary.csv"] = data_dictionary_csv(fields)
+        report.systems = _systems_summary(crowns, names)
+        timings_so_far = dict(timings)
+        manifest = {
+            "run_id": run_id,
+            "package": {"name": "observatory", "version": __version__},
+            "python": platform.python_version(),
+            "started": started.isoformat(timespec="seconds"),
+            "config": {
+                "path": str(config.path),
+                "sha256": config.sha256,
+                "content": config.raw,
+            },
+            "classification": {
+                "path": str(config.classification.source),
+                "rules": [
+                    {"class": r.class_code, "when": r.describe()}
+                    for r in config.classification.rules
+                ],
+            },
+            "synthetic_flows": config.run.synthetic_flows,
+            "flows_vintage": vintage,
+            "geography": config.inputs.geography,
+            "inputs": inputs,
+            "systems": report.systems,
+            "territories": membership,
+            "flows": flows_report,
+            "warnings": report.warnings,
+            "timings_s": timings_so_far,
+        }
+        report.files = publish(output_dir, run_id, tables, texts, manifest)
+        report.rows = {stem: table.num_rows for stem, (table, _) in tables.items()}
+    return report
+
+
+def _systems_summary(crowns: pd.DataFrame, names: pd.Series) -> list[dict[str, Any]]:
+    summary = []
+    for metropole, part in crowns.groupby("metropole_code", sort=True):
+        counts = part["crown"].value_counts()
+        summary.append(
+            {
+                "metropole_code": metropole,
+                "metropole_name": names.get(metropole),
+                "epci_per_crown": {
+                    int(k): int(counts[k]) for k in sorted(counts.index) if k > 0
+                },
+            }
+        )
+    return summary

@@ -1,0 +1,388 @@
+"""Columns of each output layer: name, type, description and French alias.
+
+This is the single source of the data dictionary: the GeoParquet writer casts
+every layer to these types (stable across runs), stores the descriptions as field
+metadata, writes QGIS field aliases from the French labels, and
+``docs/data-dictionary.md`` is generated from it (a test keeps it in sync).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from observatory.config import ClassificationSection
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One column of an output layer."""
+
+    name: str
+    type: pa.DataType
+    description: str
+    alias_fr: str
+
+
+_S, _F, _I = pa.string(), pa.float64(), pa.int32()
+
+_METROPOLE_KEY = [
+    Field(
+        "metropole_code",
+        _S,
+        "SIREN of the métropole of the system",
+        "SIREN de la métropole",
+    ),
+    Field("metropole_name", _S, "Name of the métropole", "Métropole"),
+]
+
+EPCI_INDICATORS = [
+    *_METROPOLE_KEY,
+    Field("epci_code", _S, "SIREN of the EPCI", "SIREN de l'EPCI"),
+    Field("epci_name", _S, "Name of the EPCI", "EPCI"),
+    Field(
+        "epci_nature", _S, "Legal nature (ME, METLYON, CU, CA, CC)", "Nature juridique"
+    ),
+    Field(
+        "crown",
+        _I,
+        "0 the métropole, 1 shares a border with it, 2 with crown 1",
+        "Couronne",
+    ),
+    Field(
+        "n_communes",
+        _I,
+        "Number of member communes with a polygon",
+        "Nombre de communes",
+    ),
+    Field(
+        "employed_residents",
+        _F,
+        "Employed residents aged 15+ of the EPCI, wherever they work (weighted count)",
+        "Actifs occupés résidents",
+    ),
+    Field(
+        "jobs",
+        _F,
+        "Jobs located in the EPCI held by commuters of the flows file",
+        "Emplois au lieu de travail",
+    ),
+    Field(
+        "internal_flow",
+        _F,
+        "Residents working in the EPCI itself",
+        "Actifs résidant et travaillant dans l'EPCI",
+    ),
+    Field(
+        "flow_abroad", _F, "Residents working abroad", "Actifs travaillant à l'étranger"
+    ),
+    Field(
+        "flow_to_metropole",
+        _F,
+        "Residents working in the métropole, F(e->M)",
+        "Flux vers la métropole",
+    ),
+    Field(
+        "flow_from_metropole",
+        _F,
+        "Residents of the métropole working in the EPCI, F(M->e)",
+        "Flux depuis la métropole",
+    ),
+    Field(
+        "dependence_share",
+        _F,
+        "flow_to_metropole / employed_residents",
+        "Part des actifs travaillant dans la métropole (dépendance)",
+    ),
+    Field(
+        "attraction_share",
+        _F,
+        "flow_from_metropole / jobs",
+        "Part des emplois occupés par des résidents de la métropole (attraction)",
+    ),
+    Field(
+        "reciprocity",
+        _F,
+        "min(F(e->M), F(M->e)) / max(...): 0 one-way, 1 balanced",
+        "Réciprocité des échanges",
+    ),
+    Field(
+        "self_containment_share",
+        _F,
+        "internal_flow / employed_residents",
+        "Part des actifs travaillant dans leur EPCI (autocontention)",
+    ),
+    Field(
+        "main_other_destination_code",
+        _S,
+        "SIREN of the EPCI other than itself and the métropole receiving most residents",
+        "SIREN de la principale autre destination",
+    ),
+    Field(
+        "main_other_destination_name",
+        _S,
+        "Name of that EPCI",
+        "Principale autre destination",
+    ),
+    Field(
+        "main_other_destination_flow",
+        _F,
+        "Residents working there",
+        "Flux vers la principale autre destination",
+    ),
+    Field(
+        "main_other_destination_share",
+        _F,
+        "main_other_destination_flow / employed_residents",
+        "Part vers la principale autre destination",
+    ),
+    Field(
+        "flow_to_metropole_reliability",
+        _S,
+        "INSEE reliability of flow_to_metropole: reliable >= 500, usable >= 200, order_of_magnitude below",
+        "Fiabilité du flux vers la métropole",
+    ),
+    Field(
+        "flow_from_metropole_reliability",
+        _S,
+        "INSEE reliability of flow_from_metropole",
+        "Fiabilité du flux depuis la métropole",
+    ),
+    Field(
+        "epci_class",
+        _S,
+        "Class code (first matching rule of the classification)",
+        "Classe (code)",
+    ),
+    Field("epci_class_label", _S, "Class label", "Classe"),
+    Field("class_rule", _S, "The rule that gave the class", "Règle appliquée"),
+]
+
+FLOWS = [
+    *_METROPOLE_KEY,
+    Field(
+        "origin_code",
+        _S,
+        "SIREN of the EPCI of residence",
+        "SIREN de l'EPCI de résidence",
+    ),
+    Field("origin_name", _S, "EPCI of residence", "EPCI de résidence"),
+    Field(
+        "origin_crown",
+        _I,
+        "Crown of the EPCI of residence in this system",
+        "Couronne de l'origine",
+    ),
+    Field(
+        "destination_code",
+        _S,
+        "SIREN of the EPCI of work",
+        "SIREN de l'EPCI de travail",
+    ),
+    Field("destination_name", _S, "EPCI of work", "EPCI de travail"),
+    Field(
+        "destination_crown",
+        _I,
+        "Crown of the EPCI of work in this system",
+        "Couronne de la destination",
+    ),
+    Field(
+        "flow_type",
+        _S,
+        "to_metropole, from_metropole or between_crowns",
+        "Type de flux",
+    ),
+    Field(
+        "workers",
+        _F,
+        "Employed people aged 15+ commuting from origin to destination (weighted count)",
+        "Actifs occupés (navetteurs)",
+    ),
+    Field(
+        "reliability",
+        _S,
+        "INSEE reliability: reliable >= 500, usable >= 200, order_of_magnitude below",
+        "Fiabilité",
+    ),
+]
+
+FLOW_MATRIX = [
+    Field(
+        "metropole_code",
+        _S,
+        "SIREN of the métropole of the system",
+        "SIREN de la métropole",
+    ),
+    Field(
+        "origin_code",
+        _S,
+        "SIREN of the EPCI of residence, or REST_OF_FRANCE, UNMATCHED",
+        "Origine",
+    ),
+    Field(
+        "destination_code",
+        _S,
+        "SIREN of the EPCI of work, or REST_OF_FRANCE, ABROAD, UNMATCHED",
+        "Destination",
+    ),
+    Field("workers", _F, "Employed people aged 15+ (weighted count)", "Actifs occupés"),
+]
+
+_METROPOLES_FIXED = [
+    *_METROPOLE_KEY,
+    Field(
+        "n_epci_crown1",
+        _I,
+        "Number of EPCI in the first crown",
+        "Nombre d'EPCI en 1re couronne",
+    ),
+    Field(
+        "n_epci_crown2",
+        _I,
+        "Number of EPCI in the second crown",
+        "Nombre d'EPCI en 2e couronne",
+    ),
+    Field(
+        "employed_residents",
+        _F,
+        "Employed residents of the métropole",
+        "Actifs occupés résidents de la métropole",
+    ),
+    Field("jobs", _F, "Jobs located in the métropole", "Emplois dans la métropole"),
+    Field(
+        "self_containment_share",
+        _F,
+        "Share of the métropole's employed residents working in it",
+        "Autocontention de la métropole",
+    ),
+    Field(
+        "employed_residents_crown1",
+        _F,
+        "Employed residents of the first crown",
+        "Actifs occupés de la 1re couronne",
+    ),
+    Field(
+        "employed_residents_crown2",
+        _F,
+        "Employed residents of the second crown",
+        "Actifs occupés de la 2e couronne",
+    ),
+    Field(
+        "flow_crown1_to_metropole",
+        _F,
+        "Residents of crown 1 working in the métropole",
+        "Flux 1re couronne vers métropole",
+    ),
+    Field(
+        "flow_crown2_to_metropole",
+        _F,
+        "Residents of crown 2 working in the métropole",
+        "Flux 2e couronne vers métropole",
+    ),
+    Field(
+        "flow_metropole_to_crown1",
+        _F,
+        "Residents of the métropole working in crown 1",
+        "Flux métropole vers 1re couronne",
+    ),
+    Field(
+        "flow_metropole_to_crown2",
+        _F,
+        "Residents of the métropole working in crown 2",
+        "Flux métropole vers 2e couronne",
+    ),
+    Field(
+        "dependence_share_crown1",
+        _F,
+        "Share of crown 1's employed residents working in the métropole",
+        "Dépendance de la 1re couronne",
+    ),
+    Field(
+        "dependence_share_crown2",
+        _F,
+        "Share of crown 2's employed residents working in the métropole",
+        "Dépendance de la 2e couronne",
+    ),
+    Field("n_flows", _I, "Flow lines of the system (flows layer)", "Nombre de flux"),
+    Field(
+        "n_flows_order_of_magnitude",
+        _I,
+        "Of which under the usable threshold (order of magnitude only)",
+        "Dont flux fragiles (< 200)",
+    ),
+]
+
+
+def metropoles_fields(classification: ClassificationSection) -> list[Field]:
+    """Return the fields of the métropoles layer, one class count per class."""
+    from observatory.classify import NO_DATA_CLASS
+
+    counts = [
+        Field(
+            f"n_class_{rule.class_code}",
+            _I,
+            f"Surrounding EPCI classed {rule.class_code}",
+            f"Nombre d'EPCI « {rule.label} »",
+        )
+        for rule in classification.rules
+    ]
+    counts.append(
+        Field(
+            f"n_class_{NO_DATA_CLASS}",
+            _I,
+            "Surrounding EPCI without flow data",
+            "Nombre d'EPCI sans données",
+        )
+    )
+    return [*_METROPOLES_FIXED, *counts]
+
+
+def layer_fields(classification: ClassificationSection) -> dict[str, list[Field]]:
+    """Return the fields of every output layer, keyed by file stem."""
+    return {
+        "epci_indicators": EPCI_INDICATORS,
+        "flows": FLOWS,
+        "metropoles": metropoles_fields(classification),
+        "flow_matrix": FLOW_MATRIX,
+    }
+
+
+def data_dictionary_markdown(classification: ClassificationSection) -> str:
+    """Render the data dictionary of every layer as Markdown."""
+    lines = [
+        "# Data dictionary",
+        "",
+        "Generated from `observatory/schemas.py` (`python -m observatory.schemas`); "
+        "a test keeps this page in sync. Every GeoParquet layer also has a `geometry` "
+        "column (WKB, EPSG:2154) and a `bbox` covering column; `flow_matrix` has "
+        "no geometry. Counts are INSEE weighted estimates (decimals).",
+        "",
+    ]
+    geometry = {
+        "epci_indicators": "MultiPolygon of the EPCI",
+        "flows": "LineString from the representative point of the origin EPCI to the destination's",
+        "metropoles": "MultiPolygon of the métropole",
+        "flow_matrix": "none (plain Parquet table)",
+    }
+    for layer, fields in layer_fields(classification).items():
+        lines += [f"## `{layer}.parquet`", "", f"Geometry: {geometry[layer]}.", ""]
+        lines += [
+            "| column | type | description | QGIS alias (fr) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{f.name}` | {f.type} | {f.description} | {f.alias_fr} |"
+            for f in fields
+        ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    from observatory.config import configs_dir, load_classification
+
+    rules = load_classification(configs_dir() / "classification.toml")
+    sys.stdout.write(data_dictionary_markdown(rules) + "\n")

@@ -1,0 +1,262 @@
+"""EPCI polygons, métropoles and their crowns (pure functions on GeoDataFrames).
+
+Two EPCI are neighbours when they share a land border: the part of the boundary
+of one that lies within ``tolerance_m`` of the other is at least
+``min_shared_border_m`` long, measured both ways (the shorter counts). The
+tolerance absorbs simplified or slightly overlapping boundaries (a 35 m gap
+between two really adjacent communes occurs in generalised data); the minimum
+length rejects contacts at a single point, which measure about twice the
+tolerance. Water is not a border: EPCI across a bay wider than the tolerance are
+not neighbours.
+
+The crown of an EPCI in a métropole system is its contiguity distance to the
+métropole: 1 for EPCI sharing a border with it, 2 for those sharing a border with
+crown 1 but neither with the métropole nor in crown 1, and so on up to
+``depth``. An EPCI may belong to several systems.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import dijkstra
+
+from observatory.errors import DataError
+from observatory.normalise import METROPOLE_NATURES
+
+logger = logging.getLogger(__name__)
+
+
+def epci_from_communes(
+    communes: gpd.GeoDataFrame, composition: pd.DataFrame, epci: pd.DataFrame
+) -> tuple[gpd.GeoDataFrame, dict[str, object]]:
+    """Dissolve commune polygons into EPCI polygons.
+
+    Membership comes from INSEE's composition; the SIREN read from the geometry
+    file is used only for communes the composition lacks, and disagreements are
+    reported.
+
+    Parameters
+    ----------
+    communes
+        ``commune_code``, ``epci_code_geo`` and polygon geometry.
+    composition
+        ``commune_code``, ``epci_code``.
+    epci
+        ``epci_code``, ``epci_name``, ``epci_nature``.
+
+    Returns
+    -------
+    tuple
+        EPCI polygons (``epci_code``, ``epci_name``, ``epci_nature``,
+        ``n_communes``, geometry) and a report of membership issues.
+    """
+    member = communes[["commune_code", "epci_code_geo", "geometry"]].merge(
+        composition[["commune_code", "epci_code"]], on="commune_code", how="left"
+    )
+    from_geo = member["epci_code"].isna() & member["epci_code_geo"].isin(
+        epci["epci_code"]
+    )
+    member.loc[from_geo, "epci_code"] = member.loc[from_geo, "epci_code_geo"]
+    orphan = member["epci_code"].isna()
+    disagree = (
+        member["epci_code_geo"].notna()
+        & member["epci_code"].notna()
+        & (member["epci_code_geo"] != member["epci_code"])
+    )
+    report: dict[str, object] = {
+        "communes_with_geometry": len(communes),
+        "communes_without_epci": sorted(member.loc[orphan, "commune_code"].tolist()),
+        "communes_epci_from_geometry_file": int(from_geo.sum()),
+        "communes_epci_disagreeing": int(disagree.sum()),
+    }
+    if orphan.any():
+        logger.warning(
+            "%d commune polygon(s) belong to no EPCI of the composition (islands?): %s",
+            int(orphan.sum()),
+            ", ".join(member.loc[orphan, "commune_code"].head(10)),
+        )
+    if disagree.any():
+        logger.warning(
+            "%d commune(s) have another EPCI in the geometry file than in the "
+            "composition; the composition is used",
+            int(disagree.sum()),
+        )
+    member = gpd.GeoDataFrame(member[~orphan], geometry="geometry", crs=communes.crs)
+    dissolved = member.dissolve(
+        by="epci_code", as_index=False, aggfunc={"commune_code": "count"}
+    )
+    dissolved = dissolved.rename(columns={"commune_code": "n_communes"})
+    out = dissolved[["epci_code", "n_communes", "geometry"]].merge(
+        epci[["epci_code", "epci_name", "epci_nature"]], on="epci_code", how="left"
+    )
+    out["n_communes"] = out["n_communes"].astype("int32")
+    cols = ["epci_code", "epci_name", "epci_nature", "n_communes", "geometry"]
+    return gpd.GeoDataFrame(out[cols], geometry="geometry", crs=communes.crs), report
+
+
+def select_metropoles(epci: pd.DataFrame, wanted: tuple[str, ...] = ()) -> list[str]:
+    """Return the SIREN of the métropoles to process.
+
+    Parameters
+    ----------
+    epci
+        EPCI with ``epci_code`` and ``epci_nature`` (only those with a polygon).
+    wanted
+        SIREN asked for in the config; empty means every EPCI of nature ``ME`` or
+        ``METLYON``.
+
+    Raises
+    ------
+    DataError
+        When a requested SIREN is not a métropole with a polygon.
+    """
+    is_metropole = epci["epci_nature"].isin(METROPOLE_NATURES)
+    available = set(epci.loc[is_metropole, "epci_code"])
+    if not wanted:
+        return sorted(available)
+    missing = [code for code in wanted if code not in available]
+    if missing:
+        known = set(epci["epci_code"])
+        detail = [
+            f"{code} ({'not ME/METLYON' if code in known else 'no polygon in the communes file'})"
+            for code in missing
+        ]
+        msg = f"[territories] metropoles: {', '.join(detail)}"
+        raise DataError(msg)
+    return list(wanted)
+
+
+def epci_adjacency(
+    epci: gpd.GeoDataFrame,
+    tolerance_m: float = 100.0,
+    min_shared_border_m: float = 500.0,
+) -> pd.DataFrame:
+    """List pairs of EPCI sharing a land border.
+
+    Parameters
+    ----------
+    epci
+        Polygons in a metric CRS, with ``epci_code``.
+    tolerance_m
+        Distance under which two boundaries are taken as the same line.
+    min_shared_border_m
+        Shortest shared border that counts; must exceed ``2 * tolerance_m``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``epci_code``, ``neighbour_code``, ``shared_border_m``, both directions.
+    """
+    if epci.crs is None or not epci.crs.is_projected:
+        msg = "epci_adjacency needs polygons in a projected (metric) CRS"
+        raise DataError(msg)
+    geoms = np.asarray(epci.geometry.values)
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="dwithin", distance=tolerance_m)
+    keep = left < right
+    left, right = left[keep], right[keep]
+    boundary = shapely.boundary(geoms)
+    near = shapely.buffer(geoms, tolerance_m, quad_segs=4)
+    shared = np.minimum(
+        shapely.length(shapely.intersection(boundary[left], near[right])),
+        shapely.length(shapely.intersection(boundary[right], near[left])),
+    )
+    border = shared >= min_shared_border_m
+    codes = epci["epci_code"].to_numpy()
+    left, right, shared = left[border], right[border], shared[border]
+    pairs = pd.DataFrame(
+        {
+            "epci_code": np.concatenate([codes[left], codes[right]]),
+            "neighbour_code": np.concatenate([codes[right], codes[left]]),
+            "shared_border_m": np.concatenate([shared, shared]),
+        }
+    )
+    pairs[["epci_code", "neighbour_code"]] = pairs[
+        ["epci_code", "neighbour_code"]
+    ].astype("string")
+    return pairs.sort_values(["epci_code", "neighbour_code"], ignore_index=True)
+
+
+def build_crowns(
+    epci: gpd.GeoDataFrame,
+    metropole_codes: list[str],
+    depth: int = 2,
+    tolerance_m: float = 100.0,
+    min_shared_border_m: float = 500.0,
+) -> pd.DataFrame:
+    """Assign every EPCI within ``depth`` borders of each métropole to its crown.
+
+    Parameters
+    ----------
+    epci
+        Polygons in a metric CRS with ``epci_code``.
+    metropole_codes
+        SIREN of the métropoles, each present in ``epci``.
+    depth
+        Last crown to build (2: first and second crowns).
+    tolerance_m, min_shared_border_m
+        See :func:`epci_adjacency`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metropole_code``, ``epci_code``, ``crown`` (0 for the métropole itself),
+        sorted by métropole, crown and EPCI.
+
+    Examples
+    --------
+    On a 5 x 5 grid of squares with the métropole in the centre, the 4 squares
+    sharing an edge form crown 1 and the 4 touching it at a corner fall to crown 2.
+    """
+    codes = epci["epci_code"].astype("string").to_numpy()
+    position = {code: i for i, code in enumerate(codes)}
+    unknown = [c for c in metropole_codes if c not in position]
+    if unknown:
+        msg = f"métropole(s) {unknown} have no polygon"
+        raise DataError(msg)
+    pairs = epci_adjacency(epci, tolerance_m, min_shared_border_m)
+    n = len(codes)
+    graph = coo_array(
+        (
+            np.ones(len(pairs)),
+            (pairs["epci_code"].map(position), pairs["neighbour_code"].map(position)),
+        ),
+        shape=(n, n),
+    ).tocsr()
+    sources = [position[c] for c in metropole_codes]
+    hops = np.atleast_2d(dijkstra(graph, unweighted=True, indices=sources, limit=depth))
+    frames = []
+    for metropole, row in zip(metropole_codes, hops, strict=True):
+        reached = np.flatnonzero(np.isfinite(row) & (row <= depth))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "metropole_code": metropole,
+                    "epci_code": codes[reached],
+                    "crown": row[reached].astype("int8"),
+                }
+            )
+        )
+    crowns = pd.concat(frames, ignore_index=True)
+    crowns[["metropole_code", "epci_code"]] = crowns[
+        ["metropole_code", "epci_code"]
+    ].astype("string")
+    for metropole in metropole_codes:
+        counts = crowns.loc[
+            crowns["metropole_code"] == metropole, "crown"
+        ].value_counts()
+        if counts.get(1, 0) == 0:
+            logger.warning(
+                "métropole %s has no neighbour: an island, or a gap wider than %g m?",
+                metropole,
+                tolerance_m,
+            )
+    return crowns.sort_values(
+        ["metropole_code", "crown", "epci_code"], ignore_index=True
+    )

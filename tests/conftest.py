@@ -1,0 +1,131 @@
+"""Fixtures built in code: hand-made territories and inputs in the official formats."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from openpyxl import Workbook
+from shapely.geometry import box
+
+SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+# A small territory whose every figure is computed by hand in test_flows.py.
+#   M  = Métropole de Lyon (METLYON), communes 69123 Lyon + 69266 Villeurbanne
+#   E1 = a CC east of M (01001, 01002), E2 = a CA north of M (38001),
+#   E3 = a CC east of E1 (crown 2, no flows).
+M, E1, E2, E3 = "200046977", "200000002", "200000003", "200000004"
+EPCI_ROWS = [
+    (M, "Métropole de Lyon", "METLYON"),
+    (E1, "CC de l'Est", "CC"),
+    (E2, "CA du Nord", "CA"),
+    (E3, "CC du Lointain", "CC"),
+]
+COMMUNE_ROWS = [  # code, name, epci, polygon
+    ("69123", "Lyon", M, box(0, 0, 5_000, 10_000)),
+    ("69266", "Villeurbanne", M, box(5_000, 0, 10_000, 10_000)),
+    ("01001", "L'Abergement-Clémenciat", E1, box(10_000, 0, 20_000, 5_000)),
+    ("01002", "L'Abergement-de-Varey", E1, box(10_000, 5_000, 20_000, 10_000)),
+    ("38001", "Les Abrets en Dauphiné", E2, box(0, 10_000, 10_000, 20_000)),
+    ("01004", "Ambérieu-en-Bugey", E3, box(20_000, 0, 30_000, 10_000)),
+]
+# Flows as INSEE publishes them: arrondissements of Lyon, an abroad code (99140
+# Suisse), a commune code that exists in no EPCI (01999).
+FLOW_ROWS = [
+    ("69381", "69266", "50"),
+    ("69266", "69266", "200"),
+    ("01001", "69385", "300"),
+    ("01002", "01001", "400"),
+    ("01001", "38001", "100"),
+    ("69266", "01002", "60"),
+    ("38001", "38001", "500"),
+    ("38001", "69123", "250"),
+    ("01002", "99140", "20"),
+    ("01999", "69266", "30"),
+    ("38001", "01999", "10"),
+]
+FLOW_HEADER = "CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_C21_ACTOCC15P"
+
+
+def write_communes(path: Path, rows=COMMUNE_ROWS, crs="EPSG:2154") -> Path:
+    gdf = gpd.GeoDataFrame(
+        {
+            "INSEE_COM": [r[0] for r in rows],
+            "NOM": [r[1] for r in rows],
+            "SIREN_EPCI": [r[2] for r in rows],
+        },
+        geometry=[r[3] for r in rows],
+        crs=crs,
+    )
+    gdf.to_file(path, engine="pyogrio", encoding="UTF-8")
+    return path
+
+
+def write_composition_xlsx(
+    path: Path, epci_rows=EPCI_ROWS, commune_rows=COMMUNE_ROWS
+) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "EPCI"
+    titles = ["EPCI au 1er janvier 2023", "Source : Insee", "", "", ""]
+    for title in titles:
+        ws.append([title])
+    ws.append(["EPCI", "LIBEPCI", "NATURE_EPCI", "NB_COM"])
+    for code, name, nature in epci_rows:
+        ws.append([code, name, nature, sum(1 for r in commune_rows if r[2] == code)])
+    comp = wb.create_sheet("Composition_communale")
+    for title in titles:
+        comp.append([title])
+    comp.append(["CODGEO", "LIBGEO", "EPCI", "LIBEPCI", "DEP", "REG"])
+    names = {code: name for code, name, _ in epci_rows}
+    for code, name, epci, _ in commune_rows:
+        comp.append([code, name, epci, names[epci], code[:2], "84"])
+    wb.save(path)
+    return path
+
+
+def write_flows(path: Path, rows=FLOW_ROWS, header=FLOW_HEADER, zipped=True) -> Path:
+    text = (
+        header
+        + "\n"
+        + "\n".join(f"{o};Origine;{d};Destination;{w}" for o, d, w in rows)
+        + "\n"
+    )
+    if zipped:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("base-flux-mobilite-domicile-lieu-travail-2021.csv", text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_config(folder: Path, **inputs: str) -> Path:
+    paths = {
+        "communes": "COMMUNE.shp",
+        "epci_composition": "EPCI_au_01-01-2023.xlsx",
+        "flows": "base-flux-2021.zip",
+    } | inputs
+    body = "[inputs]\n" + "".join(f'{k} = "{v}"\n' for k, v in paths.items())
+    body += "geography = 2023\n\n[territories]\ncrown_depth = 2\n"
+    path = folder / "observatory.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_inputs(tmp_path: Path) -> Path:
+    """A folder with communes, composition, flows and a config; returns the config."""
+    write_communes(tmp_path / "COMMUNE.shp")
+    write_composition_xlsx(tmp_path / "EPCI_au_01-01-2023.xlsx")
+    write_flows(tmp_path / "base-flux-2021.zip")
+    return write_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_real() -> Path:
+    """The real public extracts of ../shared/data/real, or skip."""
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"{SHARED_REAL} is absent")
+    return SHARED_REAL

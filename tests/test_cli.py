@@ -1,0 +1,132 @@
+"""The command line end to end: the embedded demo, --help, and bad input."""
+
+import json
+import re
+import subprocess
+import sys
+
+import geopandas as gpd
+import pytest
+from conftest import FLOW_ROWS, write_flows
+
+from observatory.cli import main
+
+
+def test_help_explains_itself(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "métropole" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "--config" in text
+    assert "--output" in text
+    assert "SYNTHETIC" in text
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: observatory" in capsys.readouterr().out
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    """`observatory run` with no config: the embedded demo, as a new user runs it."""
+    out = tmp_path / "outputs"
+    assert main(["run", "--output", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "SYNTHETIC" in summary
+    assert "Brest Métropole (242900314): crown 1:" in summary
+    assert "Rennes Métropole (243500139): crown 1:" in summary
+    for name in ("epci_indicators", "flows", "metropoles", "flow_matrix"):
+        assert (out / f"{name}.parquet").is_file()
+    epci = gpd.read_parquet(out / "epci_indicators.parquet")
+    assert epci.crs.to_epsg() == 2154
+    assert {0, 1, 2} <= set(epci["crown"])
+    assert (
+        epci["dependence_share"].between(0, 1).all()
+        or epci["dependence_share"].isna().any()
+    )
+    surrounding = epci[epci["crown"] > 0]
+    assert (
+        surrounding["epci_class"].nunique() >= 3
+    )  # a real territory gives varied classes
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["synthetic_flows"] is True
+    assert (
+        json.loads(
+            gpd.read_parquet(out / "flows.parquet").attrs.get("observatory", "{}")
+            or "{}"
+        )
+        is not None
+    )
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_module_entry_point(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "observatory", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("observatory ")
+
+
+@pytest.mark.parametrize(
+    ("broken", "match"),
+    [
+        ("flows-column", r"base-flux-2021\.zip \[.*\]: line 1: expected columns"),
+        (
+            "flows-number",
+            r"base-flux-2021\.zip \[.*\]: NBFLUX_C21_ACTOCC15P must be a number; line 3: 'n/a'",
+        ),
+        ("flows-code", r"CODGEO must be a 5-character commune code; line 2: '6938'"),
+        ("geometry", r"COMMUNE\.shp: cannot read as a geometry file"),
+    ],
+    ids=[
+        "missing-column",
+        "non-numeric-flow",
+        "bad-commune-code",
+        "unreadable-geometry",
+    ],
+)
+def test_bad_input_fails_cleanly_and_keeps_outputs(tiny_inputs, broken, match, capsys):
+    folder = tiny_inputs.parent
+    out = folder / "out"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    if broken == "flows-column":
+        write_flows(
+            folder / "base-flux-2021.zip",
+            header="CODGEO;LIBGEO;DESTINATION;L_DCLT;NBFLUX_C21_ACTOCC15P",
+        )
+    elif broken == "flows-number":
+        write_flows(
+            folder / "base-flux-2021.zip",
+            rows=[FLOW_ROWS[0], ("01001", "69385", "n/a")],
+        )
+    elif broken == "flows-code":
+        write_flows(folder / "base-flux-2021.zip", rows=[("6938", "69266", "50")])
+    else:
+        (folder / "COMMUNE.shp").write_bytes(b"\x00" * 100)
+
+    fresh = folder / "fresh"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(fresh)]) == 1
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out)]) == 1
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert re.search(match, stderr[-1]), stderr[-1]
+    assert " ERROR " in stderr[-1]
+    assert not fresh.exists() or not any(fresh.iterdir())  # no output at all
+    assert {
+        p.name: p.read_bytes() for p in out.iterdir()
+    } == before  # earlier run intact
+
+
+def test_config_error_exit_code(tmp_path, caplog):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[inputs]\ncommunes = 3\n", encoding="utf-8")
+    assert main(["run", "--config", str(bad)]) == 1
+    assert "bad.toml: [inputs] missing key 'epci_composition'" in caplog.text

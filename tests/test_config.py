@@ -1,0 +1,114 @@
+"""Typed configuration: paths relative to the file, unknown keys refused."""
+
+import pytest
+
+from observatory.config import configs_dir, load_classification, load_config
+from observatory.errors import ConfigError
+
+
+def _write(tmp_path, text, name="c.toml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL = (
+    '[inputs]\ncommunes = "a.shp"\nepci_composition = "b.xlsx"\nflows = "sub/c.zip"\n'
+)
+
+
+def test_paths_are_relative_to_the_config(tmp_path):
+    config = load_config(_write(tmp_path, MINIMAL))
+    assert config.inputs.flows == tmp_path / "sub" / "c.zip"
+    assert config.territories.crown_depth == 2
+    assert config.classification.rules[0].class_code == "integree"
+    assert len(config.sha256) == 64
+
+
+def test_shipped_configs_load():
+    for name in ("demo.toml",):
+        config = load_config(configs_dir() / name)
+        assert config.run.synthetic_flows is True
+        assert config.inputs.flows.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            MINIMAL + "[territories]\ndepth = 3\n",
+            r"\[territories\] unknown key\(s\) \['depth'\]",
+        ),
+        (
+            '[inputs]\ncommunes = "a.shp"\n',
+            r"\[inputs\] missing key 'epci_composition'",
+        ),
+        (MINIMAL + "[territories]\ncrown_depth = 0\n", "crown_depth must be >= 1"),
+        (MINIMAL + "[territories]\ncrown_depth = '2'\n", "crown_depth must be int"),
+        (MINIMAL + "[territories]\nmetropoles = ['2429']\n", "9-digit SIREN"),
+        (
+            MINIMAL + "[territories]\ncontiguity_tolerance_m = 300\n",
+            "must exceed twice",
+        ),
+        (MINIMAL + "[reliability]\nusable_min = 600\n", "usable_min <= reliable_min"),
+        (MINIMAL + "[colours]\n", r"unknown table\(s\) \['colours'\]"),
+        ("[inputs\n", "not valid TOML"),
+    ],
+    ids=[
+        "unknown-key",
+        "missing-key",
+        "depth-0",
+        "depth-str",
+        "bad-siren",
+        "tolerance",
+        "reliability",
+        "unknown-table",
+        "toml-syntax",
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(_write(tmp_path, text))
+    assert "c.toml" in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"absent\.toml: cannot read config file"):
+        load_config(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    ("rules", "match"),
+    [
+        (
+            '[[rules]]\nclass = "a"\nwhen = { dependence_share = 0.2 }\n',
+            "must have no 'when'",
+        ),
+        (
+            '[[rules]]\nclass = "a"\nwhen = { dependance = 0.2 }\n[[rules]]\nclass = "b"\n',
+            "unknown indicator 'dependance'",
+        ),
+        (
+            '[[rules]]\nclass = "a"\nwhen = { dependence_share = 40 }\n[[rules]]\nclass = "b"\n',
+            r"must lie in \[0, 1\]",
+        ),
+        ('[[rules]]\nclass = "a"\n[[rules]]\nclass = "a"\n', "must be unique"),
+    ],
+    ids=["no-fallback", "typo", "percent", "duplicate"],
+)
+def test_bad_classification(tmp_path, rules, match):
+    with pytest.raises(ConfigError, match=match):
+        load_classification(_write(tmp_path, rules, "rules.toml"))
+
+
+def test_custom_classification_file(tmp_path):
+    _write(
+        tmp_path,
+        '[[rules]]\nclass = "forte"\nwhen = { dependence_share = 0.3 }\n[[rules]]\nclass = "faible"\n',
+        "rules.toml",
+    )
+    config = load_config(
+        _write(tmp_path, MINIMAL + '[classification]\nfile = "rules.toml"\n')
+    )
+    assert [r.class_code for r in config.classification.rules] == ["forte", "faible"]
+    assert config.classification.rules[0].describe() == "dependence_share >= 0.3"

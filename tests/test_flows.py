@@ -1,0 +1,220 @@
+"""Flow aggregation and every indicator against numbers computed by hand.
+
+The fixture (conftest.FLOW_ROWS) has Lyon arrondissements, an abroad code and a
+commune code that belongs to no EPCI. By hand, with M the Métropole de Lyon:
+
+- E1 residents: 300 (to M) + 400 (internal) + 100 (to E2) + 20 (abroad) = 820;
+  jobs in E1: 400 + 60 (from M) = 460; reciprocity 60 / 300 = 0.2;
+  main other destination E2 with 100.
+- E2 residents: 500 + 250 (to M) + 10 (unmatched) = 760; jobs 500 + 100 = 600;
+  nothing from M, so attraction 0 and reciprocity 0.
+- M residents: 50 + 200 + 60 = 310, internal 250 (arrondissement flows roll up);
+  jobs 250 + 300 + 250 + 30 (from the unmatched commune) = 830.
+"""
+
+import pandas as pd
+import pytest
+from conftest import COMMUNE_ROWS, E1, E2, E3, FLOW_ROWS, M
+
+from observatory.config import ReliabilitySection
+from observatory.flows import (
+    ABROAD,
+    REST_OF_FRANCE,
+    UNMATCHED,
+    epci_indicators,
+    flows_epci,
+    reliability_class,
+    system_matrix,
+)
+from observatory.normalise import rollup_arrondissements
+
+
+@pytest.fixture
+def commune_flows():
+    return pd.DataFrame(
+        {
+            "origin_commune": [r[0] for r in FLOW_ROWS],
+            "destination_commune": [r[1] for r in FLOW_ROWS],
+            "workers": [float(r[2]) for r in FLOW_ROWS],
+        }
+    ).astype({"origin_commune": "string", "destination_commune": "string"})
+
+
+@pytest.fixture
+def composition():
+    return pd.DataFrame(
+        {
+            "commune_code": [r[0] for r in COMMUNE_ROWS],
+            "epci_code": [r[2] for r in COMMUNE_ROWS],
+        }
+    )
+
+
+@pytest.fixture
+def crowns():
+    return pd.DataFrame(
+        {"metropole_code": [M] * 4, "epci_code": [M, E1, E2, E3], "crown": [0, 1, 1, 2]}
+    )
+
+
+@pytest.fixture
+def aggregated(commune_flows, composition):
+    return flows_epci(commune_flows, composition)
+
+
+def _pair(flows, o, d):
+    rows = flows[(flows["origin_code"] == o) & (flows["destination_code"] == d)]
+    return float(rows["workers"].sum()) if len(rows) else 0.0
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("75101", "75056"),
+        ("75120", "75056"),
+        ("69381", "69123"),
+        ("69389", "69123"),
+        ("13201", "13055"),
+        ("13216", "13055"),
+        ("75056", "75056"),
+        ("69390", "69390"),
+        ("2A004", "2A004"),
+        ("01001", "01001"),
+    ],
+    ids=[
+        "paris-1",
+        "paris-20",
+        "lyon-1",
+        "lyon-9",
+        "marseille-1",
+        "marseille-16",
+        "paris",
+        "not-an-arrondissement",
+        "corse",
+        "leading-zero",
+    ],
+)
+def test_rollup_arrondissements(code, expected):
+    assert rollup_arrondissements(pd.Series([code]))[0] == expected
+
+
+def test_flows_epci_preserves_every_worker(aggregated, commune_flows):
+    flows, report = aggregated
+    assert (
+        flows["workers"].sum() == pytest.approx(commune_flows["workers"].sum()) == 1920
+    )
+    assert report["workers_total"] == 1920
+    assert report["rows_with_arrondissements_rolled_up"] == 2
+
+
+def test_flows_epci_by_hand(aggregated):
+    flows, _ = aggregated
+    assert _pair(flows, M, M) == 250  # 69381->69266 and 69266->69266
+    assert _pair(flows, E1, M) == 300  # 01001->69385 (arrondissement)
+    assert _pair(flows, E2, M) == 250
+    assert _pair(flows, M, E1) == 60
+    assert _pair(flows, E1, E2) == 100
+    assert _pair(flows, E1, ABROAD) == 20
+    assert _pair(flows, UNMATCHED, M) == 30
+    assert _pair(flows, E2, UNMATCHED) == 10
+    assert not flows.duplicated(["origin_code", "destination_code"]).any()
+
+
+def test_unmatched_and_abroad_are_reported(aggregated):
+    _, report = aggregated
+    assert report["unmatched_origin_codes"] == {"01999": 30.0}
+    assert report["unmatched_destination_codes"] == {"01999": 10.0}
+    assert report["workers_abroad_by_code"] == {"99140": 20.0}
+
+
+def test_system_matrix(aggregated, crowns, composition):
+    flows, _ = aggregated
+    outside = pd.DataFrame(
+        {
+            "origin_code": ["200000099", E1],
+            "destination_code": [M, "200000099"],
+            "workers": [7.0, 3.0],
+        }
+    )
+    matrix = system_matrix(pd.concat([flows, outside], ignore_index=True), crowns)
+    assert _pair(matrix, REST_OF_FRANCE, M) == 7
+    assert _pair(matrix, E1, REST_OF_FRANCE) == 3
+    assert _pair(matrix, E1, ABROAD) == 20
+    assert set(matrix["metropole_code"]) == {M}
+    assert matrix["workers"].sum() == pytest.approx(1920 + 10)
+
+
+def test_indicators_by_hand(aggregated, crowns):
+    flows, _ = aggregated
+    ind = epci_indicators(flows, crowns, ReliabilitySection()).set_index("epci_code")
+    e1, e2, m, e3 = ind.loc[E1], ind.loc[E2], ind.loc[M], ind.loc[E3]
+    assert e1["employed_residents"] == 820
+    assert e1["jobs"] == 460
+    assert e1["internal_flow"] == 400
+    assert e1["flow_abroad"] == 20
+    assert e1["flow_to_metropole"] == 300
+    assert e1["flow_from_metropole"] == 60
+    assert e1["dependence_share"] == pytest.approx(300 / 820)
+    assert e1["attraction_share"] == pytest.approx(60 / 460)
+    assert e1["reciprocity"] == pytest.approx(0.2)
+    assert e1["self_containment_share"] == pytest.approx(400 / 820)
+    assert e1["main_other_destination_code"] == E2
+    assert e1["main_other_destination_share"] == pytest.approx(100 / 820)
+
+    assert e2["employed_residents"] == 760
+    assert e2["jobs"] == 600
+    assert e2["dependence_share"] == pytest.approx(250 / 760)
+    assert e2["attraction_share"] == 0
+    assert e2["reciprocity"] == 0
+    assert pd.isna(e2["main_other_destination_code"])  # only M and UNMATCHED
+
+    assert m["employed_residents"] == 310
+    assert m["jobs"] == 830
+    assert m["self_containment_share"] == pytest.approx(250 / 310)
+    assert pd.isna(m["dependence_share"])
+    assert pd.isna(m["reciprocity"])
+    assert m["main_other_destination_code"] == E1  # M's own flows to E1 (60)
+
+    assert e3["employed_residents"] == 0
+    assert pd.isna(e3["dependence_share"])
+    assert pd.isna(e3["reciprocity"])
+    assert e1["flow_to_metropole_reliability"] == "usable"
+    assert e1["flow_from_metropole_reliability"] == "order_of_magnitude"
+
+
+def test_main_other_destination_skips_the_metropole():
+    flows = pd.DataFrame(
+        {
+            "origin_code": ["E", "E", "E", "E"],
+            "destination_code": ["M", "A", "B", "E"],
+            "workers": [50.0, 30.0, 10.0, 40.0],
+        }
+    )
+    crowns = pd.DataFrame(
+        {"metropole_code": ["M", "A"], "epci_code": ["E", "E"], "crown": [1, 1]}
+    )
+    ind = epci_indicators(flows, crowns, ReliabilitySection()).set_index(
+        "metropole_code"
+    )
+    assert (
+        ind.loc["M", "main_other_destination_code"] == "A"
+    )  # M is the top one, skipped
+    assert (
+        ind.loc["A", "main_other_destination_code"] == "M"
+    )  # seen from A's system, M is "other"
+    assert ind.loc["M", "main_other_destination_share"] == pytest.approx(30 / 130)
+
+
+@pytest.mark.parametrize(
+    ("workers", "expected"),
+    [
+        (500.0, "reliable"),
+        (499.99, "usable"),
+        (200.0, "usable"),
+        (199.9, "order_of_magnitude"),
+        (0.0, "order_of_magnitude"),
+    ],
+    ids=["500", "just-below-500", "200", "just-below-200", "zero"],
+)
+def test_reliability_follows_insee_rule(workers, expected):
+    assert reliability_class(pd.Series([workers]), ReliabilitySection())[0] == expected
