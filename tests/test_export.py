@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pyarrow.parquet as pq
 import pyogrio
 import pytest
@@ -128,18 +129,19 @@ def test_duckdb_spatial_reads_the_same(outputs, layer):
     con = _duckdb()
     path = outputs[0] / f"{layer}.parquet"
     gdf = gpd.read_parquet(path)
-    types = dict(
-        con.execute(
-            f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{path}')"
-        ).fetchall()
-    )
+    described = con.execute(f"DESCRIBE SELECT * FROM '{path}'").fetchall()
+    types = {row[0]: row[1] for row in described}
     assert types["geometry"] == "GEOMETRY('EPSG:2154')"
-    rows = con.execute(f"SELECT ST_AsWKB(geometry) FROM '{path}'").fetchall()
-    assert [bytes(r[0]) for r in rows] == gdf.geometry.to_wkb().tolist()
-    key = gdf.columns[2]
-    assert [
-        r[0] for r in con.execute(f"SELECT \"{key}\" FROM '{path}'").fetchall()
-    ] == gdf[key].tolist()
+    wkb = con.execute(f"SELECT ST_AsWKB(geometry) FROM '{path}'").fetchall()
+    assert [bytes(r[0]) for r in wkb] == gdf.geometry.to_wkb().tolist()
+    frame = con.execute(f"SELECT * EXCLUDE (geometry, bbox) FROM '{path}'").df()
+    expected = pd.DataFrame(gdf.drop(columns=["geometry", "bbox"], errors="ignore"))
+    assert list(frame.columns) == list(expected.columns)
+
+    def _values(df):
+        return df.astype(object).where(df.notna(), None).to_numpy().tolist()
+
+    assert _values(frame) == _values(expected)
 
 
 @pytest.mark.skipif(

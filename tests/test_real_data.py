@@ -25,7 +25,9 @@ def real_epci(shared_real):
         columns=["code", "type_commune", "departement", "epci_siren", "geometry"],
     )
     communes = communes[
-        (communes["type_commune"] == "COM") & communes["departement"].isin(DEPARTEMENTS) & communes.geometry.notna()
+        (communes["type_commune"] == "COM")
+        & communes["departement"].isin(DEPARTEMENTS)
+        & communes.geometry.notna()
     ].to_crs(2154)
     nature = pd.read_csv(shared_real / "epci_datafrance_2025.csv", dtype=str).rename(
         columns={"siren": "epci_code", "nom": "epci_name", "type": "epci_nature"}
@@ -35,7 +37,9 @@ def real_epci(shared_real):
         geometry=communes.geometry.values,
         crs=2154,
     )
-    composition = pd.DataFrame({"commune_code": communes["code"], "epci_code": communes["epci_siren"]}).dropna()
+    composition = pd.DataFrame(
+        {"commune_code": communes["code"], "epci_code": communes["epci_siren"]}
+    ).dropna()
     epci, _ = epci_from_communes(frame, composition, nature)
     return epci
 
@@ -46,12 +50,16 @@ def real_crowns(real_epci):
 
 
 def _crown(crowns, metropole, epci):
-    rows = crowns[(crowns["metropole_code"] == metropole) & (crowns["epci_code"] == epci)]
+    rows = crowns[
+        (crowns["metropole_code"] == metropole) & (crowns["epci_code"] == epci)
+    ]
     return int(rows["crown"].iloc[0]) if len(rows) else None
 
 
 def test_gap_of_35m_is_still_a_border(real_crowns):
-    assert _crown(real_crowns, LYON, "243800935") == 1  # CC Lyon Saint Exupéry en Dauphiné
+    assert (
+        _crown(real_crowns, LYON, "243800935") == 1
+    )  # CC Lyon Saint Exupéry en Dauphiné
     assert _crown(real_crowns, LYON, "246900575") == 1  # CC de l'Est Lyonnais
 
 
@@ -65,4 +73,6 @@ def test_single_point_contact_is_not_a_border(real_crowns, metropole, epci):
 
 
 def test_water_is_not_a_border(real_crowns):
-    assert _crown(real_crowns, BREST, "200066868") != 1  # Presqu'île de Crozon, across the Rade
+    assert (
+        _crown(real_crowns, BREST, "200066868") != 1
+    )  # Presqu'île de Crozon, across the Rade
