@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from observatory.errors import ConfigError
 
@@ -147,26 +147,9 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
         raise ConfigError(msg) from exc
 
 
-def _section(
-    raw: dict[str, Any], name: str, cls: type[T], path: Path
-) -> dict[str, Any]:
-    table = raw.get(name, {})
-    if not isinstance(table, dict):
-        msg = f"{path}: [{name}] must be a table, got {type(table).__name__}"
-        raise ConfigError(msg)
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    if unknown := sorted(table.keys() - known):
-        msg = f"{path}: [{name}] unknown key(s) {unknown}; expected some of {sorted(known)}"
-        raise ConfigError(msg)
-    return dict(table)
-
-
-def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+def _check_type(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     # bool is an int in Python: refuse it where a number is expected.
-    if isinstance(value, bool) and kind is not bool:
-        ok = False
-    else:
-        ok = isinstance(value, kind)
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
     if not ok:
         names = (
             kind.__name__
@@ -178,10 +161,43 @@ def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
-def _resolve(base: Path, value: Any, where: str) -> Path:
-    _typed(value, str, where)
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (base / p).resolve()
+def _coerce(value: Any, hint: Any, where: str, base: Path) -> Any:
+    kinds = set(get_args(hint)) - {type(None)} or {hint}
+    if Path in kinds:
+        p = Path(_check_type(value, str, where)).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+    if float in kinds:
+        return float(_check_type(value, (int, float), where))
+    if get_origin(hint) is tuple:
+        return tuple(_check_type(value, list, where))
+    return _check_type(value, next(iter(kinds)), where)
+
+
+def _section(raw: dict[str, Any], name: str, cls: type[T], path: Path) -> T:
+    """Build the dataclass ``cls`` from the table ``[name]``, checking every key."""
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        msg = f"{path}: [{name}] must be a table, got {type(table).__name__}"
+        raise ConfigError(msg)
+    known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    if unknown := sorted(table.keys() - set(known)):
+        msg = f"{path}: [{name}] unknown key(s) {unknown}; expected some of {sorted(known)}"
+        raise ConfigError(msg)
+    required = [
+        f.name
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.default is MISSING and f.default_factory is MISSING
+    ]
+    if missing := [key for key in required if key not in table]:
+        msg = f"{path}: [{name}] missing key(s) {missing}"
+        raise ConfigError(msg)
+    hints = get_type_hints(cls)
+    return cls(
+        **{
+            key: _coerce(value, hints[key], f"{path}: [{name}] {key}", path.parent)
+            for key, value in table.items()
+        }
+    )
 
 
 def load_classification(path: Path) -> ClassificationSection:
@@ -213,8 +229,8 @@ def load_classification(path: Path) -> ClassificationSection:
         if "class" not in entry:
             msg = f"{where}: missing key 'class'"
             raise ConfigError(msg)
-        code = _typed(entry["class"], str, f"{where}: 'class'")
-        when = _typed(entry.get("when", {}), dict, f"{where}: 'when'")
+        code = _check_type(entry["class"], str, f"{where}: 'class'")
+        when = _check_type(entry.get("when", {}), dict, f"{where}: 'when'")
         conditions = []
         for name, threshold in when.items():
             if name not in CLASSIFIABLE_INDICATORS:
@@ -223,7 +239,9 @@ def load_classification(path: Path) -> ClassificationSection:
                     f"expected one of {list(CLASSIFIABLE_INDICATORS)}"
                 )
                 raise ConfigError(msg)
-            value = float(_typed(threshold, (int, float), f"{where} ({code}): {name}"))
+            value = float(
+                _check_type(threshold, (int, float), f"{where} ({code}): {name}")
+            )
             if not 0.0 <= value <= 1.0:
                 msg = f"{where} ({code}): {name} threshold must lie in [0, 1], got {value}"
                 raise ConfigError(msg)
@@ -231,9 +249,9 @@ def load_classification(path: Path) -> ClassificationSection:
         rules.append(
             ClassRule(
                 class_code=code,
-                label=_typed(entry.get("label", code), str, f"{where}: 'label'"),
+                label=_check_type(entry.get("label", code), str, f"{where}: 'label'"),
                 conditions=tuple(conditions),
-                description=_typed(
+                description=_check_type(
                     entry.get("description", ""), str, f"{where}: 'description'"
                 ),
             )
@@ -276,78 +294,16 @@ def load_config(path: str | Path) -> Config:
         msg = f"{path}: unknown table(s) {unknown}; expected some of {sorted(known_tables)}"
         raise ConfigError(msg)
 
-    run_t = _section(raw, "run", RunSection, path)
-    run = RunSection(
-        name=_typed(run_t.get("name", "observatory"), str, f"{path}: [run] name"),
-        description=_typed(
-            run_t.get("description", ""), str, f"{path}: [run] description"
-        ),
-        synthetic_flows=_typed(
-            run_t.get("synthetic_flows", False), bool, f"{path}: [run] synthetic_flows"
-        ),
-    )
-
-    inp = _section(raw, "inputs", InputsSection, path)
-    for key in ("communes", "epci_composition", "flows"):
-        if key not in inp:
-            msg = f"{path}: [inputs] missing key '{key}' (a path relative to the config file)"
-            raise ConfigError(msg)
-    inputs = InputsSection(
-        communes=_resolve(base, inp["communes"], f"{path}: [inputs] communes"),
-        epci_composition=_resolve(
-            base, inp["epci_composition"], f"{path}: [inputs] epci_composition"
-        ),
-        flows=_resolve(base, inp["flows"], f"{path}: [inputs] flows"),
-        communes_layer=(
-            _typed(inp["communes_layer"], str, f"{path}: [inputs] communes_layer")
-            if "communes_layer" in inp
-            else None
-        ),
-        epci_list=(
-            _resolve(base, inp["epci_list"], f"{path}: [inputs] epci_list")
-            if "epci_list" in inp
-            else None
-        ),
-        flows_vintage=(
-            _typed(inp["flows_vintage"], int, f"{path}: [inputs] flows_vintage")
-            if "flows_vintage" in inp
-            else None
-        ),
-        geography=(
-            _typed(inp["geography"], int, f"{path}: [inputs] geography")
-            if "geography" in inp
-            else None
-        ),
-    )
-
-    ter = _section(raw, "territories", TerritoriesSection, path)
-    metropoles = _typed(
-        ter.get("metropoles", []), list, f"{path}: [territories] metropoles"
-    )
-    for code in metropoles:
+    run = _section(raw, "run", RunSection, path)
+    inputs = _section(raw, "inputs", InputsSection, path)
+    territories = _section(raw, "territories", TerritoriesSection, path)
+    for code in territories.metropoles:
         if not (isinstance(code, str) and len(code) == 9 and code.isdigit()):
-            msg = f"{path}: [territories] metropoles: expected 9-digit SIREN strings, got {code!r}"
+            msg = (
+                f"{path}: [territories] metropoles: expected 9-digit SIREN strings, "
+                f"got {code!r}"
+            )
             raise ConfigError(msg)
-    territories = TerritoriesSection(
-        metropoles=tuple(metropoles),
-        crown_depth=_typed(
-            ter.get("crown_depth", 2), int, f"{path}: [territories] crown_depth"
-        ),
-        contiguity_tolerance_m=float(
-            _typed(
-                ter.get("contiguity_tolerance_m", 100.0),
-                (int, float),
-                f"{path}: [territories] contiguity_tolerance_m",
-            )
-        ),
-        min_shared_border_m=float(
-            _typed(
-                ter.get("min_shared_border_m", 500.0),
-                (int, float),
-                f"{path}: [territories] min_shared_border_m",
-            )
-        ),
-    )
     if territories.crown_depth < 1:
         msg = f"{path}: [territories] crown_depth must be >= 1, got {territories.crown_depth}"
         raise ConfigError(msg)
@@ -366,44 +322,22 @@ def load_config(path: str | Path) -> Config:
         )
         raise ConfigError(msg)
 
-    rel = _section(raw, "reliability", ReliabilitySection, path)
-    reliability = ReliabilitySection(
-        reliable_min=float(
-            _typed(
-                rel.get("reliable_min", 500.0),
-                (int, float),
-                f"{path}: [reliability] reliable_min",
-            )
-        ),
-        usable_min=float(
-            _typed(
-                rel.get("usable_min", 200.0),
-                (int, float),
-                f"{path}: [reliability] usable_min",
-            )
-        ),
-    )
+    reliability = _section(raw, "reliability", ReliabilitySection, path)
     if not 0 < reliability.usable_min <= reliability.reliable_min:
         msg = f"{path}: [reliability] expected 0 < usable_min <= reliable_min"
         raise ConfigError(msg)
 
     cls_t = raw.get("classification", {})
-    if not isinstance(cls_t, dict) or (unknown := sorted(set(cls_t) - {"file"})):
+    if not isinstance(cls_t, dict) or set(cls_t) - {"file"}:
         msg = f"{path}: [classification] accepts only the key 'file'"
         raise ConfigError(msg)
     rules_path = (
-        _resolve(base, cls_t["file"], f"{path}: [classification] file")
+        _coerce(cls_t["file"], Path, f"{path}: [classification] file", base)
         if "file" in cls_t
         else configs_dir() / "classification.toml"
     )
     classification = load_classification(rules_path)
-
-    out_t = _section(raw, "output", OutputSection, path)
-    output = OutputSection(
-        dir=_resolve(base, out_t["dir"], f"{path}: [output] dir")
-        if "dir" in out_t
-        else None
-    )
+    output = _section(raw, "output", OutputSection, path)
 
     return Config(
         path=path,

@@ -129,4 +129,6 @@ def test_config_error_exit_code(tmp_path, caplog):
     bad = tmp_path / "bad.toml"
     bad.write_text("[inputs]\ncommunes = 3\n", encoding="utf-8")
     assert main(["run", "--config", str(bad)]) == 1
-    assert "bad.toml: [inputs] missing key 'epci_composition'" in caplog.text
+    assert (
+        "bad.toml: [inputs] missing key(s) ['epci_composition', 'flows']" in caplog.text
+    )

@@ -41,7 +41,7 @@ def test_shipped_configs_load():
         ),
         (
             '[inputs]\ncommunes = "a.shp"\n',
-            r"\[inputs\] missing key 'epci_composition'",
+            r"\[inputs\] missing key\(s\) \['epci_composition', 'flows'\]",
         ),
         (MINIMAL + "[territories]\ncrown_depth = 0\n", "crown_depth must be >= 1"),
         (MINIMAL + "[territories]\ncrown_depth = '2'\n", "crown_depth must be int"),
