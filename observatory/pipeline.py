@@ -266,9 +266,7 @@ def run(config: Config, output_dir: Path) -> RunReport:
         indicators = epci_indicators(flows, crowns, config.reliability)
 
     with _stage("classify", timings):
-        indicators = classify_epci(
-            indicators, config.classification.rules and config.classification
-        )
+        indicators = classify_epci(indicators, config.classification)
 
     with _stage("layers", timings):
         names = pd.Series(

@@ -361,7 +361,7 @@ def data_dictionary_markdown(classification: ClassificationSection) -> str:
     ]
     geometry = {
         "epci_indicators": "MultiPolygon of the EPCI",
-        "flows": "LineString from the representative point of the origin EPCI to the destination's",
+        "flows": "LineString from the representative point of the origin EPCI to the destination's; one row per pair of distinct EPCI (flows within an EPCI are `internal_flow` in `epci_indicators`)",
         "metropoles": "MultiPolygon of the métropole",
         "flow_matrix": "none (plain Parquet table)",
     }
