@@ -10,6 +10,7 @@ default) so that agencies can share and version them separately.
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -58,12 +59,26 @@ class RunSection:
 
 
 @dataclass(frozen=True, slots=True)
-class InputsSection:
-    """Paths of the input files, resolved against the config file's folder."""
+class SourceRef:
+    """An input taken from the sources catalogue rather than from a local path.
 
-    communes: Path
-    epci_composition: Path
-    flows: Path
+    Written in TOML as ``{ source = "insee_epci_2025", member = "EPCI.xlsx" }``;
+    ``member`` picks one extracted file of an archive (by name or ending).
+    """
+
+    source: str
+    member: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputsSection:
+    """Input files: local paths (relative to the config) or catalogue sources."""
+
+    communes: Path | SourceRef
+    epci_composition: Path | SourceRef
+    flows: Path | SourceRef
+    flows_previous: Path | SourceRef | None = None
+    commune_passage: Path | SourceRef | None = None
     communes_layer: str | None = None
     epci_list: Path | None = None
     flows_vintage: int | None = None
@@ -112,6 +127,23 @@ class ClassificationSection:
     source: Path
 
 
+def default_cache_dir() -> Path:
+    """Return the download cache: ``$OBSERVATORY_CACHE``, else the XDG cache folder."""
+    if env := os.environ.get("OBSERVATORY_CACHE"):
+        return Path(env).expanduser()
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "observatory"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesSection:
+    """Where the catalogue of public sources is and where downloads are cached."""
+
+    catalogue: Path | None = None
+    cache_dir: Path | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class OutputSection:
     """Where layers are written unless ``--output`` says otherwise."""
@@ -127,6 +159,7 @@ class Config:
     sha256: str
     run: RunSection
     inputs: InputsSection
+    sources: SourcesSection
     territories: TerritoriesSection
     reliability: ReliabilitySection
     classification: ClassificationSection
@@ -163,6 +196,18 @@ def _check_type(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 
 def _coerce(value: Any, hint: Any, where: str, base: Path) -> Any:
     kinds = set(get_args(hint)) - {type(None)} or {hint}
+    if SourceRef in kinds and isinstance(value, dict):
+        unknown = sorted(set(value) - {"source", "member"})
+        if unknown or not isinstance(value.get("source"), str):
+            msg = (
+                f'{where}: a source reference is {{ source = "<catalogue id>", '
+                f'member = "<file in the archive>" }}, got {value!r}'
+            )
+            raise ConfigError(msg)
+        member = value.get("member")
+        return SourceRef(
+            value["source"], _check_type(member, str, where) if member else None
+        )
     if Path in kinds:
         p = Path(_check_type(value, str, where)).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
@@ -285,6 +330,7 @@ def load_config(path: str | Path) -> Config:
     known_tables = {
         "run",
         "inputs",
+        "sources",
         "territories",
         "reliability",
         "classification",
@@ -296,6 +342,7 @@ def load_config(path: str | Path) -> Config:
 
     run = _section(raw, "run", RunSection, path)
     inputs = _section(raw, "inputs", InputsSection, path)
+    sources = _section(raw, "sources", SourcesSection, path)
     territories = _section(raw, "territories", TerritoriesSection, path)
     for code in territories.metropoles:
         if not (isinstance(code, str) and len(code) == 9 and code.isdigit()):
@@ -344,6 +391,7 @@ def load_config(path: str | Path) -> Config:
         sha256=hashlib.sha256(data).hexdigest(),
         run=run,
         inputs=inputs,
+        sources=sources,
         territories=territories,
         reliability=reliability,
         classification=classification,

@@ -291,3 +291,78 @@ def epci_indicators(
             out[column].fillna(0.0), thresholds
         ).mask(is_metropole)
     return out.reset_index(drop=True)
+
+
+#: Indicators compared between two census vintages.
+CHANGE_COLUMNS = (
+    "employed_residents",
+    "jobs",
+    "flow_to_metropole",
+    "flow_from_metropole",
+    "dependence_share",
+    "attraction_share",
+    "self_containment_share",
+)
+
+
+def compare_vintages(
+    indicators: pd.DataFrame, previous: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Add each indicator of an earlier vintage and the change since then.
+
+    Parameters
+    ----------
+    indicators
+        Indicators of the current vintage (:func:`epci_indicators`).
+    previous
+        Indicators of the earlier vintage computed on the same crowns and the same
+        geography, or None: the columns are then present and empty, so that the
+        layers keep the same columns whatever the config.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``indicators`` with ``<indicator>_previous`` and ``<indicator>_change``
+        (now minus then; shares change in points of share) for
+        :data:`CHANGE_COLUMNS`.
+    """
+    out = indicators.copy()
+    keys = ["metropole_code", "epci_code"]
+    if previous is None:
+        then = pd.DataFrame(
+            index=out.index, columns=list(CHANGE_COLUMNS), dtype="float64"
+        )
+    else:
+        then = out[keys].merge(previous[[*keys, *CHANGE_COLUMNS]], on=keys, how="left")
+    for column in CHANGE_COLUMNS:
+        before = then[column].to_numpy(dtype="float64")
+        out[f"{column}_previous"] = before
+        out[f"{column}_change"] = out[column].to_numpy(dtype="float64") - before
+    return out
+
+
+def flows_with_previous(
+    flows: pd.DataFrame, previous: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Put the flows of an earlier vintage beside the current ones, pair by pair.
+
+    Returns the union of the pairs of both vintages with ``workers`` (0 for a pair
+    gone since), ``workers_previous`` (0 for a new pair; missing when there is no
+    earlier vintage) and ``workers_change``.
+    """
+    keys = ["origin_code", "destination_code"]
+    if previous is None:
+        out = flows.copy()
+        out["workers_previous"] = np.nan
+    else:
+        out = flows.merge(
+            previous[[*keys, "workers"]].rename(
+                columns={"workers": "workers_previous"}
+            ),
+            on=keys,
+            how="outer",
+        )
+        out["workers"] = out["workers"].fillna(0.0)
+        out["workers_previous"] = out["workers_previous"].fillna(0.0)
+    out["workers_change"] = out["workers"] - out["workers_previous"]
+    return out.sort_values(keys, ignore_index=True)

@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,14 @@ from observatory.export import (
 )
 from observatory.flows import (
     ORDER_OF_MAGNITUDE,
+    compare_vintages,
     epci_indicators,
     flows_epci,
+    flows_with_previous,
     reliability_class,
     system_matrix,
 )
+from observatory.inputs import ResolvedInput, resolve_inputs
 from observatory.normalise import read_base_flux, read_communes, read_epci_composition
 from observatory.schemas import layer_fields
 from observatory.territories import build_crowns, epci_from_communes, select_metropoles
@@ -56,6 +59,7 @@ class RunReport:
     rows: dict[str, int] = field(default_factory=dict)
     systems: list[dict[str, Any]] = field(default_factory=list)
     flows: dict[str, Any] = field(default_factory=dict)
+    flows_previous: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     synthetic_flows: bool = False
@@ -78,17 +82,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_inputs(config: Config, flows_vintage: int | None) -> list[dict[str, Any]]:
-    """Return path, size and sha256 of every input file (all parts of a shapefile)."""
+def describe_inputs(
+    inputs: dict[str, ResolvedInput], config: Config, vintages: dict[str, int | None]
+) -> list[dict[str, Any]]:
+    """Return path, size, sha256 and provenance of every input file.
+
+    A shapefile counts all its parts; an input fetched from the catalogue carries
+    the provenance recorded at download (URL, final URL, ETag, fetch time...).
+    """
     records = []
-    roles = [
-        ("communes", config.inputs.communes),
-        ("epci_composition", config.inputs.epci_composition),
-        ("flows", config.inputs.flows),
-    ]
-    if config.inputs.epci_list:
-        roles.append(("epci_list", config.inputs.epci_list))
-    for role, path in roles:
+    for role, resolved in inputs.items():
+        path = resolved.path
         parts = [path]
         if path.suffix.lower() == ".shp":
             parts = [
@@ -101,11 +105,14 @@ def describe_inputs(config: Config, flows_vintage: int | None) -> list[dict[str,
                 "size": part.stat().st_size,
                 "sha256": _sha256(part),
             }
-            if role == "flows":
-                record["vintage"] = flows_vintage
+            if role in vintages:
+                record["vintage"] = vintages[role]
                 record["synthetic"] = config.run.synthetic_flows
             if role in ("communes", "epci_composition") and config.inputs.geography:
                 record["geography"] = config.inputs.geography
+            if resolved.source_id:
+                record["source"] = resolved.source_id
+                record["provenance"] = resolved.provenance
             records.append(record)
     return records
 
@@ -115,9 +122,8 @@ def _flow_lines(
 ) -> gpd.GeoDataFrame:
     points = epci.set_index("epci_code").geometry.representative_point()
     xy = pd.DataFrame({"x": points.x, "y": points.y})
-    pairs = flows[
-        (flows["origin_code"] != flows["destination_code"]) & (flows["workers"] > 0)
-    ]
+    present = (flows["workers"] > 0) | (flows["workers_previous"].fillna(0) > 0)
+    pairs = flows[(flows["origin_code"] != flows["destination_code"]) & present]
     o = crowns.rename(columns={"epci_code": "origin_code", "crown": "origin_crown"})
     d = crowns.rename(
         columns={"epci_code": "destination_code", "crown": "destination_crown"}
@@ -183,7 +189,7 @@ def _metropoles_layer(
     return gpd.GeoDataFrame(frame, geometry=geometry, crs=epci.crs)
 
 
-def run(config: Config, output_dir: Path) -> RunReport:
+def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
     """Run the whole job described by ``config`` and publish its layers.
 
     Parameters
@@ -192,6 +198,8 @@ def run(config: Config, output_dir: Path) -> RunReport:
         A loaded configuration.
     output_dir
         Folder receiving the layers, the manifest and the side files.
+    offline
+        Take catalogue sources from the download cache only.
 
     Returns
     -------
@@ -206,20 +214,33 @@ def run(config: Config, output_dir: Path) -> RunReport:
     timings = report.timings
     logger.info("run %s: config %s", run_id, config.path)
 
+    with _stage("sources", timings):
+        inputs = resolve_inputs(config, offline=offline)
+
     with _stage("read", timings):
-        communes = read_communes(config.inputs.communes, config.inputs.communes_layer)
-        logger.info("%s: %d communes", config.inputs.communes, len(communes))
-        composition = read_epci_composition(
-            config.inputs.epci_composition, config.inputs.epci_list
-        )
+        communes = read_communes(inputs["communes"].path, config.inputs.communes_layer)
+        logger.info("%s: %d communes", inputs["communes"].path, len(communes))
+        epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
+        composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
         logger.info(
             "%s: %d EPCI, %d communes",
-            config.inputs.epci_composition,
+            inputs["epci_composition"].path,
             len(composition.epci),
             len(composition.composition),
         )
-        commune_flows = read_base_flux(config.inputs.flows)
+        commune_flows = read_base_flux(inputs["flows"].path)
         vintage = config.inputs.flows_vintage or commune_flows.vintage
+        previous = (
+            read_base_flux(inputs["flows_previous"].path)
+            if "flows_previous" in inputs
+            else None
+        )
+        if previous is not None and previous.vintage == vintage:
+            msg = (
+                f"{inputs['flows_previous'].path}: the previous flows have the same "
+                f"vintage ({vintage}) as {inputs['flows'].path}"
+            )
+            raise DataError(msg)
         if (
             config.inputs.geography
             and vintage
@@ -252,6 +273,23 @@ def run(config: Config, output_dir: Path) -> RunReport:
             t.min_shared_border_m,
         )
 
+    harmonisation: dict[str, Any] = {}
+    if "commune_passage" in inputs:
+        with _stage("harmonise", timings):
+            from observatory.harmonise import harmonise_flows, read_commune_passage
+
+            passage = read_commune_passage(inputs["commune_passage"].path)
+            target = set(composition.composition["commune_code"])
+            table, harmonisation["flows"] = harmonise_flows(
+                commune_flows.table, passage, target
+            )
+            commune_flows = replace(commune_flows, table=table)
+            if previous is not None:
+                table, harmonisation["flows_previous"] = harmonise_flows(
+                    previous.table, passage, target
+                )
+                previous = replace(previous, table=table)
+
     with _stage("flows", timings):
         flows, flows_report = flows_epci(commune_flows.table, composition.composition)
         report.flows = flows_report
@@ -264,6 +302,17 @@ def run(config: Config, output_dir: Path) -> RunReport:
                 )
         matrix = system_matrix(flows, crowns)
         indicators = epci_indicators(flows, crowns, config.reliability)
+        flows_previous = indicators_previous = None
+        if previous is not None:
+            flows_previous, report.flows_previous = flows_epci(
+                previous.table, composition.composition
+            )
+            indicators_previous = epci_indicators(
+                flows_previous, crowns, config.reliability
+            )
+        indicators = compare_vintages(indicators, indicators_previous)
+        pairs = flows_with_previous(flows, flows_previous)
+        previous_vintage = previous.vintage if previous is not None else None
 
     with _stage("classify", timings):
         indicators = classify_epci(indicators, config.classification)
@@ -274,6 +323,10 @@ def run(config: Config, output_dir: Path) -> RunReport:
             index=composition.epci["epci_code"].to_numpy(),
         )
         props = epci.drop(columns="geometry").set_index("epci_code")
+        lines = _flow_lines(pairs, crowns, epci, config)
+        for frame in (indicators, lines):
+            frame["vintage"] = vintage
+            frame["previous_vintage"] = previous_vintage
         indicators["metropole_name"] = indicators["metropole_code"].map(names)
         indicators["epci_name"] = indicators["epci_code"].map(names)
         indicators["epci_nature"] = indicators["epci_code"].map(props["epci_nature"])
@@ -288,7 +341,6 @@ def run(config: Config, output_dir: Path) -> RunReport:
             .values,
             crs=epci.crs,
         )
-        lines = _flow_lines(flows, crowns, epci, config)
         lines["metropole_name"] = lines["metropole_code"].map(names)
         lines["origin_name"] = lines["origin_code"].map(names)
         lines["destination_name"] = lines["destination_code"].map(names)
@@ -299,7 +351,9 @@ def run(config: Config, output_dir: Path) -> RunReport:
 
     with _stage("export", timings):
         fields = layer_fields(config.classification)
-        inputs = describe_inputs(config, vintage)
+        input_records = describe_inputs(
+            inputs, config, {"flows": vintage, "flows_previous": previous_vintage}
+        )
         provenance = {
             "run_id": run_id,
             "package": f"observatory {__version__}",
@@ -308,7 +362,9 @@ def run(config: Config, output_dir: Path) -> RunReport:
             "config_sha256": config.sha256,
             "flows_vintage": vintage,
             "synthetic_flows": config.run.synthetic_flows,
-            "inputs": [{k: r[k] for k in ("role", "path", "sha256")} for r in inputs],
+            "inputs": [
+                {k: r[k] for k in ("role", "path", "sha256")} for r in input_records
+            ],
         }
         tables = {
             "epci_indicators": (
@@ -352,10 +408,12 @@ def run(config: Config, output_dir: Path) -> RunReport:
             "synthetic_flows": config.run.synthetic_flows,
             "flows_vintage": vintage,
             "geography": config.inputs.geography,
-            "inputs": inputs,
+            "inputs": input_records,
             "systems": report.systems,
             "territories": membership,
             "flows": flows_report,
+            "flows_previous": report.flows_previous,
+            "harmonisation": harmonisation,
             "warnings": report.warnings,
             "timings_s": timings_so_far,
         }

@@ -159,6 +159,52 @@ EPCI_INDICATORS = [
     Field("class_rule", _S, "The rule that gave the class", "Règle appliquée"),
 ]
 
+_VINTAGES = [
+    Field(
+        "vintage",
+        _I,
+        "Census vintage of the flows (RP year)",
+        "Millésime du recensement",
+    ),
+    Field(
+        "previous_vintage",
+        _I,
+        "Earlier census vintage compared with, if any (harmonised to the same geography)",
+        "Millésime de comparaison",
+    ),
+]
+
+_CHANGE_LABELS = {
+    "employed_residents": "actifs occupés résidents",
+    "jobs": "emplois",
+    "flow_to_metropole": "flux vers la métropole",
+    "flow_from_metropole": "flux depuis la métropole",
+    "dependence_share": "dépendance",
+    "attraction_share": "attraction",
+    "self_containment_share": "autocontention",
+}
+
+_CHANGES = [
+    field
+    for name, label in _CHANGE_LABELS.items()
+    for field in (
+        Field(
+            f"{name}_previous",
+            _F,
+            f"{name} in the earlier vintage",
+            f"{label.capitalize()} (millésime précédent)",
+        ),
+        Field(
+            f"{name}_change",
+            _F,
+            f"{name} now minus then (shares: difference of shares)",
+            f"Évolution : {label}",
+        ),
+    )
+]
+
+EPCI_INDICATORS += [*_VINTAGES, *_CHANGES]
+
 FLOWS = [
     *_METROPOLE_KEY,
     Field(
@@ -204,6 +250,16 @@ FLOWS = [
         _S,
         "INSEE reliability: reliable >= 500, usable >= 200, order_of_magnitude below",
         "Fiabilité",
+    ),
+    *_VINTAGES,
+    Field(
+        "workers_previous",
+        _F,
+        "Workers of the pair in the earlier vintage (0: a new pair)",
+        "Actifs occupés (millésime précédent)",
+    ),
+    Field(
+        "workers_change", _F, "workers now minus then", "Évolution des actifs occupés"
     ),
 ]
 

@@ -132,3 +132,55 @@ def test_config_error_exit_code(tmp_path, caplog):
     assert (
         "bad.toml: [inputs] missing key(s) ['epci_composition', 'flows']" in caplog.text
     )
+
+
+def test_two_vintages_give_change_indicators(tiny_inputs):
+    folder = tiny_inputs.parent
+    earlier = [r for r in FLOW_ROWS if r[:2] != ("01001", "69385")] + [
+        ("01001", "69385", "200")
+    ]
+    write_flows(
+        folder / "base-flux-2016.zip",
+        rows=earlier,
+        header="CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_C16_ACTOCC15P",
+    )
+    config = tiny_inputs.read_text(encoding="utf-8").replace(
+        'flows = "base-flux-2021.zip"\n',
+        'flows = "base-flux-2021.zip"\nflows_previous = "base-flux-2016.zip"\n',
+    )
+    tiny_inputs.write_text(config, encoding="utf-8")
+    out = folder / "out"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
+    epci = gpd.read_parquet(out / "epci_indicators.parquet").set_index("epci_code")
+    assert set(epci["vintage"]) == {2021}
+    assert set(epci["previous_vintage"]) == {2016}
+    assert epci.loc["200000002", "flow_to_metropole_previous"] == 200
+    assert epci.loc["200000002", "flow_to_metropole_change"] == 100
+    lines = gpd.read_parquet(out / "flows.parquet")
+    to_m = lines[
+        (lines["origin_code"] == "200000002") & (lines["flow_type"] == "to_metropole")
+    ]
+    assert to_m["workers_change"].tolist() == [100.0]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert {i["role"] for i in manifest["inputs"]} >= {"flows", "flows_previous"}
+
+
+def test_same_vintage_twice_is_refused(tiny_inputs, caplog):
+    config = tiny_inputs.read_text(encoding="utf-8").replace(
+        'flows = "base-flux-2021.zip"\n',
+        'flows = "base-flux-2021.zip"\nflows_previous = "base-flux-2021.zip"\n',
+    )
+    tiny_inputs.write_text(config, encoding="utf-8")
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(tiny_inputs),
+                "--output",
+                str(tiny_inputs.parent / "o"),
+            ]
+        )
+        == 1
+    )
+    assert "same vintage (2021)" in caplog.text

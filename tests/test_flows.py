@@ -21,8 +21,10 @@ from observatory.flows import (
     ABROAD,
     REST_OF_FRANCE,
     UNMATCHED,
+    compare_vintages,
     epci_indicators,
     flows_epci,
+    flows_with_previous,
     reliability_class,
     system_matrix,
 )
@@ -218,3 +220,54 @@ def test_main_other_destination_skips_the_metropole():
 )
 def test_reliability_follows_insee_rule(workers, expected):
     assert reliability_class(pd.Series([workers]), ReliabilitySection())[0] == expected
+
+
+def test_compare_vintages_by_hand(aggregated, crowns):
+    flows, _ = aggregated
+    now = epci_indicators(flows, crowns, ReliabilitySection())
+    # Earlier vintage: E1 sent 200 to M (not 300), everything else equal.
+    earlier_flows = flows.copy()
+    earlier_flows.loc[
+        (earlier_flows["origin_code"] == E1) & (earlier_flows["destination_code"] == M),
+        "workers",
+    ] = 200.0
+    then = epci_indicators(earlier_flows, crowns, ReliabilitySection())
+    out = compare_vintages(now, then).set_index("epci_code")
+    assert out.loc[E1, "flow_to_metropole_previous"] == 200
+    assert out.loc[E1, "flow_to_metropole_change"] == 100
+    assert out.loc[E1, "employed_residents_previous"] == 720
+    assert out.loc[E1, "dependence_share_change"] == pytest.approx(
+        300 / 820 - 200 / 720
+    )
+    assert out.loc[E2, "flow_to_metropole_change"] == 0
+    assert out.loc[M, "jobs_change"] == 100  # M's jobs lost 100 workers from E1 then
+
+
+def test_compare_vintages_without_previous_keeps_the_columns(aggregated, crowns):
+    now = epci_indicators(aggregated[0], crowns, ReliabilitySection())
+    out = compare_vintages(now, None)
+    assert out["dependence_share_previous"].isna().all()
+    assert out["dependence_share_change"].isna().all()
+
+
+def test_flows_with_previous_keeps_new_and_gone_pairs():
+    now = pd.DataFrame(
+        {
+            "origin_code": ["A", "A"],
+            "destination_code": ["B", "C"],
+            "workers": [10.0, 5.0],
+        }
+    )
+    then = pd.DataFrame(
+        {
+            "origin_code": ["A", "A"],
+            "destination_code": ["B", "D"],
+            "workers": [8.0, 3.0],
+        }
+    )
+    out = flows_with_previous(now, then).set_index("destination_code")
+    assert out.loc["B", "workers_change"] == 2
+    assert out.loc["C", "workers_previous"] == 0  # new pair
+    assert out.loc["D", "workers"] == 0  # gone pair stays visible
+    assert out.loc["D", "workers_change"] == -3
+    assert flows_with_previous(now, None)["workers_previous"].isna().all()

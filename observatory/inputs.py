@@ -1,0 +1,145 @@
+"""Resolve the inputs of a config to local files, through the sources catalogue.
+
+An input is either a local path or a reference to a catalogue entry
+(``{ source = "insee_epci_2025", member = "EPCI_au_01-01-2025.xlsx" }``); the
+latter is fetched into the cache (or taken from it with ``offline=True``) by
+:mod:`observatory.fetch`, and its provenance follows it into the run manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from observatory.config import Config, SourceRef, configs_dir, default_cache_dir
+from observatory.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from observatory.fetch import FetchResult, Source
+
+logger = logging.getLogger(__name__)
+
+INPUT_ROLES = (
+    "communes",
+    "epci_composition",
+    "flows",
+    "flows_previous",
+    "commune_passage",
+    "epci_list",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedInput:
+    """A local file ready to be read, and where it came from."""
+
+    role: str
+    path: Path
+    source_id: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def catalogue_path(config: Config) -> Path:
+    """Return the catalogue a config uses (the shipped ``sources.toml`` by default)."""
+    return config.sources.catalogue or configs_dir() / "sources.toml"
+
+
+def cache_dir(config: Config) -> Path:
+    """Return the download cache a config uses."""
+    return config.sources.cache_dir or default_cache_dir()
+
+
+def load_config_catalogue(config: Config) -> dict[str, Source]:
+    """Load the catalogue of ``config`` and check that every referenced id exists."""
+    from observatory.fetch import load_catalogue
+
+    path = catalogue_path(config)
+    catalogue = load_catalogue(path)
+    for role, ref in source_refs(config).items():
+        if ref.source not in catalogue:
+            msg = (
+                f"{config.path}: [inputs] {role}: source {ref.source!r} is not in the "
+                f"catalogue {path}; known: {sorted(catalogue)}"
+            )
+            raise ConfigError(msg)
+    return catalogue
+
+
+def source_refs(config: Config) -> dict[str, SourceRef]:
+    """Return the inputs of ``config`` that name a catalogue source, by role."""
+    return {
+        role: value
+        for role in INPUT_ROLES
+        if isinstance(value := getattr(config.inputs, role), SourceRef)
+    }
+
+
+def fetch_config_sources(
+    config: Config, offline: bool = False
+) -> dict[str, FetchResult]:
+    """Fetch (or find in the cache) every source a config names, by source id."""
+    from observatory.fetch import fetch_source
+
+    catalogue = load_config_catalogue(config)
+    results: dict[str, FetchResult] = {}
+    for ref in source_refs(config).values():
+        if ref.source not in results:
+            results[ref.source] = fetch_source(
+                catalogue[ref.source], cache_dir(config), offline=offline
+            )
+    return results
+
+
+def pick_member(result: FetchResult, member: str | None) -> Path:
+    """Return the file of a fetched source to read: the archive member asked for."""
+    if not result.members:
+        return result.path
+    names = sorted(result.members)
+    if member is None:
+        if len(names) == 1:
+            return result.members[names[0]]
+        msg = (
+            f"source {result.source.id!r} holds several files {names}: "
+            'say which one with member = "..." in [inputs]'
+        )
+        raise ConfigError(msg)
+    matches = [n for n in names if n == member or PurePosixPath(n).name == member]
+    if len(matches) != 1:
+        msg = (
+            f"source {result.source.id!r}: member {member!r} matches "
+            f"{matches or 'nothing'} among {names}"
+        )
+        raise SourceError(msg)
+    return result.members[matches[0]]
+
+
+def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedInput]:
+    """Return every input of ``config`` as a local file, fetching sources as needed.
+
+    Parameters
+    ----------
+    config
+        A loaded configuration.
+    offline
+        Use the download cache only; a source missing from it is an error naming
+        it.
+    """
+    fetched = fetch_config_sources(config, offline) if source_refs(config) else {}
+    resolved = {}
+    for role in INPUT_ROLES:
+        value = getattr(config.inputs, role)
+        if value is None:
+            continue
+        if isinstance(value, SourceRef):
+            result = fetched[value.source]
+            resolved[role] = ResolvedInput(
+                role,
+                pick_member(result, value.member),
+                value.source,
+                dict(result.provenance),
+            )
+        else:
+            resolved[role] = ResolvedInput(role, value)
+    return resolved
