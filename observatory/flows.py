@@ -29,6 +29,57 @@ UNMATCHED = "UNMATCHED"
 REST_OF_FRANCE = "REST_OF_FRANCE"
 PSEUDO_CODES = (ABROAD, UNMATCHED, REST_OF_FRANCE)
 
+#: INSEE country codes of the countries French residents commute to most.
+COUNTRY_NAMES = {
+    "99109": "Allemagne",
+    "99127": "Italie",
+    "99130": "Andorre",
+    "99131": "Belgique",
+    "99132": "Royaume-Uni",
+    "99134": "Espagne",
+    "99135": "Pays-Bas",
+    "99136": "Irlande",
+    "99137": "Luxembourg",
+    "99138": "Monaco",
+    "99140": "Suisse",
+}
+
+
+def place_names(codes: pd.Series, epci_names: pd.Series) -> pd.Series:
+    """Name each place code: the EPCI's name, or a French label for pseudo-places.
+
+    ``ABROAD-99140`` becomes "Étranger : Suisse", ``REST_OF_FRANCE`` "Reste de la
+    France", ``UNMATCHED`` "Commune non rattachée à un EPCI".
+    """
+    codes = codes.astype("string")
+    names = codes.map(epci_names).astype("string")
+    country = codes.str.removeprefix(f"{ABROAD}-")
+    abroad = codes.str.startswith(f"{ABROAD}-").fillna(False)
+    abroad_names = "Étranger : " + country.map(COUNTRY_NAMES).fillna(
+        "pays " + country
+    ).astype("string")
+    names = names.mask(abroad, abroad_names)
+    names = names.mask(codes == REST_OF_FRANCE, "Reste de la France")
+    return names.mask(codes == UNMATCHED, "Commune non rattachée à un EPCI")
+
+
+def abroad_code(country: str) -> str:
+    """Return the place code of work places in a country: ``ABROAD-99140``."""
+    return f"{ABROAD}-{country}"
+
+
+def is_pseudo(codes: pd.Series) -> pd.Series:
+    """Tell which place codes are not EPCI (abroad, unmatched, rest of France)."""
+    codes = codes.astype("string")
+    return (codes.isin(PSEUDO_CODES) | codes.str.startswith(f"{ABROAD}-")).fillna(False)
+
+
+def is_abroad(codes: pd.Series) -> pd.Series:
+    """Tell which place codes are work places abroad (any country)."""
+    codes = codes.astype("string")
+    return ((codes == ABROAD) | codes.str.startswith(f"{ABROAD}-")).fillna(False)
+
+
 RELIABLE = "reliable"
 USABLE = "usable"
 ORDER_OF_MAGNITUDE = "order_of_magnitude"
@@ -66,7 +117,8 @@ def flows_epci(
     -------
     tuple
         The long table (``origin_code``, ``destination_code``, ``workers``) with
-        :data:`ABROAD` and :data:`UNMATCHED` places, and a report: totals, rolled-up
+        ``ABROAD-<country code>`` places (INSEE country code as given in the file,
+        see :func:`abroad_code`) and :data:`UNMATCHED`, and a report: totals, rolled-up
         rows, workers abroad by code, unmatched codes with their workers.
     """
     origin = rollup_arrondissements(commune_flows["origin_commune"])
@@ -91,7 +143,9 @@ def flows_epci(
     table = pd.DataFrame(
         {
             "origin_code": origin_epci.fillna(UNMATCHED).astype("string"),
-            "destination_code": destination_epci.mask(abroad, ABROAD)
+            "destination_code": destination_epci.mask(
+                abroad, ABROAD + "-" + destination.astype("string")
+            )
             .fillna(UNMATCHED)
             .astype("string"),
             "workers": workers,
@@ -148,7 +202,7 @@ def system_matrix(flows: pd.DataFrame, crowns: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         ``metropole_code``, ``origin_code``, ``destination_code``, ``workers``:
         every flow with at least one end in the system; places outside it become
-        :data:`REST_OF_FRANCE` (or stay :data:`ABROAD` / :data:`UNMATCHED`).
+        :data:`REST_OF_FRANCE` (or stay ``ABROAD-<country>`` / :data:`UNMATCHED`).
     """
     frames = []
     for metropole, members in crowns.groupby("metropole_code", sort=True):
@@ -156,12 +210,10 @@ def system_matrix(flows: pd.DataFrame, crowns: pd.DataFrame) -> pd.DataFrame:
         o_in = flows["origin_code"].isin(inside)
         d_in = flows["destination_code"].isin(inside)
         part = flows[o_in | d_in]
-        outside_o = ~part["origin_code"].isin(inside) & ~part["origin_code"].isin(
-            PSEUDO_CODES
+        outside_o = ~part["origin_code"].isin(inside) & ~is_pseudo(part["origin_code"])
+        outside_d = ~part["destination_code"].isin(inside) & ~is_pseudo(
+            part["destination_code"]
         )
-        outside_d = ~part["destination_code"].isin(inside) & ~part[
-            "destination_code"
-        ].isin(PSEUDO_CODES)
         frames.append(
             pd.DataFrame(
                 {
@@ -191,8 +243,8 @@ def _main_destinations(flows: pd.DataFrame) -> pd.DataFrame:
     # main "other" destination of e relative to M is the first that is not M.
     candidates = flows[
         (flows["origin_code"] != flows["destination_code"])
-        & ~flows["destination_code"].isin(PSEUDO_CODES)
-        & ~flows["origin_code"].isin(PSEUDO_CODES)
+        & ~is_pseudo(flows["destination_code"])
+        & ~is_pseudo(flows["origin_code"])
     ]
     ranked = candidates.sort_values(
         ["origin_code", "workers", "destination_code"], ascending=[True, False, True]
@@ -226,19 +278,21 @@ def epci_indicators(
         indicators are missing for the métropole itself (crown 0), and shares are
         missing when their denominator is zero.
     """
-    epci_only = flows[~flows["origin_code"].isin(PSEUDO_CODES)]
+    epci_only = flows[~is_pseudo(flows["origin_code"])]
     residents = epci_only.groupby("origin_code")["workers"].sum()
     jobs = (
-        flows[~flows["destination_code"].isin(PSEUDO_CODES)]
+        flows[~is_pseudo(flows["destination_code"])]
         .groupby("destination_code")["workers"]
         .sum()
     )
     internal = flows[flows["origin_code"] == flows["destination_code"]].set_index(
         "origin_code"
     )["workers"]
-    abroad = flows[flows["destination_code"] == ABROAD].set_index("origin_code")[
-        "workers"
-    ]
+    abroad = (
+        flows[is_abroad(flows["destination_code"])]
+        .groupby("origin_code")["workers"]
+        .sum()
+    )
     pair = flows.set_index(["origin_code", "destination_code"])["workers"]
 
     out = crowns[["metropole_code", "epci_code", "crown"]].copy()

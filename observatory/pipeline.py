@@ -36,6 +36,7 @@ from observatory.flows import (
     epci_indicators,
     flows_epci,
     flows_with_previous,
+    place_names,
     reliability_class,
     system_matrix,
 )
@@ -348,6 +349,8 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
             ["metropole_code", "origin_code", "destination_code"], ignore_index=True
         )
         metropoles_layer = _metropoles_layer(epci_layer, lines, epci, config)
+        matrix["origin_name"] = place_names(matrix["origin_code"], names)
+        matrix["destination_name"] = place_names(matrix["destination_code"], names)
 
     with _stage("export", timings):
         fields = layer_fields(config.classification)

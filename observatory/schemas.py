@@ -274,14 +274,16 @@ FLOW_MATRIX = [
         "origin_code",
         _S,
         "SIREN of the EPCI of residence, or REST_OF_FRANCE, UNMATCHED",
-        "Origine",
+        "Origine (code)",
     ),
+    Field("origin_name", _S, "Name of the place of residence", "Origine"),
     Field(
         "destination_code",
         _S,
-        "SIREN of the EPCI of work, or REST_OF_FRANCE, ABROAD, UNMATCHED",
-        "Destination",
+        "SIREN of the EPCI of work, REST_OF_FRANCE, UNMATCHED, or ABROAD-<INSEE country code> (e.g. ABROAD-99140 Suisse)",
+        "Destination (code)",
     ),
+    Field("destination_name", _S, "Name of the place of work", "Destination"),
     Field("workers", _F, "Employed people aged 15+ (weighted count)", "Actifs occupés"),
 ]
 

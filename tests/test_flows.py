@@ -18,13 +18,14 @@ from conftest import COMMUNE_ROWS, E1, E2, E3, FLOW_ROWS, M
 
 from observatory.config import ReliabilitySection
 from observatory.flows import (
-    ABROAD,
     REST_OF_FRANCE,
     UNMATCHED,
+    abroad_code,
     compare_vintages,
     epci_indicators,
     flows_epci,
     flows_with_previous,
+    place_names,
     reliability_class,
     system_matrix,
 )
@@ -116,7 +117,7 @@ def test_flows_epci_by_hand(aggregated):
     assert _pair(flows, E2, M) == 250
     assert _pair(flows, M, E1) == 60
     assert _pair(flows, E1, E2) == 100
-    assert _pair(flows, E1, ABROAD) == 20
+    assert _pair(flows, E1, abroad_code("99140")) == 20
     assert _pair(flows, UNMATCHED, M) == 30
     assert _pair(flows, E2, UNMATCHED) == 10
     assert not flows.duplicated(["origin_code", "destination_code"]).any()
@@ -141,7 +142,7 @@ def test_system_matrix(aggregated, crowns, composition):
     matrix = system_matrix(pd.concat([flows, outside], ignore_index=True), crowns)
     assert _pair(matrix, REST_OF_FRANCE, M) == 7
     assert _pair(matrix, E1, REST_OF_FRANCE) == 3
-    assert _pair(matrix, E1, ABROAD) == 20
+    assert _pair(matrix, E1, "ABROAD-99140") == 20
     assert set(matrix["metropole_code"]) == {M}
     assert matrix["workers"].sum() == pytest.approx(1920 + 10)
 
@@ -271,3 +272,17 @@ def test_flows_with_previous_keeps_new_and_gone_pairs():
     assert out.loc["D", "workers"] == 0  # gone pair stays visible
     assert out.loc["D", "workers_change"] == -3
     assert flows_with_previous(now, None)["workers_previous"].isna().all()
+
+
+def test_place_names():
+    names = pd.Series({"200000002": "CC de l'Est"})
+    codes = pd.Series(
+        ["200000002", "ABROAD-99140", "ABROAD-99999", "REST_OF_FRANCE", "UNMATCHED"]
+    )
+    assert place_names(codes, names).tolist() == [
+        "CC de l'Est",
+        "Étranger : Suisse",
+        "Étranger : pays 99999",
+        "Reste de la France",
+        "Commune non rattachée à un EPCI",
+    ]
