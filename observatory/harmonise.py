@@ -330,8 +330,14 @@ def read_commune_passage(path: Path, until: date | None = None) -> pd.DataFrame:
             msg = f"{path}: missing column(s) {missing}; {expected}"
             raise DataError(msg)
         if until is not None:
-            msg = f"{path}: the etalab table has no event dates, so `until` cannot apply; pass INSEE's mouvements file instead"
-            raise DataError(msg)
+            # No dates: codes go to the table's own year. Right when that year is
+            # the target geography; say so rather than refuse.
+            logger.warning(
+                "%s: the etalab table has no event dates; old codes map to the "
+                "codes of its own year whatever the target (%s)",
+                path,
+                until,
+            )
         old = frame[lower["code_ancien"]].astype("string").str.strip()
         new = frame[lower["code_actuel"]].astype("string").str.strip()
         _check_codes(old, "code_ancien", str(path))
@@ -516,6 +522,11 @@ def harmonise_flows(
     origin = flows["origin_commune"].astype("string")
     destination = flows["destination_commune"].astype("string")
     workers = flows["workers"].astype("float64")
+    blank = origin.isna() | destination.isna()
+    if blank.any():
+        # Grouping would drop these rows and their workers with them.
+        msg = f"flows: {int(blank.sum())} row(s) without an origin or destination code; every row needs both"
+        raise DataError(msg)
     plan = _plan(pd.concat([origin, destination]), mapping, targets, roll_up=True)
 
     new_origin = origin.map(plan["new"]).astype("string")

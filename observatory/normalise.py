@@ -17,6 +17,7 @@ Recognised layouts (field names as published):
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 import re
@@ -467,6 +468,12 @@ def _open_flows_text(path: Path) -> tuple[str, str | None]:
     if path.suffix.lower() == ".zip":
         msg = f"{path}: not a valid zip archive"
         raise DataError(msg)
+    if path.suffix.lower() == ".gz":
+        try:
+            return _read_text(path, gzip.decompress(path.read_bytes())), None
+        except (OSError, EOFError) as exc:
+            msg = f"{path}: not a valid gzip file ({exc})"
+            raise DataError(msg) from exc
     return _read_text(path), None
 
 
@@ -476,7 +483,8 @@ def read_base_flux(path: Path) -> CommuneFlows:
     Parameters
     ----------
     path
-        ``;``-separated file with columns ``CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P``.
+        ``;``-separated file with columns ``CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P``,
+        plain, zipped or gzipped.
 
     Returns
     -------

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -246,10 +246,12 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
             config.inputs.geography
             and vintage
             and config.inputs.geography != vintage + 2
+            and "commune_passage" not in inputs
         ):
             report.warnings.append(
                 f"census vintage {vintage} is published in the geography of {vintage + 2}, "
-                f"the config states geography {config.inputs.geography}: codes may not match"
+                f"the config states geography {config.inputs.geography} and gives no "
+                "commune_passage to harmonise codes: some may not match"
             )
 
     with _stage("territories", timings):
@@ -279,7 +281,17 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
         with _stage("harmonise", timings):
             from observatory.harmonise import harmonise_flows, read_commune_passage
 
-            passage = read_commune_passage(inputs["commune_passage"].path)
+            # Events after the target geography's 1 January would move codes to
+            # communes that do not exist yet in the composition.
+            until = (
+                date(config.inputs.geography, 1, 1) if config.inputs.geography else None
+            )
+            if until is None:
+                report.warnings.append(
+                    "[inputs] geography is not set: every event of the commune passage "
+                    "file is applied, whatever its date"
+                )
+            passage = read_commune_passage(inputs["commune_passage"].path, until=until)
             target = set(composition.composition["commune_code"])
             table, harmonisation["flows"] = harmonise_flows(
                 commune_flows.table, passage, target

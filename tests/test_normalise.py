@@ -253,3 +253,14 @@ def test_composition_bad_siren_names_the_row(tmp_path):
         match=r"sheet 'Composition_communale': EPCI must be a 9-digit SIREN.*row 8: '20000'",
     ):
         read_epci_composition(path)
+
+
+def test_read_base_flux_gzip(tmp_path):
+    import gzip
+
+    plain = write_flows(tmp_path / "flux.csv", zipped=False)
+    packed = tmp_path / "flux.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    pd.testing.assert_frame_equal(
+        read_base_flux(packed).table, read_base_flux(plain).table
+    )

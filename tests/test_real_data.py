@@ -76,3 +76,133 @@ def test_water_is_not_a_border(real_crowns):
     assert (
         _crown(real_crowns, BREST, "200066868") != 1
     )  # Presqu'île de Crozon, across the Rade
+
+
+# ------------------------------------------------------------------ whole pipeline
+MGP = "200054781"
+IDF_AND_AROUND = (
+    "75",
+    "77",
+    "78",
+    "91",
+    "92",
+    "93",
+    "94",
+    "95",
+    "60",
+    "27",
+    "28",
+    "45",
+    "89",
+    "10",
+    "51",
+    "02",
+)
+ETALAB_NATURE = {"METRO": "ME", "MET69": "METLYON", "CU": "CU", "CA": "CA", "CC": "CC"}
+
+
+@pytest.fixture(scope="module")
+def idf_run(shared_real, tmp_path_factory):
+    """Île-de-France RP 2014 flows, harmonised to the 2026 EPCI file, through the CLI."""
+    from observatory.cli import main
+
+    folder = tmp_path_factory.mktemp("idf")
+    communes = gpd.read_parquet(
+        shared_real / "communes_datafrance_2025.parquet",
+        columns=[
+            "code",
+            "nom",
+            "type_commune",
+            "departement",
+            "epci_siren",
+            "geometry",
+        ],
+    )
+    communes = communes[
+        (communes["type_commune"] == "COM")
+        & communes["departement"].isin(IDF_AND_AROUND)
+        & communes.geometry.notna()
+    ]
+    gpd.GeoDataFrame(
+        {
+            "INSEE_COM": communes["code"],
+            "NOM": communes["nom"],
+            "SIREN_EPCI": communes["epci_siren"],
+        },
+        geometry=communes.geometry.values,
+        crs=communes.crs,
+    ).to_file(folder / "communes.gpkg", engine="pyogrio")
+    etalab = pd.read_csv(shared_real / "commune_epci_2026_etalab.csv", dtype=str)
+    etalab = etalab[
+        (etalab["type"] == "commune-actuelle") & etalab["epci_siren"].notna()
+    ]
+    composition = pd.DataFrame(
+        {
+            "CODGEO": etalab["code"],
+            "LIBGEO": etalab["nom"],
+            "EPCI": etalab["epci_siren"],
+            "LIBEPCI": etalab["epci_nom"],
+            "NATURE_EPCI": etalab["epci_type"].map(ETALAB_NATURE),
+        }
+    )
+    composition.to_csv(folder / "composition_2026.csv", sep=";", index=False)
+    (folder / "idf.toml").write_text(
+        "[inputs]\n"
+        'communes = "communes.gpkg"\n'
+        'epci_composition = "composition_2026.csv"\n'
+        f'flows = "{shared_real / "flows_idf_rp2014_commune.csv.gz"}"\n'
+        f'commune_passage = "{shared_real / "commune_codes_historiques_2026_etalab.csv"}"\n'
+        "geography = 2026\n"
+        f'[territories]\nmetropoles = ["{MGP}"]\n',
+        encoding="utf-8",
+    )
+    out = folder / "out"
+    assert (
+        main(["run", "--config", str(folder / "idf.toml"), "--output", str(out), "-q"])
+        == 0
+    )
+    return out, composition
+
+
+def test_idf_totals_preserved_to_the_worker(shared_real, idf_run):
+    import json
+
+    out, composition = idf_run
+    flows = pd.read_csv(
+        shared_real / "flows_idf_rp2014_commune.csv.gz",
+        sep=";",
+        dtype={"CODGEO": str, "DCLT": str},
+    )
+    total = flows["NBFLUX_C14_ACTOCC15P"].sum()
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    harmonised = manifest["harmonisation"]["flows"]
+    assert harmonised["workers_total_before"] == pytest.approx(total, rel=1e-12)
+    assert harmonised["workers_total_after"] == pytest.approx(total, rel=1e-12)
+    assert len(harmonised["codes_mapped"]) == 12  # the obsolete codes of the README
+    assert manifest["flows"]["workers_total"] == pytest.approx(total, abs=0.01)
+    assert manifest["flows"]["unmatched_origin_workers"] == 0
+    assert manifest["flows"]["unmatched_destination_workers"] == 0
+
+    # MGP's employed residents, computed independently from the commune file.
+    members = set(composition.loc[composition["EPCI"] == MGP, "CODGEO"])
+    origin = flows["CODGEO"].where(~flows["CODGEO"].str.startswith("751"), "75056")
+    origin = origin.replace({"93059": "93066"})  # Pierrefitte merged into Saint-Denis
+    expected = flows.loc[origin.isin(members), "NBFLUX_C14_ACTOCC15P"].sum()
+    epci = gpd.read_parquet(out / "epci_indicators.parquet").set_index("epci_code")
+    assert epci.loc[MGP, "employed_residents"] == pytest.approx(expected, abs=0.01)
+    assert epci.loc[MGP, "crown"] == 0
+
+
+def test_idf_mgp_system(idf_run):
+    out, _ = idf_run
+    epci = gpd.read_parquet(out / "epci_indicators.parquet")
+    crowns = epci["crown"].value_counts()
+    assert crowns[1] >= 8
+    assert crowns[2] >= 15
+    first = epci[epci["crown"] == 1]
+    assert (
+        first["dependence_share"] > 0.15
+    ).all()  # every first-crown EPCI is polarised by Paris
+    assert first["flow_to_metropole_reliability"].eq("reliable").all()
+    metropoles = gpd.read_parquet(out / "metropoles.parquet")
+    assert metropoles["n_epci_crown1"].iloc[0] == crowns[1]
