@@ -129,3 +129,15 @@ def shared_real() -> Path:
     if not SHARED_REAL.is_dir():
         pytest.skip(f"{SHARED_REAL} is absent")
     return SHARED_REAL
+
+
+@pytest.fixture(autouse=True)
+def _reset_observatory_logger():
+    """Undo what the CLI sets on the package logger, so tests do not leak levels."""
+    import logging
+
+    logger = logging.getLogger("observatory")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
