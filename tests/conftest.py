@@ -133,11 +133,21 @@ def shared_real() -> Path:
 
 @pytest.fixture(autouse=True)
 def _reset_observatory_logger():
-    """Undo what the CLI sets on the package logger, so tests do not leak levels."""
+    """Undo what the CLI sets on the package logger, so tests do not leak levels.
+
+    Module-scoped fixtures may have run the CLI before this fixture starts, so
+    the logger is reset to its pristine state rather than to what it was.
+    """
     import logging
 
     logger = logging.getLogger("observatory")
-    level, handlers = logger.level, list(logger.handlers)
+
+    def reset():
+        logger.setLevel(logging.NOTSET)
+        logger.handlers[:] = [
+            h for h in logger.handlers if not getattr(h, "_observatory", False)
+        ]
+
+    reset()
     yield
-    logger.setLevel(level)
-    logger.handlers[:] = handlers
+    reset()
