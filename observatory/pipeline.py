@@ -422,6 +422,7 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
             },
             "synthetic_flows": config.run.synthetic_flows,
             "flows_vintage": vintage,
+            "previous_vintage": previous_vintage,
             "geography": config.inputs.geography,
             "inputs": input_records,
             "systems": report.systems,

@@ -908,3 +908,114 @@ def test_tls_certificate_is_verified(tls_server, cache, tmp_path, monkeypatch):
     result = fetch_source(source, cache, **FAST)
     assert result.status == "downloaded"
     assert result.path.read_bytes() == body
+
+
+# --------------------------------------------------------------------- the CLI
+MVT_HEADER = (
+    "MOD,DATE_EFF,TYPECOM_AV,COM_AV,TNCC_AV,NCC_AV,NCCENR_AV,LIBELLE_AV,"
+    "TYPECOM_AP,COM_AP,TNCC_AP,NCC_AP,NCCENR_AP,LIBELLE_AP"
+)
+
+
+def test_cli_fetch_then_run_offline(
+    server, tmp_path, epci_zip, admin_express_7z, capsys
+):
+    """The user's path: list the catalogue, fetch, fetch again, run offline."""
+    import json
+
+    from observatory.cli import main
+
+    # 01999 (a code the flows use) merged into 01001 in 2022: harmonisation maps it.
+    mvt = (
+        MVT_HEADER
+        + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COMD,01999,1,ANCIENNE,Ancienne,Ancienne"
+        + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COM,01001,1,NOUVELLE,Nouvelle,Nouvelle\n"
+    ).encode()
+    previous = zip_bytes(
+        {FLOWS_CSV.replace("2021", "2016"): flows_csv().replace(b"C21", b"C16")}
+    )
+    files = {
+        "/ae.7z": (
+            admin_express_7z,
+            "application/x-7z-compressed",
+            "7z",
+            ["*/COMMUNE.*"],
+        ),
+        "/epci.zip": (epci_zip, "application/zip", "zip", [EPCI_XLSX]),
+        "/flux2021.zip": (flows_zip(), "application/zip", "zip", [FLOWS_CSV]),
+        "/flux2016.zip": (previous, "application/zip", "zip", ["*.csv"]),
+        "/mvt.csv": (mvt, "text/csv", "csv", []),
+    }
+    catalogue = []
+    for path, (body, content_type, fmt, members) in files.items():
+        server.expect_request(path).respond_with_handler(
+            serve_file(body, etag=f'"{sha256(body)[:12]}"', content_type=content_type)
+        )
+        name = path.strip("/").replace(".", "_")
+        members_line = f"members = {json.dumps(members)}\n" if members else ""
+        catalogue.append(
+            f'[sources.{name}]\ntitle = "{name}"\npublisher = "test"\nurl = "{server.url_for(path)}"\n'
+            f'format = "{fmt}"\n{members_line}licence = "Licence Ouverte"\n'
+        )
+    (tmp_path / "catalogue.toml").write_text("\n".join(catalogue), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[sources]\ncatalogue = "catalogue.toml"\ncache_dir = "cache"\n'
+        "[inputs]\n"
+        'communes = { source = "ae_7z", member = "COMMUNE.shp" }\n'
+        'epci_composition = { source = "epci_zip" }\n'
+        'flows = { source = "flux2021_zip" }\n'
+        'flows_previous = { source = "flux2016_zip" }\n'
+        'commune_passage = { source = "mvt_csv" }\n'
+        "geography = 2023\n",
+        encoding="utf-8",
+    )
+    assert main(["sources", "--config", str(config), "-q"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("not cached") == 5
+    assert server.url_for("/ae.7z") in listing
+
+    assert main(["fetch", "--config", str(config), "-q"]) == 0
+    first = capsys.readouterr().out
+    assert first.count("downloaded") == 5
+    assert "COMMUNE.shp ->" in first
+    assert main(["fetch", "--config", str(config), "-q"]) == 0
+    assert capsys.readouterr().out.count("up_to_date") == 5
+
+    server.clear()  # from now on any request would fail
+    out = tmp_path / "out"
+    assert (
+        main(["run", "--config", str(config), "--offline", "--output", str(out), "-q"])
+        == 0
+    )
+    assert server.log == []
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    flows_input = next(i for i in manifest["inputs"] if i["role"] == "flows")
+    assert flows_input["source"] == "flux2021_zip"
+    assert flows_input["provenance"]["url"] == server.url_for("/flux2021.zip")
+    assert flows_input["provenance"]["sha256"] == sha256(flows_zip())
+    assert (
+        manifest["flows"]["unmatched_origin_workers"] == 0
+    )  # 01999 harmonised to 01001
+    assert manifest["harmonisation"]["flows"]["codes_mapped"] == {"01999": "01001"}
+    assert (manifest["flows_vintage"], manifest["previous_vintage"]) == (2021, 2016)
+    assert main(["sources", "--config", str(config), "-q"]) == 0
+    assert capsys.readouterr().out.count("; cached ") == 5
+
+    for part in (tmp_path / "cache" / "flux2021_zip").glob("*.zip"):
+        part.unlink()
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(config),
+                "--offline",
+                "--output",
+                str(tmp_path / "o2"),
+                "-q",
+            ]
+        )
+        == 1
+    )
+    assert "flux2021_zip: not in the cache" in capsys.readouterr().err
