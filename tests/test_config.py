@@ -112,3 +112,47 @@ def test_custom_classification_file(tmp_path):
     )
     assert [r.class_code for r in config.classification.rules] == ["forte", "faible"]
     assert config.classification.rules[0].describe() == "dependence_share >= 0.3"
+
+
+def test_shipped_catalogue_and_france_config():
+    from observatory.fetch import load_catalogue
+    from observatory.inputs import load_config_catalogue, source_refs
+
+    catalogue = load_catalogue(configs_dir() / "sources.toml")
+    assert {
+        "insee_base_flux_rp2023",
+        "insee_epci_2025",
+        "insee_cog_mvt_commune_2026",
+    } <= set(catalogue)
+    assert all(s.url.startswith("https://") for s in catalogue.values())
+    config = load_config(configs_dir() / "france.toml")
+    assert set(load_config_catalogue(config)) == set(catalogue)
+    refs = source_refs(config)
+    assert refs["flows"].source == "insee_base_flux_rp2023"
+    years = {
+        role: catalogue[ref.source].vintage
+        for role, ref in refs.items()
+        if role.startswith("flows")
+    }
+    assert years == {"flows": 2023, "flows_previous": 2018}  # five years apart
+    assert (
+        catalogue[refs["epci_composition"].source].geography
+        == config.inputs.geography
+        == 2025
+    )
+
+
+def test_unknown_source_id_is_named(tmp_path):
+    from observatory.inputs import load_config_catalogue
+
+    path = _write(
+        tmp_path,
+        MINIMAL.replace(
+            'flows = "sub/c.zip"', 'flows = { source = "insee_flux_2099" }'
+        ),
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"\[inputs\] flows: source 'insee_flux_2099' is not in the catalogue",
+    ):
+        load_config_catalogue(load_config(path))
