@@ -12,10 +12,10 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from observatory.territories import build_crowns, epci_from_communes
+from observatory.territories import build_crowns, epci_from_communes, select_metropoles
 
 LYON, BORDEAUX, NANCY, BREST = "200046977", "243300316", "245400676", "242900314"
-DEPARTEMENTS = ("69", "01", "38", "42", "33", "54", "55", "57", "88", "29")
+OVERSEAS = ("971", "972", "973", "974", "976")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def real_epci(shared_real):
     )
     communes = communes[
         (communes["type_commune"] == "COM")
-        & communes["departement"].isin(DEPARTEMENTS)
+        & ~communes["departement"].isin(OVERSEAS)
         & communes.geometry.notna()
     ].to_crs(2154)
     nature = pd.read_csv(shared_real / "epci_datafrance_2025.csv", dtype=str).rename(
@@ -46,7 +46,19 @@ def real_epci(shared_real):
 
 @pytest.fixture(scope="module")
 def real_crowns(real_epci):
-    return build_crowns(real_epci, [LYON, BORDEAUX, NANCY, BREST])
+    return build_crowns(real_epci, select_metropoles(real_epci))
+
+
+def test_the_22_metropoles_of_mainland_france(real_crowns):
+    crowns = real_crowns
+    assert crowns["metropole_code"].nunique() == 22
+    for crown, at_least in ((1, 3), (2, 4)):
+        counts = crowns[crowns["crown"] == crown].groupby("metropole_code").size()
+        assert len(counts) == 22
+        assert counts.min() >= at_least
+    # The Métropole du Grand Paris: 12 EPCI in the first crown, 18 in the second.
+    mgp = crowns[crowns["metropole_code"] == "200054781"]["crown"].value_counts()
+    assert (mgp[1], mgp[2]) == (12, 18)
 
 
 def _crown(crowns, metropole, epci):
