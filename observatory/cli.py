@@ -1,8 +1,9 @@
-"""Command-line interface: ``observatory run``.
+"""Command-line interface: ``observatory run | refresh | status | fetch | sources``.
 
-Exit codes: 0 success, 1 a problem with the config or the input files (one
-message on stderr says which file and what was expected), 2 wrong command-line
-usage. Anything else is a bug and keeps its traceback.
+Exit codes: 0 success (or "up to date"), 1 a failure (one line on stderr says
+what failed, where, and names the log), 2 wrong command-line usage, 75 another
+refresh of the same output folder is running. ``run`` and ``refresh`` record
+unexpected errors (bugs) with their traceback in the attempt's log.
 """
 
 from __future__ import annotations
@@ -17,13 +18,29 @@ from typing import TYPE_CHECKING
 from observatory import __version__
 from observatory.config import Config, default_config_path, load_config
 from observatory.errors import ObservatoryError
+from observatory.refresh import EXIT_ERROR, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from observatory.pipeline import RunReport
+    from observatory.refresh import Outcome
 
 logger = logging.getLogger("observatory")
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}   success, or "up to date" (refresh: nothing changed, nothing recomputed)
+  {EXIT_ERROR}   failure: one line on stderr says what failed, where, and names the log
+      (status: the last attempt failed or was interrupted)
+  {EXIT_USAGE}   wrong command-line usage
+  {EXIT_LOCKED}  another run or refresh of the same output folder is running (EX_TEMPFAIL)
+"""
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wrap descriptions as usual but keep the exit-code table as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("exit codes:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +52,10 @@ def _parser() -> argparse.ArgumentParser:
             "flow matrices and indicators from INSEE's MOBPRO base flux, classifies the "
             "surrounding EPCI and writes GeoParquet layers (EPSG:2154) for QGIS."
         ),
-        epilog="Run 'observatory run --help' for the main job. Documentation: README.md.",
+        epilog=EXIT_CODES
+        + "\nRun 'observatory run --help' for the main job, 'observatory refresh --help'"
+        "\nfor cron. Documentation: README.md (section 'Running from cron').",
+        formatter_class=_Formatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -47,25 +67,60 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Read the communes, EPCI composition and flows named in the config, build "
             "the crowns of each métropole, compute flows, indicators and classes, and "
-            "write epci_indicators.parquet, flows.parquet, metropoles.parquet, "
-            "flow_matrix.parquet and manifest.json. Without --config, runs the "
-            "embedded demo (real Breton geometry, SYNTHETIC flows)."
+            "publish epci_indicators.parquet, flows.parquet, metropoles.parquet, "
+            "flow_matrix.parquet and manifest.json as a run folder DIR/<run id>/; "
+            "DIR/latest/ then shows it. Always recomputes (see 'refresh'). Without "
+            "--config, runs the embedded demo (real Breton geometry, SYNTHETIC flows)."
         ),
+        epilog=EXIT_CODES,
+        formatter_class=_Formatter,
     )
     _add_config(run)
-    run.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="output folder (default: [output] dir of the config, else ./outputs)",
-    )
-    run.add_argument(
-        "--offline",
-        action="store_true",
-        help="take catalogue sources from the download cache only, never the network",
-    )
+    _add_output(run)
+    _add_offline(run)
     _add_verbosity(run)
+
+    refresh = sub.add_parser(
+        "refresh",
+        help="fetch, and recompute only if an input, the config or the package changed (for cron)",
+        description=(
+            "For cron: take the output folder's lock, fetch the sources of the config, "
+            "and recompute only if an input file, the config (or its classification "
+            "rules or catalogue) or the package changed since the last successful run; "
+            "otherwise say 'up to date' and exit 0. A recomputed run is written to "
+            "DIR/.staging-<run id>/, validated, renamed to DIR/<run id>/, and "
+            "DIR/latest switches to it in one rename; older run folders beyond "
+            "[output] keep_runs are then pruned. A failure leaves DIR/latest untouched "
+            "and prints one line on stderr. Log: DIR/.observatory/logs/<run id>.log; "
+            "state: DIR/.observatory/state.json (see 'observatory status')."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=_Formatter,
+    )
+    _add_config(refresh)
+    _add_output(refresh)
+    refresh.add_argument(
+        "--force", action="store_true", help="recompute even if nothing changed"
+    )
+    _add_offline(refresh)
+    _add_verbosity(refresh)
+
+    status = sub.add_parser(
+        "status",
+        help="last successful run, last attempt, sources, and whether a refresh would recompute",
+        description=(
+            "Print the last successful run and the last attempt of an output folder "
+            "(time, duration, outcome), the lock, each input with its vintage, age and "
+            "sha256, and whether a refresh would recompute (judged from the files on "
+            "disk: only 'refresh' asks the servers). Writes and downloads nothing. "
+            "Exits 1 when the last attempt failed or was interrupted."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=_Formatter,
+    )
+    _add_config(status)
+    _add_output(status)
+    _add_verbosity(status)
 
     fetch = sub.add_parser(
         "fetch",
@@ -110,6 +165,24 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default: [output] dir of the config, else ./outputs)",
+    )
+
+
+def _add_offline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="take catalogue sources from the download cache only, never the network",
+    )
+
+
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument(
@@ -120,13 +193,22 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _to_console(record: logging.LogRecord) -> bool:
+    # Records logged with extra={"console": False} go to the attempt's log only:
+    # on stderr, a failed run or refresh prints its one line itself.
+    return getattr(record, "console", True)
+
+
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     # Handlers go on the package logger, not the root one, so that a host program
-    # (or pytest) keeps its own; repeated calls replace our handler.
+    # (or pytest) keeps its own; repeated calls replace our handler. The level is
+    # set on the handler too: a run lowers the logger's to DEBUG for its log file.
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     for handler in [h for h in logger.handlers if getattr(h, "_observatory", False)]:
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.addFilter(_to_console)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
@@ -135,8 +217,14 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     logger.setLevel(level)
 
 
-def _summary(report: RunReport, config_path: Path) -> str:
-    lines = [f"observatory {__version__}: run {report.run_id} on {config_path}"]
+def _summary(outcome: Outcome, config_path: Path) -> str:
+    report = outcome.report
+    assert report is not None
+    lines = [
+        f"observatory {__version__}: {outcome.command} {report.run_id} on {config_path}"
+    ]
+    if outcome.command == "refresh":
+        lines.append("Recomputed because: " + "; ".join(outcome.reasons))
     if report.synthetic_flows:
         lines.append(
             "NOTE: the flows of this config are SYNTHETIC (demo), not INSEE figures."
@@ -168,8 +256,52 @@ def _summary(report: RunReport, config_path: Path) -> str:
                 else ""
             )
         )
-    lines.append(f"Done in {sum(report.timings.values()):.1f} s.")
+    latest = report.output_dir.parent / "latest"
+    lines.append(f"{latest} -> {report.run_id} ({outcome.latest_mode})")
+    if outcome.pruned:
+        lines.append(f"Pruned older run(s): {', '.join(outcome.pruned)}")
+    lines.append(f"Done in {outcome.duration_s:.1f} s. Log: {outcome.log}")
     return "\n".join(lines)
+
+
+def _up_to_date(outcome: Outcome) -> str:
+    success = outcome.previous_success or {}
+    return (
+        f"observatory refresh: up to date; nothing recomputed: inputs, config and "
+        f"package unchanged since run {outcome.latest} (published "
+        f"{success.get('finished', '?')}), which latest shows."
+    )
+
+
+def _execute(args: argparse.Namespace, config: Config) -> int:
+    from observatory import refresh
+
+    output = (args.output or config.output.dir or Path("outputs")).resolve()
+    restore = refresh.install_signal_handlers()
+    try:
+        outcome = refresh.execute(
+            config,
+            output,
+            offline=args.offline,
+            force=args.command == "run" or args.force,
+            command=args.command,
+        )
+    except refresh.Locked as exc:
+        sys.stderr.write(f"observatory {args.command}: {exc}; exiting\n")
+        return EXIT_LOCKED
+    except refresh.RunFailed as exc:
+        sys.stderr.write(exc.line + "\n")
+        return EXIT_ERROR
+    finally:
+        restore()
+    if not args.quiet:
+        text = (
+            _up_to_date(outcome)
+            if outcome.status == "up_to_date"
+            else _summary(outcome, config.path)
+        )
+        sys.stdout.write(text + "\n")
+    return EXIT_OK
 
 
 def _fetch(config: Config, offline: bool) -> int:
@@ -242,20 +374,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = args.config if args.config is not None else default_config_path()
     try:
         config = load_config(config_path)
+    except ObservatoryError as exc:
+        if args.command not in ("run", "refresh"):
+            logger.error("%s", exc)
+            return EXIT_ERROR
+        # The config is the first stage of a run: one line, as for the others.
+        logger.error("%s", exc, extra={"console": False})
+        sys.stderr.write(
+            f"observatory {args.command} failed at stage 'config': {exc}\n"
+        )
+        return EXIT_ERROR
+    try:
         if args.command == "fetch":
             return _fetch(config, args.offline)
         if args.command == "sources":
             return _sources(config)
-        from observatory import pipeline  # heavy imports only when a job runs
+        if args.command == "status":
+            from observatory.refresh import status
 
-        output = args.output or config.output.dir or Path("outputs")
-        report = pipeline.run(config, output.resolve(), offline=args.offline)
+            output = args.output or config.output.dir or Path("outputs")
+            text, code = status(config, output)
+            sys.stdout.write(text + "\n")
+            return code
     except ObservatoryError as exc:
         logger.error("%s", exc)
         return EXIT_ERROR
-    if not args.quiet:
-        sys.stdout.write(_summary(report, config.path) + "\n")
-    return EXIT_OK
+    return _execute(args, config)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -144,11 +144,18 @@ class SourcesSection:
     cache_dir: Path | None = None
 
 
+#: How ``outputs/latest`` is switched: a symlink, a copied folder, or the first
+#: that works (symlinks are refused by some Windows shares).
+LATEST_MODES = ("auto", "symlink", "copy")
+
+
 @dataclass(frozen=True, slots=True)
 class OutputSection:
-    """Where layers are written unless ``--output`` says otherwise."""
+    """Where runs are published unless ``--output`` says otherwise, and how many are kept."""
 
     dir: Path | None = None
+    keep_runs: int = 5
+    latest: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +392,12 @@ def load_config(path: str | Path) -> Config:
     )
     classification = load_classification(rules_path)
     output = _section(raw, "output", OutputSection, path)
+    if output.keep_runs < 1:
+        msg = f"{path}: [output] keep_runs must be >= 1, got {output.keep_runs}"
+        raise ConfigError(msg)
+    if output.latest not in LATEST_MODES:
+        msg = f"{path}: [output] latest must be one of {list(LATEST_MODES)}, got {output.latest!r}"
+        raise ConfigError(msg)
 
     return Config(
         path=path,

@@ -1,9 +1,11 @@
 """Write the output layers: GeoParquet 1.1, a manifest, a data dictionary, QGIS aliases.
 
-Every file is first written to a staging folder ``<output>/.tmp-<run_id>/``,
-read back and validated, and only then moved into ``<output>/`` with
-:func:`os.replace`; a failed run removes its staging folder and leaves the
-outputs of earlier runs as they were. The manifest is moved last.
+A run's files are first written to a staging folder
+``<output>/.staging-<run_id>/``, read back, validated and flushed to disk; the
+folder is then renamed to ``<output>/<run_id>/`` in one step. A failed run
+removes its staging folder and leaves the outputs of earlier runs as they were.
+Switching ``<output>/latest`` to the new run folder and pruning old ones is
+:mod:`observatory.refresh`'s job.
 
 GeoParquet files follow the 1.1.0 specification: WKB geometry, PROJJSON CRS, a
 ``bbox`` covering column, zstd compression and the column types of
@@ -21,6 +23,7 @@ import io
 import json
 import logging
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ import pyarrow.parquet as pq
 
 from observatory.errors import OutputError
 from observatory.schemas import Field
+from observatory.stages import STAGING_PREFIX, fsync_path, pause_point
 
 logger = logging.getLogger(__name__)
 
@@ -214,29 +218,38 @@ def publish(
     texts: Mapping[str, str],
     manifest: dict[str, Any],
 ) -> dict[str, Path]:
-    """Write, validate and publish a run's files into ``output_dir``.
+    """Write and validate a run's files, then publish them as ``output_dir/<run_id>/``.
+
+    Everything is written to ``output_dir/.staging-<run_id>/``, read back,
+    validated and flushed to disk; the folder is then renamed to
+    ``output_dir/<run_id>/`` in one step (same filesystem). A failure removes the
+    staging folder and touches nothing else; a killed process leaves it behind
+    for the next run to remove (:func:`observatory.refresh.remove_leftovers`).
 
     Parameters
     ----------
     output_dir
-        Destination folder, created if needed.
+        Folder holding the run folders, created if needed.
     run_id
-        Names the staging folder ``.tmp-<run_id>``.
+        Names the run folder (and the staging folder ``.staging-<run_id>``).
     tables
         ``{file stem: (arrow table, is spatial)}``, written as ``<stem>.parquet``.
     texts
         ``{file name: content}`` for the side files (QGIS styles, dictionary).
     manifest
-        Written as ``manifest.json`` after the row counts and files are added.
+        Written as ``manifest.json`` after the row counts, files and the time
+        spent writing (``timings_s.write``) are added.
 
     Returns
     -------
     dict
-        Published paths by file name.
+        Published paths (inside ``output_dir/<run_id>/``) by file name.
     """
+    started = time.perf_counter()
+    final = Path(output_dir) / run_id
+    staging = Path(output_dir) / f"{STAGING_PREFIX}{run_id}"
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(output_dir) / f".tmp-{run_id}"
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         staging.mkdir()
     except OSError as exc:
         msg = f"{output_dir}: cannot create the output folder ({exc.strerror or exc})"
@@ -249,24 +262,34 @@ def publish(
                 table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE
             )
             validate_written(path, table.num_rows, spatial)
+            fsync_path(path)
             names.append(path.name)
             logger.info("wrote %s (%d rows)", path.name, table.num_rows)
+            pause_point("write.partial")
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
+            fsync_path(staging / name)
             names.append(name)
         manifest["files"] = sorted([*names, "manifest.json"])
         manifest["rows"] = {stem: table.num_rows for stem, (table, _) in tables.items()}
+        manifest.setdefault("timings_s", {})["write"] = round(
+            time.perf_counter() - started, 3
+        )
         (staging / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n",
             encoding="utf-8",
         )
-        published = {}
-        for name in [*names, "manifest.json"]:  # the manifest last: it marks completion
-            (staging / name).replace(output_dir / name)
-            published[name] = output_dir / name
-        return published
+        fsync_path(staging / "manifest.json")
+        fsync_path(staging)
+        staging.rename(final)  # one step: the run folder appears complete
+        fsync_path(Path(output_dir))
+        logger.info("published %s", final)
+        return {name: final / name for name in manifest["files"]}
     except OSError as exc:
-        msg = f"{output_dir}: writing outputs failed ({exc.strerror or exc}); earlier outputs left in place"
+        msg = (
+            f"{output_dir}: writing run {run_id} failed ({exc.strerror or exc}); "
+            "earlier outputs left in place"
+        )
         raise OutputError(msg) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,9 @@ and ``size``. :func:`fetch_source` returns a path, never data:
 - ``offline=True`` never touches the network;
 - archives (zip, 7z) have only the requested members extracted, safely
   (no path outside the extraction folder, bounded uncompressed size), into a
-  temporary folder renamed to ``extracted/`` once complete.
+  temporary folder renamed to ``extracted/`` once complete; their sha256 is
+  recorded and checked each time they are reused (a corrupted member is
+  extracted again).
 
 Cache layout::
 
@@ -56,6 +58,7 @@ from urllib3.util.retry import Retry
 
 from observatory import __version__
 from observatory.errors import ConfigError, SourceError
+from observatory.files import sha256_file, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -288,29 +291,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically: temporary file in the same folder, then replace."""
-    fd, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part"
-    )
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _remove_stale(folder: Path) -> None:
@@ -448,7 +430,7 @@ def _use_offline(
             "forbids downloading it; run `observatory fetch` with network first"
         )
         raise SourceError(msg)
-    digest = _sha256_file(target)
+    digest = sha256_file(target)
     if source.sha256 is not None and digest != source.sha256:
         msg = (
             f"{source.id}: cached {target} has sha256 {digest} but the catalogue pins "
@@ -535,7 +517,7 @@ def _fetch_online(
     backoff: float,
 ) -> tuple[dict[str, Any], str]:
     if source.sha256 is not None and target.is_file():
-        digest = _sha256_file(target)
+        digest = sha256_file(target)
         if digest == source.sha256:
             logger.info(
                 "%s: %s matches the pinned sha256, no request needed", source.id, target
@@ -560,7 +542,7 @@ def _fetch_online(
             if not outcome.not_modified:
                 break
             assert record is not None  # a 304 only answers a conditional request
-            digest = _sha256_file(target)
+            digest = sha256_file(target)
             if digest == record.get("sha256"):
                 record = {
                     **record,
@@ -958,13 +940,23 @@ def _extract(
             p.is_file() and p.stat().st_size == previous["members"][name]
             for name, p in paths.items()
         ):
-            logger.info(
-                "%s: %d member(s) already extracted in %s",
+            digests = {name: sha256_file(p) for name, p in paths.items()}
+            recorded = previous.get("sha256")
+            if not isinstance(recorded, dict) or recorded == digests:
+                logger.info(
+                    "%s: %d member(s) already extracted in %s (sha256 verified)",
+                    source.id,
+                    len(paths),
+                    extracted,
+                )
+                return paths, {**previous, "sha256": digests}
+            logger.warning(
+                "%s: extracted member(s) %s in %s are corrupted (sha256 differs from "
+                "the one recorded at extraction); extracting them again",
                 source.id,
-                len(paths),
+                sorted(n for n in digests if digests[n] != recorded.get(n)),
                 extracted,
             )
-            return paths, previous
 
     listing = _list_archive(source, archive)
     selected = _select_members(source, archive, listing)
@@ -1011,6 +1003,7 @@ def _extract(
         "archive_sha256": digest,
         "patterns": list(source.members),
         "members": sizes,
+        "sha256": {name: sha256_file(path) for name, path in paths.items()},
     }
 
 

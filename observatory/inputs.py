@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from observatory.config import Config, SourceRef, configs_dir, default_cache_dir
-from observatory.errors import ConfigError, SourceError
+from observatory.errors import ConfigError, ObservatoryError, SourceError
 
 if TYPE_CHECKING:
     from observatory.fetch import FetchResult, Source
@@ -29,6 +29,7 @@ INPUT_ROLES = (
     "commune_passage",
     "epci_list",
 )
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,16 @@ class ResolvedInput:
     path: Path
     source_id: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: sha256 measured by the fetch (downloaded file, extracted members), by path
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+def input_files(resolved: ResolvedInput) -> list[Path]:
+    """Return the files an input is read from: every part of a shapefile, else its path."""
+    path = resolved.path
+    if path.suffix.lower() != ".shp":
+        return [path]
+    return [p for ext in SHAPEFILE_PARTS if (p := path.with_suffix(ext)).exists()]
 
 
 def catalogue_path(config: Config) -> Path:
@@ -86,9 +97,13 @@ def fetch_config_sources(
     results: dict[str, FetchResult] = {}
     for ref in source_refs(config).values():
         if ref.source not in results:
-            results[ref.source] = fetch_source(
-                catalogue[ref.source], cache_dir(config), offline=offline
-            )
+            try:
+                results[ref.source] = fetch_source(
+                    catalogue[ref.source], cache_dir(config), offline=offline
+                )
+            except ObservatoryError as exc:
+                exc.observatory_source = ref.source  # type: ignore[attr-defined]
+                raise
     return results
 
 
@@ -115,6 +130,19 @@ def pick_member(result: FetchResult, member: str | None) -> Path:
     return result.members[matches[0]]
 
 
+def _fetched_digests(result: FetchResult) -> dict[str, str]:
+    """sha256 the fetch measured (and verified) on this run, by path."""
+    record = result.provenance
+    digests = {str(result.path): record["sha256"]} if record.get("sha256") else {}
+    extracted = record.get("extracted")
+    members = extracted.get("sha256") if isinstance(extracted, dict) else None
+    if isinstance(members, dict):
+        for name, path in result.members.items():
+            if isinstance(members.get(name), str):
+                digests[str(path)] = members[name]
+    return digests
+
+
 def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedInput]:
     """Return every input of ``config`` as a local file, fetching sources as needed.
 
@@ -139,6 +167,7 @@ def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedI
                 pick_member(result, value.member),
                 value.source,
                 dict(result.provenance),
+                _fetched_digests(result),
             )
         else:
             resolved[role] = ResolvedInput(role, value)

@@ -1,14 +1,10 @@
-"""Wire the stages of a run and time them: read, territories, flows, classify, export."""
+"""Wire the stages of a run and time them, from fetch to write."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import platform
-import secrets
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,6 +26,7 @@ from observatory.export import (
     publish,
     qgis_aliases,
 )
+from observatory.files import sha256_file
 from observatory.flows import (
     ORDER_OF_MAGNITUDE,
     compare_vintages,
@@ -40,19 +37,22 @@ from observatory.flows import (
     reliability_class,
     system_matrix,
 )
-from observatory.inputs import ResolvedInput, resolve_inputs
+from observatory.inputs import ResolvedInput, input_files, resolve_inputs
 from observatory.normalise import read_base_flux, read_communes, read_epci_composition
 from observatory.schemas import layer_fields
+from observatory.stages import new_run_id, stage
 from observatory.territories import build_crowns, epci_from_communes, select_metropoles
 
 logger = logging.getLogger(__name__)
 
-_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-
 
 @dataclass
 class RunReport:
-    """What a run did: its outputs, the systems it built, timings and warnings."""
+    """What a run did: its outputs, the systems it built, timings and warnings.
+
+    ``output_dir`` is the run folder ``<output>/<run_id>/`` the files were
+    published in.
+    """
 
     run_id: str
     output_dir: Path
@@ -66,45 +66,27 @@ class RunReport:
     synthetic_flows: bool = False
 
 
-@contextmanager
-def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
-    logger.info("%s: started", name)
-    start = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - start, 3)
-    logger.info("%s: done in %.2f s", name, timings[name])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def describe_inputs(
-    inputs: dict[str, ResolvedInput], config: Config, vintages: dict[str, int | None]
+    inputs: dict[str, ResolvedInput],
+    config: Config,
+    vintages: dict[str, int | None],
+    digests: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Return path, size, sha256 and provenance of every input file.
 
     A shapefile counts all its parts; an input fetched from the catalogue carries
     the provenance recorded at download (URL, final URL, ETag, fetch time...).
+    ``digests`` (path -> sha256) saves hashing files measured already.
     """
+    digests = digests or {}
     records = []
     for role, resolved in inputs.items():
-        path = resolved.path
-        parts = [path]
-        if path.suffix.lower() == ".shp":
-            parts = [
-                p for ext in _SHAPEFILE_PARTS if (p := path.with_suffix(ext)).exists()
-            ]
-        for part in parts:
+        for part in input_files(resolved):
             record: dict[str, Any] = {
                 "role": role,
                 "path": str(part),
                 "size": part.stat().st_size,
-                "sha256": _sha256(part),
+                "sha256": digests.get(str(part)) or sha256_file(part),
             }
             if role in vintages:
                 record["vintage"] = vintages[role]
@@ -190,35 +172,66 @@ def _metropoles_layer(
     return gpd.GeoDataFrame(frame, geometry=geometry, crs=epci.crs)
 
 
-def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
-    """Run the whole job described by ``config`` and publish its layers.
+def run(
+    config: Config,
+    output_dir: Path,
+    offline: bool = False,
+    *,
+    inputs: dict[str, ResolvedInput] | None = None,
+    run_id: str | None = None,
+    started: datetime | None = None,
+    timings: dict[str, float] | None = None,
+    digests: Mapping[str, str] | None = None,
+    manifest_extra: Mapping[str, Any] | None = None,
+) -> RunReport:
+    """Run the whole job described by ``config`` and publish its run folder.
+
+    The layers are published as ``output_dir/<run_id>/`` (see
+    :func:`observatory.export.publish`); switching ``output_dir/latest`` to it is
+    left to :func:`observatory.refresh.execute`, which calls this function.
 
     Parameters
     ----------
     config
         A loaded configuration.
     output_dir
-        Folder receiving the layers, the manifest and the side files.
+        Folder holding the run folders.
     offline
         Take catalogue sources from the download cache only.
+    inputs
+        Inputs resolved already (by the caller's fetch stage); resolved here
+        when None.
+    run_id, started
+        Identity of the run (made up here when None).
+    timings
+        Stage timings measured already by the caller; this run's are added.
+    digests
+        sha256 of input files measured already, by path.
+    manifest_extra
+        Keys added to the manifest (the refresh fingerprint, the reasons).
 
     Returns
     -------
     RunReport
         Files written, row counts, the métropole systems, timings and warnings.
     """
-    started = datetime.now(UTC)
-    run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    started = started or datetime.now(UTC)
+    run_id = run_id or new_run_id(started)
     report = RunReport(
-        run_id=run_id, output_dir=output_dir, synthetic_flows=config.run.synthetic_flows
+        run_id=run_id,
+        output_dir=output_dir / run_id,
+        synthetic_flows=config.run.synthetic_flows,
     )
+    if timings is not None:
+        report.timings = timings  # the caller's dict: it sees stages as they end
     timings = report.timings
     logger.info("run %s: config %s", run_id, config.path)
 
-    with _stage("sources", timings):
-        inputs = resolve_inputs(config, offline=offline)
+    if inputs is None:
+        with stage("fetch", timings):
+            inputs = resolve_inputs(config, offline=offline)
 
-    with _stage("read", timings):
+    with stage("read", timings):
         communes = read_communes(inputs["communes"].path, config.inputs.communes_layer)
         logger.info("%s: %d communes", inputs["communes"].path, len(communes))
         epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
@@ -254,7 +267,7 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
                 "commune_passage to harmonise codes: some may not match"
             )
 
-    with _stage("territories", timings):
+    with stage("territories", timings):
         epci, membership = epci_from_communes(
             communes, composition.composition, composition.epci
         )
@@ -278,7 +291,7 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
 
     harmonisation: dict[str, Any] = {}
     if "commune_passage" in inputs:
-        with _stage("harmonise", timings):
+        with stage("harmonise", timings):
             from observatory.harmonise import harmonise_flows, read_commune_passage
 
             # Events after the target geography's 1 January would move codes to
@@ -303,7 +316,7 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
                 )
                 previous = replace(previous, table=table)
 
-    with _stage("flows", timings):
+    with stage("flows", timings):
         flows, flows_report = flows_epci(commune_flows.table, composition.composition)
         report.flows = flows_report
         for side in ("origin", "destination"):
@@ -327,10 +340,10 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
         pairs = flows_with_previous(flows, flows_previous)
         previous_vintage = previous.vintage if previous is not None else None
 
-    with _stage("classify", timings):
+    with stage("classify", timings):
         indicators = classify_epci(indicators, config.classification)
 
-    with _stage("layers", timings):
+    with stage("layers", timings):
         names = pd.Series(
             composition.epci["epci_name"].to_numpy(),
             index=composition.epci["epci_code"].to_numpy(),
@@ -360,14 +373,24 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
         lines = lines.sort_values(
             ["metropole_code", "origin_code", "destination_code"], ignore_index=True
         )
+        fragile = int((lines["reliability"] == ORDER_OF_MAGNITUDE).sum())
+        if fragile:
+            report.warnings.append(
+                f"{fragile} of {len(lines)} flow line(s) are below INSEE's usable "
+                f"threshold ({config.reliability.usable_min:g} workers): an order of "
+                "magnitude only (reliability = order_of_magnitude)"
+            )
         metropoles_layer = _metropoles_layer(epci_layer, lines, epci, config)
         matrix["origin_name"] = place_names(matrix["origin_code"], names)
         matrix["destination_name"] = place_names(matrix["destination_code"], names)
 
-    with _stage("export", timings):
+    with stage("export", timings):
         fields = layer_fields(config.classification)
         input_records = describe_inputs(
-            inputs, config, {"flows": vintage, "flows_previous": previous_vintage}
+            inputs,
+            config,
+            {"flows": vintage, "flows_previous": previous_vintage},
+            digests,
         )
         provenance = {
             "run_id": run_id,
@@ -402,8 +425,7 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
         }
         texts["data_dictionary.csv"] = data_dictionary_csv(fields)
         report.systems = _systems_summary(crowns, names)
-        timings_so_far = dict(timings)
-        manifest = {
+        manifest: dict[str, Any] = {
             "run_id": run_id,
             "package": {"name": "observatory", "version": __version__},
             "python": platform.python_version(),
@@ -431,8 +453,11 @@ def run(config: Config, output_dir: Path, offline: bool = False) -> RunReport:
             "flows_previous": report.flows_previous,
             "harmonisation": harmonisation,
             "warnings": report.warnings,
-            "timings_s": timings_so_far,
+            **(manifest_extra or {}),
         }
+
+    manifest["timings_s"] = dict(timings)  # publish adds the time spent writing
+    with stage("write", timings):
         report.files = publish(output_dir, run_id, tables, texts, manifest)
         report.rows = {stem: table.num_rows for stem, (table, _) in tables.items()}
     return report

@@ -151,3 +151,24 @@ def _reset_observatory_logger():
     reset()
     yield
     reset()
+
+
+@pytest.fixture(scope="module")
+def local_http_server():
+    """A real HTTP server on 127.0.0.1 (pytest-httpserver), one per test module."""
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """Requests to 127.0.0.1 must never go through a proxy set in the environment."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")

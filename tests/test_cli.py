@@ -1,4 +1,8 @@
-"""The command line end to end: the embedded demo, --help, and bad input."""
+"""The command line end to end: the embedded demo, --help, and bad input.
+
+``observatory run`` publishes run folders and ``latest`` like ``refresh``: the
+guarantees of unattended refreshes are tested in test_refresh.py.
+"""
 
 import json
 import re
@@ -16,13 +20,23 @@ def test_help_explains_itself(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
-    assert "métropole" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "métropole" in text
+    assert re.search(r"^  75 +another run or refresh", text, re.MULTILINE)
+    assert "refresh" in text
+    assert "status" in text
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = capsys.readouterr().out
     assert "--config" in text
     assert "--output" in text
     assert "SYNTHETIC" in text
+    with pytest.raises(SystemExit):
+        main(["refresh", "--help"])
+    text = capsys.readouterr().out
+    assert "--force" in text
+    assert "--quiet" in text
+    assert "75" in text
 
 
 def test_no_command_prints_help(capsys):
@@ -32,12 +46,16 @@ def test_no_command_prints_help(capsys):
 
 def test_demo_end_to_end(tmp_path, capsys):
     """`observatory run` with no config: the embedded demo, as a new user runs it."""
-    out = tmp_path / "outputs"
-    assert main(["run", "--output", str(out)]) == 0
+    root = tmp_path / "outputs"
+    assert main(["run", "--output", str(root)]) == 0
     summary = capsys.readouterr().out
     assert "SYNTHETIC" in summary
     assert "Brest Métropole (242900314): crown 1:" in summary
     assert "Rennes Métropole (243500139): crown 1:" in summary
+    out = root / "latest"  # what the user opens
+    (run_id,) = [p.name for p in root.iterdir() if p.name[0].isdigit()]
+    assert f"latest -> {run_id}" in summary
+    assert (root / "LATEST").read_text(encoding="utf-8") == run_id + "\n"
     for name in ("epci_indicators", "flows", "metropoles", "flow_matrix"):
         assert (out / f"{name}.parquet").is_file()
     epci = gpd.read_parquet(out / "epci_indicators.parquet")
@@ -53,6 +71,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     )  # a real territory gives varied classes
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["synthetic_flows"] is True
+    assert manifest["run_id"] == run_id
     assert (
         json.loads(
             gpd.read_parquet(out / "flows.parquet").attrs.get("observatory", "{}")
@@ -60,7 +79,7 @@ def test_demo_end_to_end(tmp_path, capsys):
         )
         is not None
     )
-    assert not list(out.glob(".tmp-*"))
+    assert not list(root.glob(".staging-*"))
 
 
 def test_module_entry_point(tmp_path):
@@ -96,7 +115,8 @@ def test_bad_input_fails_cleanly_and_keeps_outputs(tiny_inputs, broken, match, c
     folder = tiny_inputs.parent
     out = folder / "out"
     assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    latest = (out / "latest").readlink()
+    before = {p.name: p.read_bytes() for p in (out / "latest").iterdir()}
 
     if broken == "flows-column":
         write_flows(
@@ -118,11 +138,14 @@ def test_bad_input_fails_cleanly_and_keeps_outputs(tiny_inputs, broken, match, c
     assert main(["run", "--config", str(tiny_inputs), "--output", str(out)]) == 1
     stderr = capsys.readouterr().err.strip().splitlines()
     assert re.search(match, stderr[-1]), stderr[-1]
-    assert " ERROR " in stderr[-1]
-    assert not fresh.exists() or not any(fresh.iterdir())  # no output at all
-    assert {
-        p.name: p.read_bytes() for p in out.iterdir()
-    } == before  # earlier run intact
+    assert stderr[-1].startswith("observatory run failed at stage 'read': ")
+    assert re.search(
+        r"; log: .*/out/\.observatory/logs/[0-9TZ.]+-[0-9a-f]{6}\.log$", stderr[-1]
+    )
+    assert [p.name for p in fresh.iterdir()] == [".observatory"]  # no output at all
+    assert not (fresh / "latest").exists()
+    assert (out / "latest").readlink() == latest  # earlier run intact
+    assert {p.name: p.read_bytes() for p in (out / "latest").iterdir()} == before
 
 
 def test_config_error_exit_code(tmp_path, caplog):
@@ -151,6 +174,7 @@ def test_two_vintages_give_change_indicators(tiny_inputs):
     tiny_inputs.write_text(config, encoding="utf-8")
     out = folder / "out"
     assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
+    out = out / "latest"
     epci = gpd.read_parquet(out / "epci_indicators.parquet").set_index("epci_code")
     assert set(epci["vintage"]) == {2021}
     assert set(epci["previous_vintage"]) == {2016}

@@ -53,6 +53,11 @@ def test_shipped_configs_load():
         (MINIMAL + "[reliability]\nusable_min = 600\n", "usable_min <= reliable_min"),
         (MINIMAL + "[colours]\n", r"unknown table\(s\) \['colours'\]"),
         ("[inputs\n", "not valid TOML"),
+        (MINIMAL + "[output]\nkeep_runs = 0\n", r"\[output\] keep_runs must be >= 1"),
+        (
+            MINIMAL + "[output]\nlatest = 'hardlink'\n",
+            r"\[output\] latest must be one of",
+        ),
     ],
     ids=[
         "unknown-key",
@@ -64,6 +69,8 @@ def test_shipped_configs_load():
         "reliability",
         "unknown-table",
         "toml-syntax",
+        "keep-runs-0",
+        "latest-mode",
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, match):

@@ -38,7 +38,7 @@ def outputs(tmp_path_factory):
     config = write_config(folder)
     out = folder / "out"
     assert main(["run", "--config", str(config), "--output", str(out), "--quiet"]) == 0
-    return out, load_config(config)
+    return out / "latest", load_config(config)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -198,10 +198,33 @@ def test_docs_data_dictionary_is_in_sync(outputs):
     )
 
 
+def _tree(folder: Path) -> dict[str, bytes | str]:
+    return {
+        str(p.relative_to(folder)): str(p.readlink())
+        if p.is_symlink()
+        else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_symlink() or p.is_file()
+    }
+
+
+def test_publish_makes_a_run_folder_in_one_rename(tmp_path, outputs):
+    table = pq.read_table(outputs[0] / "flows.parquet")
+    files = publish(tmp_path, "run-y", {"flows": (table, True)}, {"a.txt": "é"}, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-y"]  # no staging left
+    assert files == {
+        name: tmp_path / "run-y" / name
+        for name in ("a.txt", "flows.parquet", "manifest.json")
+    }
+    manifest = json.loads(files["manifest.json"].read_text(encoding="utf-8"))
+    assert manifest["rows"] == {"flows": table.num_rows}
+    assert manifest["timings_s"]["write"] >= 0
+
+
 def test_failed_write_leaves_earlier_outputs(tmp_path, outputs, monkeypatch):
     out = tmp_path / "published"
-    shutil.copytree(outputs[0], out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    shutil.copytree(outputs[0].parent, out, symlinks=True)
+    before = _tree(out)
     table = pq.read_table(outputs[0] / "flows.parquet")
 
     def disk_full(*args, **kwargs):
@@ -212,4 +235,6 @@ def test_failed_write_leaves_earlier_outputs(tmp_path, outputs, monkeypatch):
         OutputError, match=r"No space left on device.*earlier outputs left in place"
     ):
         publish(out, "run-x", {"flows": (table, True)}, {}, {})
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _tree(out) == before
+    assert not (out / "run-x").exists()
+    assert not list(out.glob(".staging-*"))

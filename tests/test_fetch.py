@@ -146,34 +146,15 @@ def serve_file(
 
 # --------------------------------------------------------------------- fixtures
 @pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    """Requests to 127.0.0.1 must never go through a proxy set in the environment."""
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-
-
-@pytest.fixture(scope="module")
-def module_server():
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
+def _no_proxy(no_proxy):
+    """Every test here talks to 127.0.0.1 only."""
 
 
 @pytest.fixture
-def server(module_server) -> HTTPServer:
-    module_server.clear()
-    yield module_server
-    module_server.clear()
+def server(local_http_server) -> HTTPServer:
+    local_http_server.clear()
+    yield local_http_server
+    local_http_server.clear()
 
 
 @pytest.fixture
@@ -443,6 +424,23 @@ def test_same_content_is_not_extracted_again(server, cache):
     assert len(server.log) == 2
     assert second.members[FLOWS_CSV].stat().st_ino == before
     assert second.provenance["extracted"] == first.provenance["extracted"]
+
+
+def test_corrupted_extracted_member_is_extracted_again(server, cache, caplog):
+    """Bit rot in an extracted file (same size) is caught by its recorded sha256."""
+    body = flows_zip()
+    server.expect_request(f"/fichier/8201899/{FLOWS_ZIP}").respond_with_data(body)
+    source = flows_source(server, sha256=sha256(body))
+    first = fetch_source(source, cache, **FAST)
+    csv = first.members[FLOWS_CSV]
+    assert first.provenance["extracted"]["sha256"] == {FLOWS_CSV: sha256(flows_csv())}
+    csv.write_bytes(csv.read_bytes().replace(b";300", b";999"))
+    second = fetch_source(source, cache, **FAST)
+    assert second.status == "up_to_date"
+    assert csv.read_bytes() == flows_csv()
+    assert f"extracted member(s) ['{FLOWS_CSV}']" in caplog.text
+    assert "are corrupted" in caplog.text
+    assert len(server.log) == 1  # the archive itself was fine: no request
 
 
 # --------------------------------------------------------------------- HTTP errors
@@ -989,7 +987,9 @@ def test_cli_fetch_then_run_offline(
         == 0
     )
     assert server.log == []
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(
+        (out / "latest" / "manifest.json").read_text(encoding="utf-8")
+    )
     flows_input = next(i for i in manifest["inputs"] if i["role"] == "flows")
     assert flows_input["source"] == "flux2021_zip"
     assert flows_input["provenance"]["url"] == server.url_for("/flux2021.zip")
@@ -1018,4 +1018,7 @@ def test_cli_fetch_then_run_offline(
         )
         == 1
     )
-    assert "flux2021_zip: not in the cache" in capsys.readouterr().err
+    assert (
+        "observatory run failed at stage 'fetch' (source flux2021_zip): not in the cache"
+        in capsys.readouterr().err
+    )

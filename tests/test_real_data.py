@@ -173,7 +173,7 @@ def idf_run(shared_real, tmp_path_factory):
         main(["run", "--config", str(folder / "idf.toml"), "--output", str(out), "-q"])
         == 0
     )
-    return out, composition
+    return out / "latest", composition
 
 
 def test_idf_totals_preserved_to_the_worker(shared_real, idf_run):
