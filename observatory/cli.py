@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(run)
     _add_output(run)
     _add_offline(run)
+    _add_scheduler(run)
     _add_verbosity(run)
 
     refresh = sub.add_parser(
@@ -103,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="recompute even if nothing changed"
     )
     _add_offline(refresh)
+    _add_scheduler(refresh)
     _add_verbosity(refresh)
 
     status = sub.add_parser(
@@ -172,6 +175,19 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="output folder (default: [output] dir of the config, else ./outputs)",
+    )
+
+
+def _add_scheduler(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help=(
+            "dask scheduler for the detailed FD_MOBPRO file: threads (default), "
+            "processes, or a dask.distributed address tcp://HOST:8786 "
+            "(overrides [compute] scheduler)"
+        ),
     )
 
 
@@ -276,6 +292,10 @@ def _up_to_date(outcome: Outcome) -> str:
 def _execute(args: argparse.Namespace, config: Config) -> int:
     from observatory import refresh
 
+    if args.scheduler:
+        config = replace(
+            config, compute=replace(config.compute, scheduler=args.scheduler)
+        )
     output = (args.output or config.output.dir or Path("outputs")).resolve()
     restore = refresh.install_signal_handlers()
     try:

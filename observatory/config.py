@@ -79,6 +79,8 @@ class InputsSection:
     flows: Path | SourceRef
     flows_previous: Path | SourceRef | None = None
     commune_passage: Path | SourceRef | None = None
+    fd_mobpro: Path | SourceRef | None = None
+    fd_vintage: int | None = None
     communes_layer: str | None = None
     epci_list: Path | None = None
     flows_vintage: int | None = None
@@ -144,6 +146,18 @@ class SourcesSection:
     cache_dir: Path | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ComputeSection:
+    """How the detailed file is processed: dask scheduler and partition size.
+
+    ``scheduler`` is ``"threads"`` (default), ``"processes"``, ``"synchronous"``
+    or the address of a dask.distributed scheduler, ``"tcp://host:8786"``.
+    """
+
+    scheduler: str | None = None
+    blocksize: str = "64MiB"
+
+
 #: How ``outputs/latest`` is switched: a symlink, a copied folder, or the first
 #: that works (symlinks are refused by some Windows shares).
 LATEST_MODES = ("auto", "symlink", "copy")
@@ -167,6 +181,7 @@ class Config:
     run: RunSection
     inputs: InputsSection
     sources: SourcesSection
+    compute: ComputeSection
     territories: TerritoriesSection
     reliability: ReliabilitySection
     classification: ClassificationSection
@@ -338,6 +353,7 @@ def load_config(path: str | Path) -> Config:
         "run",
         "inputs",
         "sources",
+        "compute",
         "territories",
         "reliability",
         "classification",
@@ -350,6 +366,7 @@ def load_config(path: str | Path) -> Config:
     run = _section(raw, "run", RunSection, path)
     inputs = _section(raw, "inputs", InputsSection, path)
     sources = _section(raw, "sources", SourcesSection, path)
+    compute = _section(raw, "compute", ComputeSection, path)
     territories = _section(raw, "territories", TerritoriesSection, path)
     for code in territories.metropoles:
         if not (isinstance(code, str) and len(code) == 9 and code.isdigit()):
@@ -405,6 +422,7 @@ def load_config(path: str | Path) -> Config:
         run=run,
         inputs=inputs,
         sources=sources,
+        compute=compute,
         territories=territories,
         reliability=reliability,
         classification=classification,

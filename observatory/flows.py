@@ -100,6 +100,71 @@ def reliability_class(workers: pd.Series, thresholds: ReliabilitySection) -> pd.
     return pd.Series(values, index=workers.index, dtype="string")
 
 
+def epci_places(
+    origin_commune: pd.Series,
+    destination_commune: pd.Series,
+    commune_epci: pd.DataFrame,
+) -> pd.DataFrame:
+    """Place each end of commune flows in its EPCI (or abroad, or unmatched).
+
+    Arrondissements roll up to their commune first. Returns the rolled-up
+    ``origin_commune`` and ``destination_commune`` and the places
+    ``origin_code`` and ``destination_code``, on the input's index.
+    """
+    origin = rollup_arrondissements(origin_commune)
+    destination = rollup_arrondissements(destination_commune)
+    lookup = pd.Series(
+        commune_epci["epci_code"].to_numpy(),
+        index=commune_epci["commune_code"].to_numpy(),
+    )
+    abroad = is_abroad_code(destination)
+    return pd.DataFrame(
+        {
+            "origin_commune": origin,
+            "destination_commune": destination,
+            "origin_code": origin.map(lookup).fillna(UNMATCHED).astype("string"),
+            "destination_code": destination.map(lookup)
+            .mask(abroad, ABROAD + "-" + destination.astype("string"))
+            .fillna(UNMATCHED)
+            .astype("string"),
+        }
+    )
+
+
+def flows_epci_by_mode(
+    commune_flows: pd.DataFrame, commune_epci: pd.DataFrame
+) -> pd.DataFrame:
+    """Aggregate commune flows by mode into EPCI flows by mode.
+
+    Parameters
+    ----------
+    commune_flows
+        ``origin_commune``, ``destination_commune``, ``mode``, ``workers`` and
+        ``person_km`` (:func:`observatory.mobpro.person_km`).
+    commune_epci
+        ``commune_code``, ``epci_code``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``origin_code``, ``destination_code``, ``mode``, ``workers``,
+        ``person_km`` (places as in :func:`flows_epci`).
+    """
+    places = epci_places(
+        commune_flows["origin_commune"],
+        commune_flows["destination_commune"],
+        commune_epci,
+    )
+    table = places[["origin_code", "destination_code"]].assign(
+        mode=commune_flows["mode"].astype("string"),
+        workers=commune_flows["workers"].astype("float64"),
+        person_km=commune_flows["person_km"].astype("float64"),
+    )
+    return table.groupby(
+        ["origin_code", "destination_code", "mode"], as_index=False, sort=True
+    )[["workers", "person_km"]].sum(min_count=1)
+
+
 def flows_epci(
     commune_flows: pd.DataFrame, commune_epci: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -121,36 +186,23 @@ def flows_epci(
         see :func:`abroad_code`) and :data:`UNMATCHED`, and a report: totals, rolled-up
         rows, workers abroad by code, unmatched codes with their workers.
     """
-    origin = rollup_arrondissements(commune_flows["origin_commune"])
-    destination = rollup_arrondissements(commune_flows["destination_commune"])
+    places = epci_places(
+        commune_flows["origin_commune"],
+        commune_flows["destination_commune"],
+        commune_epci,
+    )
+    origin, destination = places["origin_commune"], places["destination_commune"]
     rolled = int(
         (
             (origin != commune_flows["origin_commune"])
             | (destination != commune_flows["destination_commune"])
         ).sum()
     )
-    lookup = pd.Series(
-        commune_epci["epci_code"].to_numpy(),
-        index=commune_epci["commune_code"].to_numpy(),
-    )
     abroad = is_abroad_code(destination)
-    origin_epci = origin.map(lookup)
-    destination_epci = destination.map(lookup)
-    unmatched_origin = origin_epci.isna()
-    unmatched_destination = destination_epci.isna() & ~abroad
+    unmatched_origin = places["origin_code"] == UNMATCHED
+    unmatched_destination = places["destination_code"] == UNMATCHED
     workers = commune_flows["workers"].astype("float64")
-
-    table = pd.DataFrame(
-        {
-            "origin_code": origin_epci.fillna(UNMATCHED).astype("string"),
-            "destination_code": destination_epci.mask(
-                abroad, ABROAD + "-" + destination.astype("string")
-            )
-            .fillna(UNMATCHED)
-            .astype("string"),
-            "workers": workers,
-        }
-    )
+    table = places[["origin_code", "destination_code"]].assign(workers=workers)
     flows = table.groupby(
         ["origin_code", "destination_code"], as_index=False, sort=True
     )["workers"].sum()

@@ -28,6 +28,7 @@ INPUT_ROLES = (
     "flows_previous",
     "commune_passage",
     "epci_list",
+    "fd_mobpro",
 )
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 

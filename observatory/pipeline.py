@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -32,6 +33,7 @@ from observatory.flows import (
     compare_vintages,
     epci_indicators,
     flows_epci,
+    flows_epci_by_mode,
     flows_with_previous,
     place_names,
     reliability_class,
@@ -61,6 +63,7 @@ class RunReport:
     systems: list[dict[str, Any]] = field(default_factory=list)
     flows: dict[str, Any] = field(default_factory=dict)
     flows_previous: dict[str, Any] = field(default_factory=dict)
+    fd: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     synthetic_flows: bool = False
@@ -170,6 +173,130 @@ def _metropoles_layer(
         epci.set_index("epci_code").geometry.reindex(frame["metropole_code"]).values
     )
     return gpd.GeoDataFrame(frame, geometry=geometry, crs=epci.crs)
+
+
+def _detailed_flows(
+    path: Path,
+    config: Config,
+    vintage: int | None,
+    base_flux: pd.DataFrame,
+    communes: gpd.GeoDataFrame,
+    commune_epci: pd.DataFrame,
+    harmonisation: tuple[pd.DataFrame | None, set[str] | None],
+    warnings: list[str],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read FD_MOBPRO out of core and return modes, distances and person-km by EPCI pair."""
+    from observatory import mobpro
+    from observatory.harmonise import harmonise_codes
+
+    by_mode, read_report = mobpro.read_fd(
+        path,
+        config.inputs.fd_vintage,
+        scheduler=config.compute.scheduler,
+        blocksize=config.compute.blocksize,
+        progress=sys.stderr.isatty(),
+    )
+    check = mobpro.compare_with_base_flux(mobpro.commune_pairs(by_mode), base_flux)
+    if read_report.get("vintage") != vintage:
+        warnings.append(
+            f"{path}: the detailed file is RP {read_report.get('vintage')}, the base "
+            f"flux RP {vintage}: modal shares come from another census"
+        )
+    elif not check["consistent"]:
+        warnings.append(
+            f"{path}: flows summed from the detailed file differ from the base flux "
+            f"on {check['pairs_above_tolerance']} commune pair(s) (largest gap "
+            f"{check['max_abs_gap']:.1f} workers); see the manifest (fd_mobpro)"
+        )
+    passage, target = harmonisation
+    if passage is not None and target is not None:
+        keys = ["origin_commune", "destination_commune", "mode"]
+        by_mode = (
+            by_mode.assign(
+                origin_commune=harmonise_codes(
+                    by_mode["origin_commune"], passage, target
+                ),
+                destination_commune=harmonise_codes(
+                    by_mode["destination_commune"], passage, target
+                ),
+            )
+            .groupby(keys, as_index=False)["workers"]
+            .sum()
+        )
+    km = mobpro.person_km(by_mode, mobpro.commune_points(communes))
+    by_pair = flows_epci_by_mode(km, commune_epci)
+    return _pair_modes(by_pair), {"read": read_report, "base_flux_check": check}
+
+
+def _pair_modes(by_mode: pd.DataFrame) -> pd.DataFrame:
+    """Modal shares, straight-line distance and person-km of each EPCI pair."""
+    from observatory.mobpro import MODES, modal_split
+
+    keys = ["origin_code", "destination_code"]
+    commune_keys = {
+        "origin_code": "origin_commune",
+        "destination_code": "destination_commune",
+    }
+    split = modal_split(
+        by_mode[[*keys, "mode", "workers"]].rename(columns=commune_keys)
+    )
+    split = split.rename(columns={v: k for k, v in commune_keys.items()}).drop(
+        columns="workers"
+    )
+    person_km = by_mode.pivot_table(
+        index=keys, columns="mode", values="person_km", aggfunc="sum"
+    ).reindex(columns=list(MODES))
+    travelling = by_mode[by_mode["mode"] != "none"].groupby(keys)["workers"].sum()
+    totals = person_km.sum(axis=1, min_count=1)
+    extra = pd.DataFrame(
+        {
+            "distance_km": totals / travelling.reindex(totals.index),
+            "person_km": totals,
+            **{
+                f"{m}_person_km": person_km[m].fillna(0.0) for m in MODES if m != "none"
+            },
+        }
+    ).reset_index()
+    return split.merge(extra, on=keys, how="left")
+
+
+def _with_pair_modes(
+    lines: gpd.GeoDataFrame, pair_modes: pd.DataFrame | None
+) -> gpd.GeoDataFrame:
+    from observatory.mobpro import MODES
+
+    columns = [f"{m}_share" for m in MODES] + ["distance_km", "person_km"]
+    columns += [f"{m}_person_km" for m in MODES if m != "none"]
+    if pair_modes is None:
+        return lines.assign(**dict.fromkeys(columns, np.nan))
+    keys = ["origin_code", "destination_code"]
+    merged = lines.merge(pair_modes[[*keys, *columns]], on=keys, how="left")
+    return gpd.GeoDataFrame(merged, geometry=lines.geometry.name, crs=lines.crs)
+
+
+def _with_metropole_modes(
+    indicators: pd.DataFrame, pair_modes: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Add the modal shares of the flows to and from the métropole (null for crown 0)."""
+    from observatory.mobpro import MODES
+
+    out = indicators.copy()
+    shares = [f"{m}_share" for m in MODES]
+    for side, origin, destination in (
+        ("to", "epci_code", "metropole_code"),
+        ("from", "metropole_code", "epci_code"),
+    ):
+        names = {s: f"{side}_metropole_{s}" for s in shares}
+        if pair_modes is None:
+            for name in names.values():
+                out[name] = np.nan
+            continue
+        part = pair_modes[["origin_code", "destination_code", *shares]].rename(
+            columns={"origin_code": origin, "destination_code": destination, **names}
+        )
+        out = out.merge(part, on=["epci_code", "metropole_code"], how="left")
+        out.loc[out["crown"] == 0, list(names.values())] = np.nan
+    return out
 
 
 def run(
@@ -290,6 +417,8 @@ def run(
         )
 
     harmonisation: dict[str, Any] = {}
+    raw_base = commune_flows.table  # the detailed file is checked against it as read
+    passage = target = None
     if "commune_passage" in inputs:
         with stage("harmonise", timings):
             from observatory.harmonise import harmonise_flows, read_commune_passage
@@ -340,6 +469,21 @@ def run(
         pairs = flows_with_previous(flows, flows_previous)
         previous_vintage = previous.vintage if previous is not None else None
 
+    pair_modes = None
+    if "fd_mobpro" in inputs:
+        with stage("fd_mobpro", timings):
+            pair_modes, report.fd = _detailed_flows(
+                inputs["fd_mobpro"].path,
+                config,
+                vintage,
+                raw_base,
+                communes,
+                composition.composition,
+                (passage, target),
+                report.warnings,
+            )
+    indicators = _with_metropole_modes(indicators, pair_modes)
+
     with stage("classify", timings):
         indicators = classify_epci(indicators, config.classification)
 
@@ -350,6 +494,7 @@ def run(
         )
         props = epci.drop(columns="geometry").set_index("epci_code")
         lines = _flow_lines(pairs, crowns, epci, config)
+        lines = _with_pair_modes(lines, pair_modes)
         for frame in (indicators, lines):
             frame["vintage"] = vintage
             frame["previous_vintage"] = previous_vintage
@@ -451,6 +596,7 @@ def run(
             "territories": membership,
             "flows": flows_report,
             "flows_previous": report.flows_previous,
+            "fd_mobpro": report.fd,
             "harmonisation": harmonisation,
             "warnings": report.warnings,
             **(manifest_extra or {}),

@@ -205,6 +205,66 @@ _CHANGES = [
 
 EPCI_INDICATORS += [*_VINTAGES, *_CHANGES]
 
+#: French labels of the harmonised transport modes (observatory.mobpro.MODES).
+MODE_LABELS = {
+    "none": "sans transport (travail à domicile)",
+    "walk": "marche à pied",
+    "bicycle": "vélo",
+    "two_wheel_motorised": "deux-roues motorisé",
+    "two_wheel": "deux-roues (RP 2016 et avant, vélos compris)",
+    "car": "voiture, camion, fourgonnette",
+    "public_transport": "transports en commun",
+}
+
+_MODES_TO_FROM = [
+    Field(
+        f"{side}_metropole_{mode}_share",
+        _F,
+        f"Share of {mode} in the flow {side} the métropole "
+        "(detailed FD_MOBPRO file; null without it)",
+        f"Part {label} (flux {'vers' if side == 'to' else 'depuis'} la métropole)",
+    )
+    for side in ("to", "from")
+    for mode, label in MODE_LABELS.items()
+]
+
+EPCI_INDICATORS += _MODES_TO_FROM
+
+_FLOW_MODES = [
+    *(
+        Field(
+            f"{mode}_share",
+            _F,
+            f"Share of {mode} among the workers of the pair (FD_MOBPRO; null without it)",
+            f"Part {label}",
+        )
+        for mode, label in MODE_LABELS.items()
+    ),
+    Field(
+        "distance_km",
+        _F,
+        "Mean commuting distance of the pair's workers who travel, STRAIGHT LINE between "
+        "representative points of the residence and work communes (FD_MOBPRO)",
+        "Distance moyenne à vol d'oiseau (km)",
+    ),
+    Field(
+        "person_km",
+        _F,
+        "Workers x straight-line distance, all modes",
+        "Voyageurs-km (vol d'oiseau)",
+    ),
+    *(
+        Field(
+            f"{mode}_person_km",
+            _F,
+            f"Person-km by {mode} (straight line)",
+            f"Voyageurs-km, {label}",
+        )
+        for mode, label in MODE_LABELS.items()
+        if mode != "none"
+    ),
+]
+
 FLOWS = [
     *_METROPOLE_KEY,
     Field(
@@ -261,6 +321,7 @@ FLOWS = [
     Field(
         "workers_change", _F, "workers now minus then", "Évolution des actifs occupés"
     ),
+    *_FLOW_MODES,
 ]
 
 FLOW_MATRIX = [

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 from conftest import FLOW_ROWS, write_flows
 
@@ -208,3 +209,65 @@ def test_same_vintage_twice_is_refused(tiny_inputs, caplog):
         == 1
     )
     assert "same vintage (2021)" in caplog.text
+
+
+def test_detailed_file_gives_modal_split_and_distances(tiny_inputs):
+    """FD_MOBPRO consistent with the base flux: 3/4 by car (5), 1/4 by public transport (6)."""
+    from conftest import COMMUNE_ROWS
+
+    folder = tiny_inputs.parent
+    lines = ["COMMUNE;ARM;DCLT;TRANS;IPONDI;SEXE"]
+    for origin, destination, workers in FLOW_ROWS:
+        commune, arm = (
+            ("69123", origin) if origin.startswith("6938") else (origin, "ZZZZZ")
+        )
+        lines.append(f"{commune};{arm};{destination};5;{float(workers) * 0.75};1")
+        lines.append(f"{commune};{arm};{destination};6;{float(workers) * 0.25};2")
+    (folder / "FD_MOBPRO_2021.csv").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    config = tiny_inputs.read_text(encoding="utf-8").replace(
+        'flows = "base-flux-2021.zip"\n',
+        'flows = "base-flux-2021.zip"\nfd_mobpro = "FD_MOBPRO_2021.csv"\n',
+    )
+    tiny_inputs.write_text(
+        config + '[compute]\nscheduler = "synchronous"\n', encoding="utf-8"
+    )
+    out = folder / "out"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
+
+    manifest = json.loads(
+        (out / "latest" / "manifest.json").read_text(encoding="utf-8")
+    )
+    assert manifest["fd_mobpro"]["base_flux_check"]["consistent"] is True
+    assert not [w for w in manifest["warnings"] if "detailed file" in w]
+    epci = gpd.read_parquet(out / "latest" / "epci_indicators.parquet").set_index(
+        "epci_code"
+    )
+    assert epci.loc["200000002", "to_metropole_car_share"] == pytest.approx(0.75)
+    assert epci.loc[
+        "200000002", "from_metropole_public_transport_share"
+    ] == pytest.approx(0.25)
+    assert epci.loc["200000002", "to_metropole_bicycle_share"] == 0
+    assert pd.isna(epci.loc["200046977", "to_metropole_car_share"])  # crown 0
+
+    flows = gpd.read_parquet(out / "latest" / "flows.parquet")
+    to_m = flows[
+        (flows["origin_code"] == "200000002") & (flows["flow_type"] == "to_metropole")
+    ].iloc[0]
+    points = {
+        code: polygon.representative_point() for code, _, _, polygon in COMMUNE_ROWS
+    }
+    km = points["01001"].distance(points["69123"]) / 1000  # 01001 -> 69385 (Lyon)
+    assert to_m["distance_km"] == pytest.approx(km)
+    assert to_m["person_km"] == pytest.approx(300 * km)
+    assert to_m["car_person_km"] == pytest.approx(225 * km)
+    assert to_m["car_share"] + to_m["public_transport_share"] == pytest.approx(1)
+
+
+def test_without_detailed_file_mode_columns_are_empty(tiny_inputs):
+    out = tiny_inputs.parent / "out"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
+    flows = gpd.read_parquet(out / "latest" / "flows.parquet")
+    assert flows["car_share"].isna().all()
+    assert flows["distance_km"].isna().all()
