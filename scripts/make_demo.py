@@ -387,7 +387,9 @@ def load_source(path: Path) -> Source:
     columns += ["libepci", "nature", "geometry"]
     com = com[columns].rename(columns={"full_name": "name"})
     com = com.sort_values("code", ignore_index=True)
-    return Source(path, WHEEL_SHA256, licence, com, epci, arrondissements, dropped, rebuilt)
+    return Source(
+        path, WHEEL_SHA256, licence, com, epci, arrondissements, dropped, rebuilt
+    )
 
 
 # ------------------------------------------------------------------------ territory
