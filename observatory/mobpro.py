@@ -37,6 +37,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+try:
+    from pyarrow import ArrowInvalid as _ArrowInvalid
+except ImportError:  # pragma: no cover - pyarrow comes with dask[dataframe]
+
+    class _ArrowInvalid(ValueError):  # type: ignore[no-redef]
+        """Never raised: stands for pyarrow's parse error."""
+
+
 from observatory.errors import ConfigError, DataError, SourceError
 from observatory.normalise import (
     ARRONDISSEMENT_RANGES,
@@ -115,6 +123,9 @@ _VINTAGE_IN_NAME = re.compile(r"(?:RP|MOBPRO_)((?:19|20)\d{2})(?!\d)", re.IGNORE
 _INTEGRAL = re.compile(r"^([0-9]+)\.0*$")
 _LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
 _MAX_LISTED = 5
+#: Estimated bytes in memory per FD_MOBPRO row read (5 columns), for partitions.
+_BYTES_PER_ROW = 100
+_SPLIT_EVERY = 16
 
 
 class _PartitionError(DataError):
@@ -162,13 +173,76 @@ def _map_trans(trans: pd.Series, coding: dict[str, str]) -> pd.Series:
     return pd.Series(modes[codes], index=trans.index, dtype="string")
 
 
-def _valid_places(codes: pd.Series, *, abroad: bool) -> pd.Series:
-    # The code patterns run on distinct codes (a few thousand), then spread.
-    uniques = pd.Series(pd.unique(codes.dropna())).astype("string")
+def _all_valid(codes: pd.Series, *, abroad: bool) -> bool:
+    # The code patterns run on distinct codes (a few thousand) only.
+    if codes.isna().any():
+        return False
+    uniques = pd.Series(pd.unique(codes)).astype("string")
     ok = is_commune_code(uniques)
     if abroad:
         ok |= is_abroad_code(uniques)
-    return codes.isin(uniques[ok.to_numpy()]).fillna(False).astype(bool)
+    return bool(ok.fillna(False).all())
+
+
+def _is_arrow_text(values: pd.Series) -> bool:
+    return (
+        isinstance(values.dtype, pd.StringDtype)
+        and getattr(values.dtype, "storage", None) == "pyarrow"
+    )
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, Any]:
+    """Integer codes (missing values are a code too) and the distinct values."""
+    if _is_arrow_text(values):
+        # Arrow's dictionary encoding: several times faster than pandas'
+        # factorize of Arrow strings, and without the GIL.
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        array = pa.array(values.array)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        encoded = pc.dictionary_encode(array, null_encoding="encode")
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        uniques = encoded.dictionary.to_pandas().astype(values.dtype).array
+        return codes, uniques
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes.astype(np.int64), uniques
+
+
+def _sum_by(keys: dict[str, pd.Series], workers: np.ndarray) -> pd.DataFrame:
+    """Sum ``workers`` by ``keys`` (missing keys kept as groups), unsorted.
+
+    A plain groupby: each key column is factorized once, the codes are combined
+    into one integer per row, and the sums are a ``bincount``. Groups come in
+    order of first appearance, as ``groupby(sort=False)``'s.
+    """
+    n = len(workers)
+    combined = np.zeros(n, dtype=np.int64)
+    radix = 1
+    columns: list[tuple[str, np.ndarray, Any]] = []
+    for name, values in keys.items():
+        codes, uniques = _factorize(values)
+        size = max(len(uniques), 1)
+        if radix * size >= 2**62:  # re-number the combined codes first
+            combined = pd.factorize(combined)[0].astype(np.int64)
+            radix = int(combined.max()) + 1 if n else 1
+        combined = combined * size + codes
+        radix *= size
+        columns.append((name, codes, uniques))
+    groups, distinct = pd.factorize(combined)
+    count = len(distinct)
+    # Groups are numbered in order of first appearance: a group's first row is
+    # where its number exceeds every number before.
+    seen = np.maximum.accumulate(groups) if n else groups
+    first = np.flatnonzero(groups > np.concatenate(([-1], seen[:-1])))
+    out = pd.DataFrame(
+        {name: uniques.take(codes[first]) for name, codes, uniques in columns}
+    )
+    out["workers"] = np.bincount(
+        groups, weights=np.asarray(workers, dtype="float64"), minlength=count
+    )
+    return out
 
 
 def trans_to_mode(trans: pd.Series, vintage: int) -> pd.Series:
@@ -224,6 +298,19 @@ def _weights(ipondi: pd.Series) -> np.ndarray:
     ipondi = _plain(ipondi)
     if pd.api.types.is_numeric_dtype(ipondi) and not pd.api.types.is_bool_dtype(ipondi):
         return ipondi.to_numpy(dtype="float64", na_value=np.nan)
+    if getattr(ipondi.dtype, "storage", None) == "pyarrow":
+        # Fast path (the CSV reader's Arrow strings): Arrow's parser, without
+        # the GIL. Anything it refuses (blanks, decimal commas, text) goes on to
+        # pandas below, which also names nothing: the checks do.
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            values = pc.cast(pa.array(ipondi.array), pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+            pass
+        else:
+            return values.to_numpy(zero_copy_only=False)
     text = ipondi.astype("string").str.strip()
     values = pd.to_numeric(text, errors="coerce")
     if values.isna().any():  # a decimal comma, rarely
@@ -286,14 +373,48 @@ def _raise_problems(frame: pd.DataFrame, vintage: int) -> None:
     raise DataError(msg)
 
 
-def _finish(table: pd.DataFrame) -> pd.DataFrame:
+def _finish(table: pd.DataFrame, *, sort: bool = True) -> pd.DataFrame:
     out = table.loc[:, [*FLOW_KEYS, "workers"]].astype(
         dict.fromkeys(FLOW_KEYS, "string") | {"workers": "float64"}
     )
-    return out.sort_values(list(FLOW_KEYS), ignore_index=True)
+    if not sort:
+        return out.reset_index(drop=True)
+    order = _sort_order([out[key] for key in FLOW_KEYS])
+    if order is None:
+        return out.sort_values(list(FLOW_KEYS), ignore_index=True)
+    return out.take(order).reset_index(drop=True)
 
 
-def aggregate_fd(frame: pd.DataFrame, vintage: int) -> pd.DataFrame:
+def _sort_order(keys: list[pd.Series]) -> np.ndarray | None:
+    """Row order sorting by ``keys`` (as ``sort_values``), or None to let pandas.
+
+    Each key is factorized and its few distinct values sorted (code point order,
+    as pandas' for strings); the ranks make one integer key per row: much faster
+    than a lexsort of millions of strings. None when a key is missing somewhere
+    or the ranks would not fit in 62 bits.
+    """
+    combined: np.ndarray | None = None
+    radix = 1
+    for values in keys:
+        codes, uniques = _factorize(values)
+        distinct = np.asarray(uniques, dtype=object)
+        if pd.isna(distinct).any():
+            return None
+        radix *= max(len(distinct), 1)
+        if radix >= 2**62:
+            return None
+        rank = np.empty(len(distinct), dtype=np.int64)
+        rank[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
+        ranks = rank[codes]
+        combined = ranks if combined is None else combined * len(distinct) + ranks
+    if combined is None:
+        return None
+    return np.argsort(combined, kind="stable")
+
+
+def aggregate_fd(
+    frame: pd.DataFrame, vintage: int, *, sort: bool = True
+) -> pd.DataFrame:
     """Sum FD_MOBPRO weights by residence commune, work commune and mode.
 
     The same function runs on a whole frame in memory and on each dask partition
@@ -306,6 +427,9 @@ def aggregate_fd(frame: pd.DataFrame, vintage: int) -> pd.DataFrame:
         (codes as strings; ``TRANS`` may be numeric; others are ignored).
     vintage
         Census year, which sets the ``TRANS`` coding (see :func:`trans_to_mode`).
+    sort
+        Sort by the three keys (default); :func:`read_fd`'s partitions skip it,
+        their sums are summed again.
 
     Returns
     -------
@@ -334,64 +458,64 @@ def aggregate_fd(frame: pd.DataFrame, vintage: int) -> pd.DataFrame:
     with np.errstate(invalid="ignore"):
         if not np.isfinite(workers).all() or (workers < 0).any():
             _raise_problems(frame, vintage)
-    # Group on the raw codes first: the checks and the mode mapping then run on
-    # distinct (origin, destination, TRANS) triples, not on every person.
-    partial = (
-        pd.DataFrame(
-            {
-                "origin": _residence(frame),
-                "destination": frame["DCLT"].astype("string").str.strip(),
-                "trans": _plain(frame["TRANS"]),
-                "workers": workers,
-            },
-            index=frame.index,
-        )
-        .groupby(
-            ["origin", "destination", "trans"], dropna=False, sort=False, observed=True
-        )["workers"]
-        .sum()
-        .reset_index()
-    )
-    modes = _map_trans(partial["trans"], coding)
-    valid = (
-        modes.notna()
-        & _valid_places(partial["origin"], abroad=False)
-        & _valid_places(partial["destination"], abroad=True)
-    )
-    if not valid.all():
+    # One plain groupby on the raw codes, as read: the stripping, the
+    # arrondissement rule, the checks and the mode mapping then run on distinct
+    # (COMMUNE, ARM, DCLT, TRANS) groups, not on every person. A bad group sends
+    # back to the row by row description of the whole frame.
+    raw = ["COMMUNE", "ARM", "DCLT", "TRANS"]
+    partial = _sum_by({column: frame[column] for column in raw}, workers)
+    origin = _residence(partial)
+    destination = partial["DCLT"].astype("string").str.strip()
+    modes = _map_trans(_plain(partial["TRANS"]), coding)
+    if not (
+        modes.notna().all()
+        and _all_valid(origin, abroad=False)
+        and _all_valid(destination, abroad=True)
+    ):
         _raise_problems(frame, vintage)
-    table = (
-        pd.DataFrame(
-            {
-                "origin_commune": partial["origin"],
-                "destination_commune": partial["destination"],
-                "mode": modes,
-                "workers": partial["workers"],
-            }
-        )
-        .groupby(list(FLOW_KEYS), sort=False, observed=True)["workers"]
-        .sum()
-        .reset_index()
+    table = _sum_by(
+        {
+            "origin_commune": origin,
+            "destination_commune": destination,
+            "mode": modes,
+        },
+        partial["workers"].to_numpy(),
     )
-    return _finish(table)
-
-
-def _empty_flows() -> pd.DataFrame:
-    return _finish(
-        pd.DataFrame({key: pd.Series(dtype="string") for key in FLOW_KEYS}).assign(
-            workers=pd.Series(dtype="float64")
-        )
-    )
+    return _finish(table, sort=sort)
 
 
 def _aggregate_partition(
-    frame: pd.DataFrame, vintage: int, partition_info: dict | None = None
-) -> pd.DataFrame:
+    frame: pd.DataFrame, vintage: int, number: int
+) -> tuple[pd.DataFrame, int]:
     try:
-        return aggregate_fd(frame, vintage)
+        return aggregate_fd(frame, vintage, sort=False), len(frame)
     except DataError as exc:
-        number = partition_info["number"] if partition_info else -1
         raise _PartitionError(str(exc), number) from exc
+
+
+def _combine_partials(*parts: tuple[pd.DataFrame, int]) -> tuple[pd.DataFrame, int]:
+    """Sum partial sums of :func:`aggregate_fd` (and their row counts)."""
+    tables = [table for table, _ in parts]
+    rows = sum(n for _, n in parts)
+    if len(tables) == 1:  # already one row per group
+        return tables[0], rows
+    both = pd.concat(tables, ignore_index=True)
+    # Each table has one row per group: only groups of an origin found in
+    # several tables (the file is ordered by residence: few) need summing.
+    codes, uniques = _factorize(both["origin_commune"])
+    part = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+    seen = np.bincount(
+        codes * len(tables) + part, minlength=len(uniques) * len(tables)
+    ).reshape(len(uniques), len(tables))
+    shared = ((seen > 0).sum(axis=1) > 1)[codes]
+    if not shared.any():
+        return both, rows
+    again = both[shared]
+    summed = _sum_by(
+        {key: again[key] for key in FLOW_KEYS}, again["workers"].to_numpy("float64")
+    )
+    out = pd.concat([both[~shared], _finish(summed, sort=False)], ignore_index=True)
+    return out, rows
 
 
 def commune_pairs(flows_by_mode: pd.DataFrame) -> pd.DataFrame:
@@ -515,6 +639,12 @@ def _read_csv(dd: Any, source: Path, where: str, blocksize: str | int) -> Any:
     with source.open("rb") as handle:
         first = handle.readline(1 << 16)
     bom = first.startswith(b"\xef\xbb\xbf")
+    try:
+        first.decode("utf-8")
+    except UnicodeDecodeError:
+        utf8 = False
+    else:
+        utf8 = True
     header = first.decode("utf-8-sig" if bom else "latin-1").strip()
     columns = [c.strip().strip('"') for c in header.split(";")]
     missing = [c for c in FD_COLUMNS if c not in columns]
@@ -530,16 +660,24 @@ def _read_csv(dd: Any, source: Path, where: str, blocksize: str | int) -> Any:
         sep=";",
         usecols=list(FD_COLUMNS),
         dtype=dict.fromkeys(FD_COLUMNS, str),
-        na_filter=False,
+        # Arrow's parser: about 3 times faster per block, and outside the GIL,
+        # so the threads scheduler parses blocks in parallel. Strings stay Arrow
+        # strings; :func:`_weights` parses IPONDI with Arrow too.
+        engine="pyarrow",
+        keep_default_na=False,
         blocksize=blocksize,
-        # Codes are ASCII; latin-1 never fails on other columns' bytes.
-        encoding="utf-8-sig" if bom else "latin-1",
+        # Codes are ASCII. Arrow checks UTF-8 only in the columns read, and
+        # decodes it natively (latin-1 goes through Python's codec, with the
+        # GIL): UTF-8 unless the header is not.
+        encoding="utf-8-sig" if bom else ("utf-8" if utf8 else "latin-1"),
     )
 
 
 def _read_row_groups(groups: tuple[int, ...], source: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
+    # Codes as Arrow strings (read_dictionary= measured slower: the
+    # categoricals' conversions cost more than the strings they save).
     table = pq.ParquetFile(source).read_row_groups(
         list(groups), columns=list(FD_COLUMNS)
     )
@@ -568,16 +706,23 @@ def _read_parquet(dd: Any, source: Path, where: str, blocksize: str | int) -> An
     # Consecutive row groups holding about `blocksize` bytes of the columns read.
     # dd.read_parquet would fuse partitions by the share of columns read (5 of
     # ~30): partitions several times larger than asked, numbered otherwise.
+    # Sizes are estimated in memory, not on disk: dictionary-encoded codes are
+    # a few bytes a row in the file, ~100 in pandas (the five columns and the
+    # groupby's keys). On disk sizes merged a national file's 8 row groups of 1
+    # million rows into one partition: no parallelism.
     limit = parse_bytes(blocksize)
     chunks: list[tuple[int, ...]] = []
     chunk: list[int] = []
     size = 0
     for i in range(metadata.num_row_groups):
         group = metadata.row_group(i)
-        group_size = sum(
-            group.column(j).total_uncompressed_size
-            for j in range(group.num_columns)
-            if group.column(j).path_in_schema in FD_COLUMNS
+        group_size = max(
+            _BYTES_PER_ROW * group.num_rows,
+            sum(
+                group.column(j).total_uncompressed_size
+                for j in range(group.num_columns)
+                if group.column(j).path_in_schema in FD_COLUMNS
+            ),
         )
         if chunk and size + group_size > limit:
             chunks.append(tuple(chunk))
@@ -681,6 +826,18 @@ def _locate(
     return "; ".join(problems) if problems else None
 
 
+def _count_pairs(table: pd.DataFrame) -> int:
+    # The table is sorted by pair then mode: a pair starts where either code
+    # differs from the row before.
+    if len(table) == 0:
+        return 0
+    same = np.ones(len(table), dtype=bool)
+    for key in PAIR_KEYS:
+        codes = pd.factorize(table[key])[0]
+        same[1:] &= codes[1:] == codes[:-1]
+    return int(len(table) - same[1:].sum())
+
+
 def read_fd(
     path: Path,
     vintage: int | None = None,
@@ -702,8 +859,9 @@ def read_fd(
         Census year; read from the file name (``RP2019...``, ``FD_MOBPRO_2016...``)
         when not given.
     blocksize
-        Bytes per partition (``"64MiB"``): CSV text, or uncompressed Parquet
-        column data (whole row groups).
+        Bytes per partition (``"64MiB"``): CSV text, or the estimated size in
+        memory of the Parquet columns read (whole row groups; ~100 bytes a row,
+        so a national file's row groups of 1 million rows are one partition each).
     scheduler
         ``None`` or ``"threads"`` (default), ``"processes"``, ``"synchronous"``;
         or a dask.distributed scheduler address (``"tcp://host:8786"``), whose
@@ -755,14 +913,22 @@ def read_fd(
         else:
             fmt, first, word = "csv", 2, "line"
             ddf = _read_csv(dd, source, where, blocksize)
-        partials = ddf.map_partitions(
-            _aggregate_partition, vintage, meta=_empty_flows()
-        )
-        # Sum of the partial sums, as a tree of partial sums (bounded memory).
-        flows = partials.groupby(list(FLOW_KEYS), sort=False, dropna=False)[
-            "workers"
-        ].sum(split_every=8)
-        rows = ddf.map_partitions(_row_count, meta=("rows", "int64")).sum()
+        # aggregate_fd on each partition, then the sum of the partial sums as a
+        # tree of partial sums, 16 at a time (bounded memory); rows counted on
+        # the way.
+        from dask import delayed
+
+        level = [
+            delayed(_aggregate_partition, pure=True)(part, vintage, number)
+            for number, part in enumerate(ddf.to_delayed())
+        ]
+        while True:
+            level = [
+                delayed(_combine_partials, pure=True)(*level[i : i + _SPLIT_EVERY])
+                for i in range(0, len(level), _SPLIT_EVERY)
+            ]
+            if len(level) == 1:
+                break
         compute = _computer(kind, scheduler, progress, stack)
         logger.info(
             "%s: RP%d, %s, %d partition(s), scheduler %s",
@@ -773,19 +939,19 @@ def read_fd(
             scheduler or kind,
         )
         try:
-            totals, n_rows = compute(flows, rows)
+            ((totals, n_rows),) = compute(level[0])
         except _PartitionError as exc:
             detail = _locate(
                 ddf, exc.partition, vintage, compute, first=first, word=word
             )
             msg = f"{where}: {detail or exc}"
             raise DataError(msg) from exc
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        except (pd.errors.ParserError, UnicodeDecodeError, _ArrowInvalid) as exc:
             msg = f"{where}: cannot parse as a ';'-separated FD_MOBPRO {fmt}: {exc}"
             raise DataError(msg) from exc
         partitions = int(ddf.npartitions)
 
-    table = _finish(totals.reset_index())
+    table = _finish(totals)
     by_mode = table.groupby("mode", observed=True)["workers"].sum()
     seconds = time.perf_counter() - start
     report: dict[str, Any] = {
@@ -800,7 +966,7 @@ def read_fd(
             mode: round(float(by_mode[mode]), 3) for mode in MODES if mode in by_mode
         },
         "triples": len(table),
-        "pairs": int(table[list(PAIR_KEYS)].drop_duplicates().shape[0]),
+        "pairs": _count_pairs(table),
         "partitions": partitions,
         "scheduler": scheduler or kind,
         "seconds": round(seconds, 3),
