@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
             "Commuting flows between French métropoles and the EPCI of their first and "
             "second crowns: builds each métropole system from EPCI boundaries, computes "
             "flow matrices and indicators from INSEE's MOBPRO base flux, classifies the "
-            "surrounding EPCI and writes GeoParquet layers (EPSG:2154) for QGIS."
+            "surrounding EPCI and writes GeoParquet layers (EPSG:2154; overseas "
+            "departments in their own CRS) for QGIS."
         ),
         epilog=EXIT_CODES
         + "\nRun 'observatory run --help' for the main job, 'observatory refresh --help'"

@@ -72,9 +72,13 @@ class SourceRef:
 
 @dataclass(frozen=True, slots=True)
 class InputsSection:
-    """Input files: local paths (relative to the config) or catalogue sources."""
+    """Input files: local paths (relative to the config) or catalogue sources.
 
-    communes: Path | SourceRef
+    ``communes`` may list several files, e.g. ADMIN EXPRESS's mainland and
+    overseas editions, each in its own CRS.
+    """
+
+    communes: Path | SourceRef | tuple[Path | SourceRef, ...]
     epci_composition: Path | SourceRef
     flows: Path | SourceRef
     flows_previous: Path | SourceRef | None = None
@@ -89,9 +93,15 @@ class InputsSection:
 
 @dataclass(frozen=True, slots=True)
 class TerritoriesSection:
-    """How métropole systems are built."""
+    """How métropole systems are built.
+
+    ``metropoles`` empty means the 22 métropoles; ``poles`` adds EPCI of any
+    nature studied the same way (e.g. the CINOR in La Réunion, which has no
+    métropole).
+    """
 
     metropoles: tuple[str, ...] = ()
+    poles: tuple[str, ...] = ()
     crown_depth: int = 2
     contiguity_tolerance_m: float = 100.0
     min_shared_border_m: float = 500.0
@@ -218,6 +228,15 @@ def _check_type(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 
 def _coerce(value: Any, hint: Any, where: str, base: Path) -> Any:
     kinds = set(get_args(hint)) - {type(None)} or {hint}
+    listed = [k for k in kinds if get_origin(k) is tuple]  # a union with a list
+    if listed and isinstance(value, list):
+        if not value:
+            msg = f"{where}: expected at least one file"
+            raise ConfigError(msg)
+        item = get_args(listed[0])[0]
+        return tuple(
+            _coerce(v, item, f"{where}[{i}]", base) for i, v in enumerate(value, 1)
+        )
     if SourceRef in kinds and isinstance(value, dict):
         unknown = sorted(set(value) - {"source", "member"})
         if unknown or not isinstance(value.get("source"), str):
@@ -368,13 +387,14 @@ def load_config(path: str | Path) -> Config:
     sources = _section(raw, "sources", SourcesSection, path)
     compute = _section(raw, "compute", ComputeSection, path)
     territories = _section(raw, "territories", TerritoriesSection, path)
-    for code in territories.metropoles:
-        if not (isinstance(code, str) and len(code) == 9 and code.isdigit()):
-            msg = (
-                f"{path}: [territories] metropoles: expected 9-digit SIREN strings, "
-                f"got {code!r}"
-            )
-            raise ConfigError(msg)
+    for key in ("metropoles", "poles"):
+        for code in getattr(territories, key):
+            if not (isinstance(code, str) and len(code) == 9 and code.isdigit()):
+                msg = (
+                    f"{path}: [territories] {key}: expected 9-digit SIREN strings, "
+                    f"got {code!r}"
+                )
+                raise ConfigError(msg)
     if territories.crown_depth < 1:
         msg = f"{path}: [territories] crown_depth must be >= 1, got {territories.crown_depth}"
         raise ConfigError(msg)

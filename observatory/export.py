@@ -14,6 +14,11 @@ GeoParquet files follow the 1.1.0 specification: WKB geometry, PROJJSON CRS, a
 >= 21 (QGIS 3.44 / 4.0 bundles) report an unknown CRS on such columns
 (OSGeo/gdal#14320, fixed in GDAL 3.13). Files written by GDAL itself carry no
 annotation either, and the CRS is read from the ``geo`` metadata.
+
+Each territory's layers are written in its official projected CRS: EPSG:2154
+(Lambert-93) for mainland France as ``<layer>.parquet``, the overseas
+departments' UTM CRS as ``<layer>_<territory>.parquet`` (``flows_REU.parquet``
+in EPSG:2975...).
 """
 
 from __future__ import annotations
@@ -35,13 +40,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from observatory.errors import OutputError
+from observatory.normalise import MAINLAND, TERRITORY_CRS
 from observatory.schemas import Field
 from observatory.stages import STAGING_PREFIX, fsync_path, pause_point
 
 logger = logging.getLogger(__name__)
 
 GEOPARQUET_VERSION = "1.1.0"
-CRS = "EPSG:2154"
+#: Official projected CRS a layer may be written in (one per territory).
+OFFICIAL_EPSG = frozenset(int(crs.split(":")[1]) for crs in TERRITORY_CRS.values())
 ROW_GROUP_SIZE = 50_000
 METADATA_KEY = b"observatory"
 
@@ -79,6 +86,11 @@ def _typed_columns(
     return schema_fields, columns
 
 
+def layer_stem(layer: str, territory: str) -> str:
+    """Return the file stem of a map layer: ``flows`` (mainland), ``flows_REU``..."""
+    return layer if territory == MAINLAND else f"{layer}_{territory}"
+
+
 def geoparquet_table(
     frame: gpd.GeoDataFrame, fields: list[Field], provenance: Mapping[str, Any]
 ) -> pa.Table:
@@ -87,15 +99,19 @@ def geoparquet_table(
     Parameters
     ----------
     frame
-        Layer with the columns of ``fields`` and a geometry in EPSG:2154.
+        Layer with the columns of ``fields`` and a geometry in the official CRS
+        of its territory (EPSG:2154 for mainland France).
     fields
         Output columns, in order, with their types.
     provenance
         JSON-serialisable record stored under the ``observatory`` key of the file
         metadata.
     """
-    if frame.crs is None or frame.crs.to_epsg() != 2154:
-        msg = f"layers are written in {CRS}, got {frame.crs}"
+    if frame.crs is None or frame.crs.to_epsg() not in OFFICIAL_EPSG:
+        msg = (
+            "layers are written in the official CRS of their territory "
+            f"(EPSG {sorted(OFFICIAL_EPSG)}), got {frame.crs}"
+        )
         raise OutputError(msg)
     buffer = io.BytesIO()
     # geopandas writes the 'geo' metadata and the covering bbox column.
@@ -143,8 +159,10 @@ def plain_table(
     )
 
 
-def validate_written(path: Path, expected_rows: int, spatial: bool) -> None:
+def validate_written(path: Path, expected_rows: int, epsg: int | None) -> None:
     """Read a written file back and check what readers rely on.
+
+    ``epsg`` is the CRS a spatial layer must carry; None for a plain table.
 
     Raises
     ------
@@ -156,7 +174,7 @@ def validate_written(path: Path, expected_rows: int, spatial: bool) -> None:
     if meta.num_rows != expected_rows:
         msg = f"{path}: {meta.num_rows} rows written, {expected_rows} expected"
         raise OutputError(msg)
-    if not spatial:
+    if epsg is None:
         return
     geo = json.loads(meta.metadata[b"geo"])
     column = geo["columns"].get(geo.get("primary_column", ""), {})
@@ -168,8 +186,8 @@ def validate_written(path: Path, expected_rows: int, spatial: bool) -> None:
     if "bbox" not in column.get("covering", {}):
         problems.append("no bbox covering")
     crs_id = (column.get("crs") or {}).get("id", {})
-    if (crs_id.get("authority"), crs_id.get("code")) != ("EPSG", 2154):
-        problems.append(f"crs is not EPSG:2154 ({crs_id})")
+    if (crs_id.get("authority"), crs_id.get("code")) != ("EPSG", epsg):
+        problems.append(f"crs is not EPSG:{epsg} ({crs_id})")
     field = pq.read_schema(path).field("geometry")
     if field.metadata and b"ARROW:extension:name" in field.metadata:
         problems.append("geometry carries an Arrow extension annotation")
@@ -177,8 +195,8 @@ def validate_written(path: Path, expected_rows: int, spatial: bool) -> None:
         msg = f"{path}: invalid GeoParquet: {', '.join(problems)}"
         raise OutputError(msg)
     back = gpd.read_parquet(path)
-    if back.crs is None or back.crs.to_epsg() != 2154:
-        msg = f"{path}: reads back with CRS {back.crs}, expected {CRS}"
+    if back.crs is None or back.crs.to_epsg() != epsg:
+        msg = f"{path}: reads back with CRS {back.crs}, expected EPSG:{epsg}"
         raise OutputError(msg)
 
 
@@ -214,7 +232,7 @@ def data_dictionary_csv(layers: Mapping[str, list[Field]]) -> str:
 def publish(
     output_dir: Path,
     run_id: str,
-    tables: Mapping[str, tuple[pa.Table, bool]],
+    tables: Mapping[str, tuple[pa.Table, int | None]],
     texts: Mapping[str, str],
     manifest: dict[str, Any],
 ) -> dict[str, Path]:
@@ -233,7 +251,8 @@ def publish(
     run_id
         Names the run folder (and the staging folder ``.staging-<run_id>``).
     tables
-        ``{file stem: (arrow table, is spatial)}``, written as ``<stem>.parquet``.
+        ``{file stem: (arrow table, EPSG code of a spatial layer or None)}``,
+        written as ``<stem>.parquet``.
     texts
         ``{file name: content}`` for the side files (QGIS styles, dictionary).
     manifest
@@ -256,12 +275,12 @@ def publish(
         raise OutputError(msg) from exc
     try:
         names = []
-        for stem, (table, spatial) in tables.items():
+        for stem, (table, epsg) in tables.items():
             path = staging / f"{stem}.parquet"
             pq.write_table(
                 table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE
             )
-            validate_written(path, table.num_rows, spatial)
+            validate_written(path, table.num_rows, epsg)
             fsync_path(path)
             names.append(path.name)
             logger.info("wrote %s (%d rows)", path.name, table.num_rows)

@@ -79,12 +79,33 @@ def load_config_catalogue(config: Config) -> dict[str, Source]:
     return catalogue
 
 
+def configured_inputs(config: Config) -> dict[str, tuple[str, Path | SourceRef]]:
+    """Return every input a config names: ``{key: (role, path or source)}``.
+
+    The key is the role, or ``role[i]`` (from 1) for a role given as a list, such
+    as several ``communes`` files (one per territory).
+    """
+    out: dict[str, tuple[str, Path | SourceRef]] = {}
+    for role in INPUT_ROLES:
+        value = getattr(config.inputs, role)
+        if isinstance(value, tuple):
+            out.update({f"{role}[{i}]": (role, v) for i, v in enumerate(value, 1)})
+        elif value is not None:
+            out[role] = (role, value)
+    return out
+
+
+def role_inputs(inputs: dict[str, ResolvedInput], role: str) -> list[ResolvedInput]:
+    """Return the resolved inputs of one role, in the config's order."""
+    return [resolved for resolved in inputs.values() if resolved.role == role]
+
+
 def source_refs(config: Config) -> dict[str, SourceRef]:
-    """Return the inputs of ``config`` that name a catalogue source, by role."""
+    """Return the inputs of ``config`` that name a catalogue source, by key."""
     return {
-        role: value
-        for role in INPUT_ROLES
-        if isinstance(value := getattr(config.inputs, role), SourceRef)
+        key: value
+        for key, (_, value) in configured_inputs(config).items()
+        if isinstance(value, SourceRef)
     }
 
 
@@ -157,13 +178,10 @@ def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedI
     """
     fetched = fetch_config_sources(config, offline) if source_refs(config) else {}
     resolved = {}
-    for role in INPUT_ROLES:
-        value = getattr(config.inputs, role)
-        if value is None:
-            continue
+    for key, (role, value) in configured_inputs(config).items():
         if isinstance(value, SourceRef):
             result = fetched[value.source]
-            resolved[role] = ResolvedInput(
+            resolved[key] = ResolvedInput(
                 role,
                 pick_member(result, value.member),
                 value.source,
@@ -171,5 +189,5 @@ def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedI
                 _fetched_digests(result),
             )
         else:
-            resolved[role] = ResolvedInput(role, value)
+            resolved[key] = ResolvedInput(role, value)
     return resolved

@@ -37,6 +37,35 @@ logger = logging.getLogger(__name__)
 
 TARGET_CRS = "EPSG:2154"
 
+#: ADMIN EXPRESS territories and their official projected CRS (IGN's per-territory
+#: editions: ``LAMB93_FXX``, ``RGAF09UTM20_GLP``/``_MTQ``, ``UTM22RGFG95_GUF``,
+#: ``RGR92UTM40S_REU``, ``RGM04UTM38S_MYT``). Mainland France includes Corsica.
+TERRITORY_CRS = {
+    "FXX": "EPSG:2154",
+    "GLP": "EPSG:5490",
+    "MTQ": "EPSG:5490",
+    "GUF": "EPSG:2972",
+    "REU": "EPSG:2975",
+    "MYT": "EPSG:4471",
+}
+TERRITORY_NAMES = {
+    "FXX": "France métropolitaine",
+    "GLP": "Guadeloupe",
+    "MTQ": "Martinique",
+    "GUF": "Guyane",
+    "REU": "La Réunion",
+    "MYT": "Mayotte",
+}
+MAINLAND = "FXX"
+#: Département prefix of the overseas departments' commune codes.
+_OVERSEAS_PREFIX = {
+    "971": "GLP",
+    "972": "MTQ",
+    "973": "GUF",
+    "974": "REU",
+    "976": "MYT",
+}
+
 COMMUNE_CODE = re.compile(r"^(?:(?!99)\d{5}|2[AB]\d{3})$")  # 99xxx: countries
 SIREN = re.compile(r"^\d{9}$")
 # INSEE codes countries as 99xxx; the detailed file also uses border-commune codes.
@@ -109,6 +138,21 @@ def is_abroad_code(codes: pd.Series) -> pd.Series:
     )
 
 
+def territory_of(codes: pd.Series) -> pd.Series:
+    """Return the ADMIN EXPRESS territory of commune codes (``FXX``, ``REU``...).
+
+    Codes of the overseas collectivities (``975``, ``977``, ``978``, ``98x``:
+    outside ADMIN EXPRESS and the EPCI) and anything that is not a commune code
+    give ``<NA>``; so do abroad codes.
+    """
+    codes = codes.astype("string")
+    prefix = codes.str[:3]
+    out = prefix.map(_OVERSEAS_PREFIX).astype("string")
+    overseas = prefix.str[:2].isin(["97", "98"]).fillna(False)
+    mainland = is_commune_code(codes) & ~overseas
+    return out.mask(mainland.fillna(False), MAINLAND)
+
+
 def rollup_arrondissements(codes: pd.Series) -> pd.Series:
     """Replace Paris, Lyon and Marseille arrondissement codes by their commune code.
 
@@ -157,7 +201,7 @@ def _check_exists(path: Path, role: str) -> None:
 
 # --------------------------------------------------------------------- communes
 def read_communes(
-    path: Path, layer: str | None = None, target_crs: str = TARGET_CRS
+    path: Path, layer: str | None = None, target_crs: str | None = TARGET_CRS
 ) -> gpd.GeoDataFrame:
     """Read commune polygons with their INSEE code (and EPCI SIREN when present).
 
@@ -168,7 +212,8 @@ def read_communes(
     layer
         Layer name for multi-layer files (GeoPackage); the first layer otherwise.
     target_crs
-        CRS of the returned frame.
+        CRS of the returned frame; None keeps the file's own CRS (see
+        :func:`communes_by_territory`).
 
     Returns
     -------
@@ -264,12 +309,77 @@ def read_communes(
                 else pd.NA
             ),
         },
-        geometry=gpd.GeoSeries(geometry, crs=gdf.crs).to_crs(target_crs).values,
-        crs=target_crs,
+        geometry=gpd.GeoSeries(geometry, crs=gdf.crs)
+        .to_crs(target_crs or gdf.crs)
+        .values,
+        crs=target_crs or gdf.crs,
     )
     out["commune_name"] = out["commune_name"].astype("string")
     out["epci_code_geo"] = out["epci_code_geo"].astype("string")
     return out
+
+
+def communes_by_territory(
+    layers: list[tuple[Path, gpd.GeoDataFrame]],
+) -> tuple[dict[str, gpd.GeoDataFrame], list[str]]:
+    """Split commune layers by territory, each in its official projected CRS.
+
+    ADMIN EXPRESS ships one layer per territory in its own CRS (Lambert-93 for
+    mainland France, UTM for the overseas departments) and a France-wide layer in
+    WGS84; any mix of them is accepted. Measuring borders or distances in
+    Lambert-93 outside mainland France would distort them, hence one frame per
+    territory.
+
+    Parameters
+    ----------
+    layers
+        ``(path, frame)`` as returned by :func:`read_communes`, in any CRS.
+
+    Returns
+    -------
+    tuple
+        ``{territory: frame in TERRITORY_CRS[territory]}`` (territories with no
+        commune are left out, mainland first) and the codes set aside because no
+        territory of ADMIN EXPRESS holds them (overseas collectivities).
+
+    Raises
+    ------
+    DataError
+        When a commune code appears in two files.
+    """
+    parts: dict[str, list[gpd.GeoDataFrame]] = {}
+    seen: dict[str, Path] = {}
+    dropped: list[str] = []
+    for path, frame in layers:
+        codes = frame["commune_code"]
+        again = [c for c in codes if c in seen]
+        if again:
+            msg = (
+                f"{path}: commune code(s) {again[:_MAX_LISTED]} already read from "
+                f"{seen[again[0]]}; each commune must come from one file"
+            )
+            raise DataError(msg)
+        seen.update(dict.fromkeys(codes, path))
+        territory = territory_of(codes)
+        dropped += codes[territory.isna().to_numpy()].tolist()
+        for code, part in frame.groupby(territory.to_numpy(), sort=False):
+            parts.setdefault(code, []).append(part.to_crs(TERRITORY_CRS[code]))
+    frames = {
+        code: gpd.GeoDataFrame(
+            pd.concat(parts[code], ignore_index=True),
+            geometry="geometry",
+            crs=TERRITORY_CRS[code],
+        )
+        for code in TERRITORY_CRS
+        if code in parts
+    }
+    if dropped:
+        logger.warning(
+            "%d commune(s) outside the territories of ADMIN EXPRESS set aside: %s",
+            len(dropped),
+            ", ".join(sorted(dropped)[:10]),
+        )
+    return frames, sorted(dropped)
 
 
 # --------------------------------------------------------------------- composition

@@ -14,6 +14,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyproj
 import shapely
 
 from observatory import __version__
@@ -23,6 +25,7 @@ from observatory.errors import DataError
 from observatory.export import (
     data_dictionary_csv,
     geoparquet_table,
+    layer_stem,
     plain_table,
     publish,
     qgis_aliases,
@@ -39,8 +42,16 @@ from observatory.flows import (
     reliability_class,
     system_matrix,
 )
-from observatory.inputs import ResolvedInput, input_files, resolve_inputs
-from observatory.normalise import read_base_flux, read_communes, read_epci_composition
+from observatory.inputs import ResolvedInput, input_files, resolve_inputs, role_inputs
+from observatory.normalise import (
+    TERRITORY_CRS,
+    EpciComposition,
+    communes_by_territory,
+    read_base_flux,
+    read_communes,
+    read_epci_composition,
+    territory_of,
+)
 from observatory.schemas import layer_fields
 from observatory.stages import new_run_id, stage
 from observatory.territories import build_crowns, epci_from_communes, select_metropoles
@@ -94,7 +105,10 @@ def describe_inputs(
             if role in vintages:
                 record["vintage"] = vintages[role]
                 record["synthetic"] = config.run.synthetic_flows
-            if role in ("communes", "epci_composition") and config.inputs.geography:
+            if (
+                resolved.role in ("communes", "epci_composition")
+                and config.inputs.geography
+            ):
                 record["geography"] = config.inputs.geography
             if resolved.source_id:
                 record["source"] = resolved.source_id
@@ -175,12 +189,88 @@ def _metropoles_layer(
     return gpd.GeoDataFrame(frame, geometry=geometry, crs=epci.crs)
 
 
+def _epci_by_territory(
+    communes: dict[str, gpd.GeoDataFrame], composition: EpciComposition
+) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, Any]]:
+    """Dissolve each territory's communes into EPCI polygons, in its own CRS."""
+    epci = {}
+    report: dict[str, Any] = {}
+    for territory, frame in communes.items():
+        epci[territory], part = epci_from_communes(
+            frame, composition.composition, composition.epci
+        )
+        for key, value in part.items():
+            report[key] = report.get(key, type(value)()) + value
+    codes = pd.concat([frame["epci_code"] for frame in epci.values()])
+    if codes.duplicated().any():
+        split = sorted(set(codes[codes.duplicated()]))
+        msg = (
+            f"EPCI {split[:5]} have member communes in several territories of the "
+            "communes file(s): check the composition file"
+        )
+        raise DataError(msg)
+    report["communes_without_epci"] = sorted(report.get("communes_without_epci", []))
+    return epci, report
+
+
+def _territory_layers(
+    epci: gpd.GeoDataFrame,
+    crowns: pd.DataFrame,
+    indicators: pd.DataFrame,
+    pairs: pd.DataFrame,
+    pair_modes: pd.DataFrame | None,
+    names: pd.Series,
+    vintages: tuple[int | None, int | None],
+    config: Config,
+) -> dict[str, gpd.GeoDataFrame]:
+    """Build the three map layers of the systems of one territory, in its CRS."""
+    lines = _with_pair_modes(_flow_lines(pairs, crowns, epci, config), pair_modes)
+    lines["vintage"], lines["previous_vintage"] = vintages
+    lines["metropole_name"] = lines["metropole_code"].map(names)
+    lines["origin_name"] = lines["origin_code"].map(names)
+    lines["destination_name"] = lines["destination_code"].map(names)
+    lines = lines.sort_values(
+        ["metropole_code", "origin_code", "destination_code"], ignore_index=True
+    )
+    epci_layer = gpd.GeoDataFrame(
+        indicators,
+        geometry=epci.set_index("epci_code")
+        .geometry.reindex(indicators["epci_code"])
+        .values,
+        crs=epci.crs,
+    )
+    return {
+        "epci_indicators": epci_layer,
+        "flows": lines,
+        "metropoles": _metropoles_layer(epci_layer, lines, epci, config),
+    }
+
+
+def _commune_points(communes: dict[str, gpd.GeoDataFrame]) -> pd.DataFrame:
+    """Return representative points (metres, each territory's CRS) and areas."""
+    frames = []
+    for territory, frame in communes.items():
+        points = frame.geometry.representative_point()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "x": points.x.to_numpy(),
+                    "y": points.y.to_numpy(),
+                    "area_km2": frame.geometry.area.to_numpy() / 1e6,
+                    "territory": territory,
+                },
+                index=pd.Index(frame["commune_code"].to_numpy(), dtype="string"),
+            )
+        )
+    return pd.concat(frames)
+
+
 def _detailed_flows(
     path: Path,
     config: Config,
     vintage: int | None,
     base_flux: pd.DataFrame,
-    communes: gpd.GeoDataFrame,
+    communes: dict[str, gpd.GeoDataFrame],
     commune_epci: pd.DataFrame,
     harmonisation: tuple[pd.DataFrame | None, set[str] | None],
     warnings: list[str],
@@ -223,7 +313,13 @@ def _detailed_flows(
             .groupby(keys, as_index=False)["workers"]
             .sum()
         )
-    km = mobpro.person_km(by_mode, mobpro.commune_points(communes))
+    points = _commune_points(communes)
+    km = mobpro.person_km(by_mode, points[["x", "y", "area_km2"]])
+    # Points of two territories are in two CRS: no straight line between them.
+    across = territory_of(km["origin_commune"]) != territory_of(
+        km["destination_commune"]
+    )
+    km.loc[across.fillna(False).to_numpy(), ["distance_km", "person_km"]] = np.nan
     by_pair = flows_epci_by_mode(km, commune_epci)
     return _pair_modes(by_pair), {"read": read_report, "base_flux_check": check}
 
@@ -359,8 +455,19 @@ def run(
             inputs = resolve_inputs(config, offline=offline)
 
     with stage("read", timings):
-        communes = read_communes(inputs["communes"].path, config.inputs.communes_layer)
-        logger.info("%s: %d communes", inputs["communes"].path, len(communes))
+        layers = []
+        for resolved in role_inputs(inputs, "communes"):
+            layer = read_communes(
+                resolved.path, config.inputs.communes_layer, target_crs=None
+            )
+            logger.info("%s: %d communes (%s)", resolved.path, len(layer), layer.crs)
+            layers.append((resolved.path, layer))
+        communes, outside = communes_by_territory(layers)
+        if outside:
+            report.warnings.append(
+                f"{len(outside)} commune(s) outside the territories of ADMIN EXPRESS "
+                "(overseas collectivities) set aside: " + ", ".join(outside[:10])
+            )
         epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
         composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
         logger.info(
@@ -395,26 +502,54 @@ def run(
             )
 
     with stage("territories", timings):
-        epci, membership = epci_from_communes(
-            communes, composition.composition, composition.epci
-        )
+        epci, membership = _epci_by_territory(communes, composition)
         if membership["communes_without_epci"]:
             report.warnings.append(
                 f"{len(membership['communes_without_epci'])} commune polygon(s) in no EPCI: "
                 + ", ".join(membership["communes_without_epci"][:10])  # type: ignore[index]
             )
-        metropoles = select_metropoles(epci, config.territories.metropoles)
-        if not metropoles:
-            msg = "no métropole (NATURE_EPCI ME or METLYON) has a polygon in the communes file"
-            raise DataError(msg)
-        t = config.territories
-        crowns = build_crowns(
-            epci,
-            metropoles,
-            t.crown_depth,
-            t.contiguity_tolerance_m,
-            t.min_shared_border_m,
+        attributes = pd.concat(
+            [frame.drop(columns="geometry") for frame in epci.values()]
         )
+        t = config.territories
+        metropoles = select_metropoles(attributes, t.metropoles, t.poles)
+        if not metropoles:
+            msg = (
+                "no métropole (NATURE_EPCI ME or METLYON) has a polygon in the "
+                "communes file(s), and [territories] poles is empty"
+            )
+            raise DataError(msg)
+        crowns = pd.concat(
+            [
+                build_crowns(
+                    frame,
+                    centres,
+                    t.crown_depth,
+                    t.contiguity_tolerance_m,
+                    t.min_shared_border_m,
+                )
+                for territory, frame in epci.items()
+                if (centres := [c for c in metropoles if c in set(frame["epci_code"])])
+            ],
+            ignore_index=True,
+        )
+        systems_territory = {
+            code: territory
+            for territory, frame in epci.items()
+            for code in frame["epci_code"]
+            if code in metropoles
+        }
+        membership["territories"] = {
+            territory: {
+                "crs": TERRITORY_CRS[territory],
+                "communes": len(communes[territory]),
+                "epci": len(frame),
+                "systems": sorted(
+                    c for c, t_ in systems_territory.items() if t_ == territory
+                ),
+            }
+            for territory, frame in epci.items()
+        }
 
     harmonisation: dict[str, Any] = {}
     raw_base = commune_flows.table  # the detailed file is checked against it as read
@@ -492,12 +627,9 @@ def run(
             composition.epci["epci_name"].to_numpy(),
             index=composition.epci["epci_code"].to_numpy(),
         )
-        props = epci.drop(columns="geometry").set_index("epci_code")
-        lines = _flow_lines(pairs, crowns, epci, config)
-        lines = _with_pair_modes(lines, pair_modes)
-        for frame in (indicators, lines):
-            frame["vintage"] = vintage
-            frame["previous_vintage"] = previous_vintage
+        props = attributes.set_index("epci_code")
+        for column in ("vintage", "previous_vintage"):
+            indicators[column] = vintage if column == "vintage" else previous_vintage
         indicators["metropole_name"] = indicators["metropole_code"].map(names)
         indicators["epci_name"] = indicators["epci_code"].map(names)
         indicators["epci_nature"] = indicators["epci_code"].map(props["epci_nature"])
@@ -505,27 +637,30 @@ def run(
         indicators["main_other_destination_name"] = indicators[
             "main_other_destination_code"
         ].map(names)
-        epci_layer = gpd.GeoDataFrame(
-            indicators,
-            geometry=epci.set_index("epci_code")
-            .geometry.reindex(indicators["epci_code"])
-            .values,
-            crs=epci.crs,
+        territory_layers = {}
+        for territory, frame in epci.items():
+            centres = [c for c, t_ in systems_territory.items() if t_ == territory]
+            if centres:
+                territory_layers[territory] = _territory_layers(
+                    frame,
+                    crowns[crowns["metropole_code"].isin(centres)],
+                    indicators[indicators["metropole_code"].isin(centres)],
+                    pairs,
+                    pair_modes,
+                    names,
+                    (vintage, previous_vintage),
+                    config,
+                )
+        reliability = pd.concat(
+            [layers["flows"]["reliability"] for layers in territory_layers.values()]
         )
-        lines["metropole_name"] = lines["metropole_code"].map(names)
-        lines["origin_name"] = lines["origin_code"].map(names)
-        lines["destination_name"] = lines["destination_code"].map(names)
-        lines = lines.sort_values(
-            ["metropole_code", "origin_code", "destination_code"], ignore_index=True
-        )
-        fragile = int((lines["reliability"] == ORDER_OF_MAGNITUDE).sum())
+        fragile = int((reliability == ORDER_OF_MAGNITUDE).sum())
         if fragile:
             report.warnings.append(
-                f"{fragile} of {len(lines)} flow line(s) are below INSEE's usable "
+                f"{fragile} of {len(reliability)} flow line(s) are below INSEE's usable "
                 f"threshold ({config.reliability.usable_min:g} workers): an order of "
                 "magnitude only (reliability = order_of_magnitude)"
             )
-        metropoles_layer = _metropoles_layer(epci_layer, lines, epci, config)
         matrix["origin_name"] = place_names(matrix["origin_code"], names)
         matrix["destination_name"] = place_names(matrix["destination_code"], names)
 
@@ -549,27 +684,21 @@ def run(
                 {k: r[k] for k in ("role", "path", "sha256")} for r in input_records
             ],
         }
-        tables = {
-            "epci_indicators": (
-                geoparquet_table(epci_layer, fields["epci_indicators"], provenance),
-                True,
-            ),
-            "flows": (geoparquet_table(lines, fields["flows"], provenance), True),
-            "metropoles": (
-                geoparquet_table(metropoles_layer, fields["metropoles"], provenance),
-                True,
-            ),
-            "flow_matrix": (
-                plain_table(matrix, fields["flow_matrix"], provenance),
-                False,
-            ),
-        }
-        texts = {
-            f"{stem}.qml": qgis_aliases(fields[stem])
-            for stem in ("epci_indicators", "flows", "metropoles")
-        }
+        tables: dict[str, tuple[pa.Table, int | None]] = {}
+        texts = {}
+        for territory, layers in territory_layers.items():
+            epsg = pyproj.CRS(TERRITORY_CRS[territory]).to_epsg()
+            for layer, frame in layers.items():
+                stem = layer_stem(layer, territory)
+                table = geoparquet_table(frame, fields[layer], provenance)
+                tables[stem] = (table, epsg)
+                texts[f"{stem}.qml"] = qgis_aliases(fields[layer])
+        tables["flow_matrix"] = (
+            plain_table(matrix, fields["flow_matrix"], provenance),
+            None,
+        )
         texts["data_dictionary.csv"] = data_dictionary_csv(fields)
-        report.systems = _systems_summary(crowns, names)
+        report.systems = _systems_summary(crowns, names, systems_territory)
         manifest: dict[str, Any] = {
             "run_id": run_id,
             "package": {"name": "observatory", "version": __version__},
@@ -609,7 +738,9 @@ def run(
     return report
 
 
-def _systems_summary(crowns: pd.DataFrame, names: pd.Series) -> list[dict[str, Any]]:
+def _systems_summary(
+    crowns: pd.DataFrame, names: pd.Series, territories: Mapping[str, str]
+) -> list[dict[str, Any]]:
     summary = []
     for metropole, part in crowns.groupby("metropole_code", sort=True):
         counts = part["crown"].value_counts()
@@ -617,6 +748,7 @@ def _systems_summary(crowns: pd.DataFrame, names: pd.Series) -> list[dict[str, A
             {
                 "metropole_code": metropole,
                 "metropole_name": names.get(metropole),
+                "territory": territories[metropole],
                 "epci_per_crown": {
                     int(k): int(counts[k]) for k in sorted(counts.index) if k > 0
                 },

@@ -54,10 +54,10 @@ from observatory.config import Config, SourceRef
 from observatory.errors import ObservatoryError, OutputError, SourceError
 from observatory.files import sha256_file, write_text_atomic
 from observatory.inputs import (
-    INPUT_ROLES,
     ResolvedInput,
     cache_dir,
     catalogue_path,
+    configured_inputs,
     input_files,
     resolve_inputs,
     source_refs,
@@ -1218,10 +1218,7 @@ def status(config: Config, output_dir: Path) -> tuple[str, int]:
     lines.append("Inputs:")
     refs = source_refs(config)
     catalogue = load_config_catalogue(config) if refs else {}
-    for role in INPUT_ROLES:
-        value = getattr(config.inputs, role)
-        if value is None:
-            continue
+    for role, (kind, value) in configured_inputs(config).items():
         if isinstance(value, SourceRef):
             source = catalogue[value.source]
             record = cached_provenance(source, cache_dir(config))
@@ -1243,11 +1240,11 @@ def status(config: Config, output_dir: Path) -> tuple[str, int]:
             if success and recorded and recorded != {record.get("sha256")}:
                 reasons.append(f"source {value.source} changed in the cache")
             continue
-        resolved = ResolvedInput(role, value)
+        resolved = ResolvedInput(kind, value)
         vintage = run_inputs.get(role, {}).get("vintage")
         geography = (
             config.inputs.geography
-            if role in ("communes", "epci_composition")
+            if kind in ("communes", "epci_composition")
             else None
         )
         detail = ", ".join(

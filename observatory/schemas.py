@@ -31,8 +31,8 @@ _METROPOLE_KEY = [
     Field(
         "metropole_code",
         _S,
-        "SIREN of the métropole of the system",
-        "SIREN de la métropole",
+        "SIREN of the métropole (or other pole, [territories] poles) of the system",
+        "SIREN de la métropole (ou du pôle)",
     ),
     Field("metropole_name", _S, "Name of the métropole", "Métropole"),
 ]
@@ -328,8 +328,8 @@ FLOW_MATRIX = [
     Field(
         "metropole_code",
         _S,
-        "SIREN of the métropole of the system",
-        "SIREN de la métropole",
+        "SIREN of the métropole (or other pole, [territories] poles) of the system",
+        "SIREN de la métropole (ou du pôle)",
     ),
     Field(
         "origin_code",
@@ -474,7 +474,9 @@ def data_dictionary_markdown(classification: ClassificationSection) -> str:
         "",
         "Generated from `observatory/schemas.py` (`python -m observatory.schemas`); "
         "a test keeps this page in sync. Every GeoParquet layer also has a `geometry` "
-        "column (WKB, EPSG:2154) and a `bbox` covering column; `flow_matrix` has "
+        "column (WKB, EPSG:2154; an overseas department's layers, "
+        "`<layer>_<territory>.parquet`, in its own CRS) and a `bbox` covering "
+        "column; `flow_matrix` has "
         "no geometry. Counts are INSEE weighted estimates (decimals).",
         "",
     ]

@@ -100,8 +100,10 @@ def epci_from_communes(
     return gpd.GeoDataFrame(out[cols], geometry="geometry", crs=communes.crs), report
 
 
-def select_metropoles(epci: pd.DataFrame, wanted: tuple[str, ...] = ()) -> list[str]:
-    """Return the SIREN of the métropoles to process.
+def select_metropoles(
+    epci: pd.DataFrame, wanted: tuple[str, ...] = (), poles: tuple[str, ...] = ()
+) -> list[str]:
+    """Return the SIREN of the métropoles (and other poles) to process.
 
     Parameters
     ----------
@@ -110,26 +112,31 @@ def select_metropoles(epci: pd.DataFrame, wanted: tuple[str, ...] = ()) -> list[
     wanted
         SIREN asked for in the config; empty means every EPCI of nature ``ME`` or
         ``METLYON``.
+    poles
+        EPCI of any nature processed like the métropoles, after them.
 
     Raises
     ------
     DataError
-        When a requested SIREN is not a métropole with a polygon.
+        When a requested SIREN is not a métropole with a polygon, or a pole has
+        no polygon.
     """
     is_metropole = epci["epci_nature"].isin(METROPOLE_NATURES)
     available = set(epci.loc[is_metropole, "epci_code"])
-    if not wanted:
-        return sorted(available)
+    known = set(epci["epci_code"])
     missing = [code for code in wanted if code not in available]
     if missing:
-        known = set(epci["epci_code"])
         detail = [
-            f"{code} ({'not ME/METLYON' if code in known else 'no polygon in the communes file'})"
+            f"{code} ({'not ME/METLYON: list it in poles' if code in known else 'no polygon in the communes file'})"
             for code in missing
         ]
         msg = f"[territories] metropoles: {', '.join(detail)}"
         raise DataError(msg)
-    return list(wanted)
+    if missing := [code for code in poles if code not in known]:
+        msg = f"[territories] poles: {', '.join(missing)} (no polygon in the communes file)"
+        raise DataError(msg)
+    chosen = list(wanted) if wanted else sorted(available)
+    return chosen + [code for code in poles if code not in chosen]
 
 
 def epci_adjacency(

@@ -163,3 +163,22 @@ def test_unknown_source_id_is_named(tmp_path):
         match=r"\[inputs\] flows: source 'insee_flux_2099' is not in the catalogue",
     ):
         load_config_catalogue(load_config(path))
+
+
+def test_shipped_overseas_config_reads_each_territory_from_its_archive():
+    from observatory.inputs import configured_inputs, load_config_catalogue
+
+    config = load_config(configs_dir() / "overseas.toml")
+    catalogue = load_config_catalogue(config)
+    communes = {
+        key: ref.source
+        for key, (role, ref) in configured_inputs(config).items()
+        if role == "communes"
+    }
+    assert communes == {
+        f"communes[{i}]": f"ign_admin_express_cog_carto_2025_{code}"
+        for i, code in enumerate(("glp", "mtq", "guf", "reu", "myt"), 1)
+    }
+    assert all(catalogue[s].format == "7z" for s in communes.values())
+    assert len(config.territories.poles) == 5
+    assert config.territories.metropoles == ()

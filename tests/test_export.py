@@ -210,7 +210,7 @@ def _tree(folder: Path) -> dict[str, bytes | str]:
 
 def test_publish_makes_a_run_folder_in_one_rename(tmp_path, outputs):
     table = pq.read_table(outputs[0] / "flows.parquet")
-    files = publish(tmp_path, "run-y", {"flows": (table, True)}, {"a.txt": "é"}, {})
+    files = publish(tmp_path, "run-y", {"flows": (table, 2154)}, {"a.txt": "é"}, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-y"]  # no staging left
     assert files == {
         name: tmp_path / "run-y" / name
@@ -234,7 +234,7 @@ def test_failed_write_leaves_earlier_outputs(tmp_path, outputs, monkeypatch):
     with pytest.raises(
         OutputError, match=r"No space left on device.*earlier outputs left in place"
     ):
-        publish(out, "run-x", {"flows": (table, True)}, {}, {})
+        publish(out, "run-x", {"flows": (table, 2154)}, {}, {})
     assert _tree(out) == before
     assert not (out / "run-x").exists()
     assert not list(out.glob(".staging-*"))

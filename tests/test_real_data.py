@@ -218,3 +218,68 @@ def test_idf_mgp_system(idf_run):
     assert first["flow_to_metropole_reliability"].eq("reliable").all()
     metropoles = gpd.read_parquet(out / "metropoles.parquet")
     assert metropoles["n_epci_crown1"].iloc[0] == crowns[1]
+
+
+# The overseas departments, each in its official CRS, with a pole of each.
+DROM_POLES = {
+    "REU": (
+        "249740119",
+        {"249740093": 1, "249740101": 1, "249740077": 2, "249740085": 2},
+    ),
+    "GLP": (
+        "200018653",
+        {"200041507": 1, "200044691": 1, "249710062": 1, "249710070": 2},
+    ),
+    "MTQ": ("249720061", {"200041788": 1, "249720053": 1}),
+    "GUF": ("249730045", {"200027548": 1, "249730052": 1, "249730037": 2}),
+    "MYT": ("200060457", {"200059871": 1, "200060465": 1, "200060473": 1}),
+}
+
+
+def test_overseas_departments_in_their_own_crs(shared_real):
+    from pathlib import Path
+
+    from pyproj import Geod
+
+    from observatory.normalise import TERRITORY_CRS, communes_by_territory
+
+    communes = gpd.read_parquet(
+        shared_real / "communes_datafrance_2025.parquet",
+        columns=["code", "type_commune", "departement", "epci_siren", "geometry"],
+    )
+    communes = communes[
+        (communes["type_commune"] == "COM")
+        & communes["departement"].isin(OVERSEAS)
+        & communes.geometry.notna()
+    ]
+    assert communes.crs.to_epsg() == 4326
+    frame = gpd.GeoDataFrame(
+        {"commune_code": communes["code"], "epci_code_geo": communes["epci_siren"]},
+        geometry=communes.geometry.values,
+        crs=communes.crs,
+    )
+    frames, outside = communes_by_territory([(Path("communes.parquet"), frame)])
+    assert sorted(frames) == sorted(DROM_POLES)
+    assert outside == []
+    nature = pd.read_csv(shared_real / "epci_datafrance_2025.csv", dtype=str).rename(
+        columns={"siren": "epci_code", "nom": "epci_name", "type": "epci_nature"}
+    )
+    composition = pd.DataFrame(
+        {"commune_code": communes["code"], "epci_code": communes["epci_siren"]}
+    ).dropna()
+    geod = Geod(ellps="GRS80")
+    for territory, (pole, expected) in DROM_POLES.items():
+        epci, _ = epci_from_communes(frames[territory], composition, nature)
+        assert epci.crs == TERRITORY_CRS[territory]
+        crowns = build_crowns(epci, [pole])
+        assert dict(zip(crowns["epci_code"], crowns["crown"], strict=True)) == {
+            pole: 0,
+            **expected,
+        }, territory
+        # The territory's own projection keeps areas (UTM: within 0.1 %), where
+        # Lambert-93, made for mainland France, would not.
+        geodesic = sum(
+            abs(geod.geometry_area_perimeter(g)[0]) for g in epci.to_crs(4326).geometry
+        )
+        assert epci.area.sum() == pytest.approx(geodesic, rel=1e-3), territory
+        assert epci.to_crs(2154).area.sum() != pytest.approx(geodesic, rel=0.05)

@@ -161,7 +161,7 @@ def test_select_metropoles_defaults_to_me_and_metlyon():
     )
     assert select_metropoles(epci) == ["1", "3"]
     assert select_metropoles(epci, ("3",)) == ["3"]
-    with pytest.raises(DataError, match=r"2 \(not ME/METLYON\)"):
+    with pytest.raises(DataError, match=r"2 \(not ME/METLYON"):
         select_metropoles(epci, ("2",))
     with pytest.raises(DataError, match=r"9 .no polygon"):
         select_metropoles(epci, ("9",))
