@@ -185,7 +185,8 @@ def _add_scheduler(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="ADDRESS",
         help=(
-            "dask scheduler for the detailed FD_MOBPRO file: threads (default), "
+            "dask scheduler for the vintages x métropoles and the detailed "
+            "FD_MOBPRO file: threads (default), "
             "processes, or a dask.distributed address tcp://HOST:8786 "
             "(overrides [compute] scheduler)"
         ),

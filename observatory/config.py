@@ -158,7 +158,7 @@ class SourcesSection:
 
 @dataclass(frozen=True, slots=True)
 class ComputeSection:
-    """How the detailed file is processed: dask scheduler and partition size.
+    """Where parallel work runs (see :mod:`observatory.compute`), FD partition size.
 
     ``scheduler`` is ``"threads"`` (default), ``"processes"``, ``"synchronous"``
     or the address of a dask.distributed scheduler, ``"tcp://host:8786"``.

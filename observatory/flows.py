@@ -306,6 +306,131 @@ def _main_destinations(flows: pd.DataFrame) -> pd.DataFrame:
     return top
 
 
+def epci_totals(flows: pd.DataFrame) -> pd.DataFrame:
+    """Sum each EPCI's flows once, for the indicators of every system it is in.
+
+    Parameters
+    ----------
+    flows
+        EPCI flows from :func:`flows_epci`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by EPCI code: ``employed_residents``, ``jobs``, ``internal_flow``,
+        ``flow_abroad`` and the two largest destinations other than itself
+        (``first_destination_code`` / ``_flow``, ``second_destination_code`` /
+        ``_flow``).
+    """
+    residents = (
+        flows[~is_pseudo(flows["origin_code"])].groupby("origin_code")["workers"].sum()
+    )
+    jobs = (
+        flows[~is_pseudo(flows["destination_code"])]
+        .groupby("destination_code")["workers"]
+        .sum()
+    )
+    internal = flows[flows["origin_code"] == flows["destination_code"]].set_index(
+        "origin_code"
+    )["workers"]
+    abroad = (
+        flows[is_abroad(flows["destination_code"])]
+        .groupby("origin_code")["workers"]
+        .sum()
+    )
+    top = _main_destinations(flows)
+    columns = {
+        "employed_residents": residents,
+        "jobs": jobs,
+        "internal_flow": internal,
+        "flow_abroad": abroad,
+    }
+    for rank, name in ((0, "first"), (1, "second")):
+        part = top[top["rank"] == rank].set_index("origin_code")
+        columns[f"{name}_destination_code"] = part["destination_code"]
+        columns[f"{name}_destination_flow"] = part["workers"]
+    totals = pd.concat(columns, axis=1)
+    totals.index = totals.index.astype("string")
+    return totals
+
+
+def pair_flows(flows: pd.DataFrame) -> pd.Series:
+    """Return the workers of :func:`flows_epci` indexed by (origin, destination)."""
+    return flows.set_index(["origin_code", "destination_code"])["workers"]
+
+
+def system_indicators(
+    pairs: pd.Series,
+    totals: pd.DataFrame,
+    crowns: pd.DataFrame,
+    thresholds: ReliabilitySection,
+) -> pd.DataFrame:
+    """Compute the indicators of the (métropole, EPCI) pairs of some systems.
+
+    The pipeline calls it once per (vintage, métropole), possibly on a cluster;
+    :func:`epci_indicators` does all systems at once.
+
+    Parameters
+    ----------
+    pairs
+        :func:`pair_flows` of the EPCI flows.
+    totals
+        :func:`epci_totals` of the same flows.
+    crowns
+        ``metropole_code``, ``epci_code``, ``crown`` of the systems wanted.
+    thresholds
+        INSEE's reliability thresholds.
+    """
+    out = crowns[["metropole_code", "epci_code", "crown"]].copy()
+    e, m = out["epci_code"], out["metropole_code"]
+    for column in ("employed_residents", "jobs", "internal_flow", "flow_abroad"):
+        out[column] = e.map(totals[column]).fillna(0.0).astype("float64")
+    to_m = pairs.reindex(pd.MultiIndex.from_arrays([e, m])).fillna(0.0).to_numpy()
+    from_m = pairs.reindex(pd.MultiIndex.from_arrays([m, e])).fillna(0.0).to_numpy()
+    is_metropole = (out["crown"] == 0).to_numpy()
+    out["flow_to_metropole"] = np.where(is_metropole, np.nan, to_m)
+    out["flow_from_metropole"] = np.where(is_metropole, np.nan, from_m)
+
+    def _share(num: pd.Series | np.ndarray, den: pd.Series) -> np.ndarray:
+        den_v = den.to_numpy(dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den_v > 0, np.asarray(num, dtype="float64") / den_v, np.nan)
+
+    out["dependence_share"] = _share(
+        out["flow_to_metropole"], out["employed_residents"]
+    )
+    out["attraction_share"] = _share(out["flow_from_metropole"], out["jobs"])
+    hi = np.fmax(to_m, from_m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reciprocity = np.where(hi > 0, np.fmin(to_m, from_m) / hi, np.nan)
+    out["reciprocity"] = np.where(is_metropole, np.nan, reciprocity)
+    out["self_containment_share"] = _share(
+        out["internal_flow"], out["employed_residents"]
+    )
+
+    # The main "other" destination of e relative to M is its first that is not M.
+    dest1 = e.map(totals["first_destination_code"])
+    dest2 = e.map(totals["second_destination_code"])
+    flow1 = e.map(totals["first_destination_flow"])
+    flow2 = e.map(totals["second_destination_flow"])
+    use_second = (dest1 == m).fillna(False).to_numpy()
+    out["main_other_destination_code"] = dest1.mask(use_second, dest2).astype("string")
+    out["main_other_destination_flow"] = (
+        flow1.mask(use_second, flow2).fillna(0.0).astype("float64").to_numpy()
+    )
+    out.loc[
+        out["main_other_destination_code"].isna(), "main_other_destination_flow"
+    ] = np.nan
+    out["main_other_destination_share"] = _share(
+        out["main_other_destination_flow"], out["employed_residents"]
+    )
+    for column in ("flow_to_metropole", "flow_from_metropole"):
+        out[f"{column}_reliability"] = reliability_class(
+            out[column].fillna(0.0), thresholds
+        ).mask(is_metropole)
+    return out.reset_index(drop=True)
+
+
 def epci_indicators(
     flows: pd.DataFrame, crowns: pd.DataFrame, thresholds: ReliabilitySection
 ) -> pd.DataFrame:
@@ -330,73 +455,7 @@ def epci_indicators(
         indicators are missing for the métropole itself (crown 0), and shares are
         missing when their denominator is zero.
     """
-    epci_only = flows[~is_pseudo(flows["origin_code"])]
-    residents = epci_only.groupby("origin_code")["workers"].sum()
-    jobs = (
-        flows[~is_pseudo(flows["destination_code"])]
-        .groupby("destination_code")["workers"]
-        .sum()
-    )
-    internal = flows[flows["origin_code"] == flows["destination_code"]].set_index(
-        "origin_code"
-    )["workers"]
-    abroad = (
-        flows[is_abroad(flows["destination_code"])]
-        .groupby("origin_code")["workers"]
-        .sum()
-    )
-    pair = flows.set_index(["origin_code", "destination_code"])["workers"]
-
-    out = crowns[["metropole_code", "epci_code", "crown"]].copy()
-    e, m = out["epci_code"], out["metropole_code"]
-    out["employed_residents"] = e.map(residents).fillna(0.0).astype("float64")
-    out["jobs"] = e.map(jobs).fillna(0.0).astype("float64")
-    out["internal_flow"] = e.map(internal).fillna(0.0).astype("float64")
-    out["flow_abroad"] = e.map(abroad).fillna(0.0).astype("float64")
-    to_m = pair.reindex(pd.MultiIndex.from_arrays([e, m])).fillna(0.0).to_numpy()
-    from_m = pair.reindex(pd.MultiIndex.from_arrays([m, e])).fillna(0.0).to_numpy()
-    is_metropole = (out["crown"] == 0).to_numpy()
-    out["flow_to_metropole"] = np.where(is_metropole, np.nan, to_m)
-    out["flow_from_metropole"] = np.where(is_metropole, np.nan, from_m)
-
-    def _share(num: pd.Series | np.ndarray, den: pd.Series) -> np.ndarray:
-        den_v = den.to_numpy(dtype="float64")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(den_v > 0, np.asarray(num, dtype="float64") / den_v, np.nan)
-
-    out["dependence_share"] = _share(
-        out["flow_to_metropole"], out["employed_residents"]
-    )
-    out["attraction_share"] = _share(out["flow_from_metropole"], out["jobs"])
-    hi = np.fmax(to_m, from_m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reciprocity = np.where(hi > 0, np.fmin(to_m, from_m) / hi, np.nan)
-    out["reciprocity"] = np.where(is_metropole, np.nan, reciprocity)
-    out["self_containment_share"] = _share(
-        out["internal_flow"], out["employed_residents"]
-    )
-
-    top = _main_destinations(flows)
-    first = top[top["rank"] == 0].set_index("origin_code")
-    second = top[top["rank"] == 1].set_index("origin_code")
-    dest1, dest2 = e.map(first["destination_code"]), e.map(second["destination_code"])
-    flow1, flow2 = e.map(first["workers"]), e.map(second["workers"])
-    use_second = (dest1 == m).fillna(False).to_numpy()
-    out["main_other_destination_code"] = dest1.mask(use_second, dest2).astype("string")
-    out["main_other_destination_flow"] = (
-        flow1.mask(use_second, flow2).fillna(0.0).astype("float64").to_numpy()
-    )
-    out.loc[
-        out["main_other_destination_code"].isna(), "main_other_destination_flow"
-    ] = np.nan
-    out["main_other_destination_share"] = _share(
-        out["main_other_destination_flow"], out["employed_residents"]
-    )
-    for column in ("flow_to_metropole", "flow_from_metropole"):
-        out[f"{column}_reliability"] = reliability_class(
-            out[column].fillna(0.0), thresholds
-        ).mask(is_metropole)
-    return out.reset_index(drop=True)
+    return system_indicators(pair_flows(flows), epci_totals(flows), crowns, thresholds)
 
 
 #: Indicators compared between two census vintages.

@@ -6,7 +6,7 @@ import logging
 import platform
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ from observatory.files import sha256_file
 from observatory.flows import (
     ORDER_OF_MAGNITUDE,
     compare_vintages,
-    epci_indicators,
     flows_epci,
     flows_epci_by_mode,
     flows_with_previous,
@@ -263,6 +262,112 @@ def _commune_points(communes: dict[str, gpd.GeoDataFrame]) -> pd.DataFrame:
             )
         )
     return pd.concat(frames)
+
+
+@dataclass
+class VintageSystems:
+    """One census vintage aggregated to EPCI, and the systems computed from it."""
+
+    flows: pd.DataFrame
+    report: dict[str, Any]
+    harmonisation: dict[str, Any] | None
+    indicators: pd.DataFrame
+    matrix: pd.DataFrame | None
+
+
+def _vintage_flows(
+    table: pd.DataFrame,
+    harmonisation: tuple[pd.DataFrame | None, set[str] | None],
+    commune_epci: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any] | None]:
+    """Harmonise one vintage's commune flows (when a passage is given), sum by EPCI."""
+    from observatory.harmonise import harmonise_flows
+
+    passage, target = harmonisation
+    harmonised = None
+    if passage is not None and target is not None:
+        table, harmonised = harmonise_flows(table, passage, target)
+    flows, report = flows_epci(table, commune_epci)
+    return flows, report, harmonised
+
+
+def _systems_by_vintage(
+    tables: Mapping[str, pd.DataFrame],
+    harmonisation: tuple[pd.DataFrame | None, set[str] | None],
+    commune_epci: pd.DataFrame,
+    crowns: pd.DataFrame,
+    config: Config,
+) -> dict[str, VintageSystems]:
+    """Compute every (vintage, métropole) system as one dask graph.
+
+    Each vintage is harmonised and summed by EPCI once; each métropole's matrix
+    (current vintage) and indicators (every vintage) are then separate tasks, on
+    the scheduler of ``[compute]`` (a dask.distributed cluster included).
+    """
+    import contextlib
+
+    import dask
+
+    from observatory.compute import computer
+    from observatory.flows import epci_totals, pair_flows, system_indicators
+
+    def shared(value: Any, name: str) -> Any:
+        # Named: dask would otherwise hash large frames to name them.
+        return dask.delayed(value, name=f"{name}-{id(value)}", pure=True)
+
+    systems = dict(list(crowns.groupby("metropole_code", sort=False)))
+    epci_table = shared(commune_epci, "commune-epci")
+    passage = shared(harmonisation, "passage")
+    thresholds = config.reliability
+    graph: dict[str, Any] = {}
+    for key, table in tables.items():
+        flows, report, harmonised = dask.delayed(_vintage_flows, nout=3)(
+            shared(table, key), passage, epci_table, dask_key_name=f"{key}-epci"
+        )
+        totals = dask.delayed(epci_totals)(flows, dask_key_name=f"{key}-totals")
+        pairs = dask.delayed(pair_flows)(flows, dask_key_name=f"{key}-pairs")
+        graph[key] = {
+            "flows": flows,
+            "report": report,
+            "harmonisation": harmonised,
+            "indicators": [
+                dask.delayed(system_indicators)(
+                    pairs,
+                    totals,
+                    part,
+                    thresholds,
+                    dask_key_name=f"{key}-indicators-{metropole}",
+                )
+                for metropole, part in systems.items()
+            ],
+            "matrix": (
+                [
+                    dask.delayed(system_matrix)(
+                        flows,
+                        systems[metropole],
+                        dask_key_name=f"{key}-matrix-{metropole}",
+                    )
+                    for metropole in sorted(systems)
+                ]
+                if key == "flows"
+                else []
+            ),
+        }
+    with contextlib.ExitStack() as stack:
+        compute = computer(config.compute.scheduler, sys.stderr.isatty(), stack)
+        (done,) = compute(graph)
+    return {
+        key: VintageSystems(
+            flows=part["flows"],
+            report=part["report"],
+            harmonisation=part["harmonisation"],
+            indicators=pd.concat(part["indicators"], ignore_index=True),
+            matrix=(
+                pd.concat(part["matrix"], ignore_index=True) if part["matrix"] else None
+            ),
+        )
+        for key, part in done.items()
+    }
 
 
 def _detailed_flows(
@@ -551,12 +656,11 @@ def run(
             for territory, frame in epci.items()
         }
 
-    harmonisation: dict[str, Any] = {}
     raw_base = commune_flows.table  # the detailed file is checked against it as read
     passage = target = None
     if "commune_passage" in inputs:
         with stage("harmonise", timings):
-            from observatory.harmonise import harmonise_flows, read_commune_passage
+            from observatory.harmonise import read_commune_passage
 
             # Events after the target geography's 1 January would move codes to
             # communes that do not exist yet in the composition.
@@ -570,36 +674,34 @@ def run(
                 )
             passage = read_commune_passage(inputs["commune_passage"].path, until=until)
             target = set(composition.composition["commune_code"])
-            table, harmonisation["flows"] = harmonise_flows(
-                commune_flows.table, passage, target
-            )
-            commune_flows = replace(commune_flows, table=table)
-            if previous is not None:
-                table, harmonisation["flows_previous"] = harmonise_flows(
-                    previous.table, passage, target
-                )
-                previous = replace(previous, table=table)
 
     with stage("flows", timings):
-        flows, flows_report = flows_epci(commune_flows.table, composition.composition)
-        report.flows = flows_report
+        tables = {"flows": commune_flows.table}
+        if previous is not None:
+            tables["flows_previous"] = previous.table
+        by_vintage = _systems_by_vintage(
+            tables, (passage, target), composition.composition, crowns, config
+        )
+        current = by_vintage["flows"]
+        flows, matrix, indicators = current.flows, current.matrix, current.indicators
+        report.flows = current.report
         for side in ("origin", "destination"):
-            codes = flows_report[f"unmatched_{side}_codes"]
+            codes = report.flows[f"unmatched_{side}_codes"]
             if codes:
                 report.warnings.append(
                     f"{len(codes)} {side} commune code(s) match no EPCI "  # type: ignore[arg-type]
-                    f"({flows_report[f'unmatched_{side}_workers']} workers kept as UNMATCHED)"
+                    f"({report.flows[f'unmatched_{side}_workers']} workers kept as UNMATCHED)"
                 )
-        matrix = system_matrix(flows, crowns)
-        indicators = epci_indicators(flows, crowns, config.reliability)
         flows_previous = indicators_previous = None
         if previous is not None:
-            flows_previous, report.flows_previous = flows_epci(
-                previous.table, composition.composition
-            )
-            indicators_previous = epci_indicators(
-                flows_previous, crowns, config.reliability
-            )
+            earlier = by_vintage["flows_previous"]
+            flows_previous, indicators_previous = earlier.flows, earlier.indicators
+            report.flows_previous = earlier.report
+        harmonisation = {
+            key: result.harmonisation
+            for key, result in by_vintage.items()
+            if result.harmonisation is not None
+        }
         indicators = compare_vintages(indicators, indicators_previous)
         pairs = flows_with_previous(flows, flows_previous)
         previous_vintage = previous.vintage if previous is not None else None
@@ -723,7 +825,7 @@ def run(
             "inputs": input_records,
             "systems": report.systems,
             "territories": membership,
-            "flows": flows_report,
+            "flows": report.flows,
             "flows_previous": report.flows_previous,
             "fd_mobpro": report.fd,
             "harmonisation": harmonisation,

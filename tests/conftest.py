@@ -172,3 +172,23 @@ def no_proxy(monkeypatch):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def local_cluster():
+    """A dask.distributed cluster of two worker processes of one thread each, on 127.0.0.1."""
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    )
+    try:
+        yield cluster
+    finally:  # workers and scheduler stop even if a test failed
+        cluster.close()
