@@ -283,3 +283,26 @@ def test_overseas_departments_in_their_own_crs(shared_real):
         )
         assert epci.area.sum() == pytest.approx(geodesic, rel=1e-3), territory
         assert epci.to_crs(2154).area.sum() != pytest.approx(geodesic, rel=0.05)
+
+
+def test_insee_published_base_flux_is_read_as_published(shared_real):
+    """INSEE's own "flux >= 100" extract of the RP 2014 base flux, byte for byte.
+
+    It agrees with the unrounded IDF flows to INSEE's rounding (0.5 worker).
+    """
+    from observatory.normalise import read_base_flux
+
+    published = read_base_flux(shared_real / "insee_baseflux_2014_idf_sup100.csv")
+    assert published.vintage == 2014
+    assert published.flow_column == "NBFLUX_C14_ACTOCC15P"
+    table = published.table
+    assert len(table) == 7905
+    assert table["workers"].sum() == 2_318_072
+    assert table["workers"].min() == 100
+    assert "75102" in set(table["destination_commune"])  # arrondissements as published
+
+    unrounded = read_base_flux(shared_real / "flows_idf_rp2014_commune.csv.gz").table
+    keys = ["origin_commune", "destination_commune"]
+    both = table.merge(unrounded, on=keys, how="left", suffixes=("", "_unrounded"))
+    assert both["workers_unrounded"].notna().all()
+    assert (both["workers"] - both["workers_unrounded"]).abs().max() <= 0.5
