@@ -1022,3 +1022,121 @@ def test_cli_fetch_then_run_offline(
         "observatory run failed at stage 'fetch' (source flux2021_zip): not in the cache"
         in capsys.readouterr().err
     )
+
+
+def _admin_express_2025(folder: Path) -> bytes:
+    """ADMIN EXPRESS COG CARTO 2025 (FXX) as IGN lays it out, with its EPCI and
+    ARRONDISSEMENT_MUNICIPAL layers beside COMMUNE."""
+    from conftest import COMMUNE_ROWS, EPCI_ROWS
+
+    name = "ADMIN-EXPRESS-COG-CARTO_3-2__SHP_LAMB93_FXX_2025-04-02"
+    layers = (
+        folder
+        / name
+        / "ADMIN-EXPRESS-COG-CARTO"
+        / "1_DONNEES_LIVRAISON_2025-04-00127"
+        / "ADECOGC_3-2_SHP_LAMB93_FXX-ED2025-04-02"
+    )
+    layers.mkdir(parents=True)
+    write_communes(layers / "COMMUNE.shp")
+    communes = gpd.read_file(layers / "COMMUNE.shp")
+    epci = communes.dissolve(by="SIREN_EPCI", as_index=False)
+    gpd.GeoDataFrame(
+        {
+            "CODE_SIREN": epci["SIREN_EPCI"],
+            "NOM": epci["SIREN_EPCI"].map({c: n for c, n, _ in EPCI_ROWS}),
+            "NATURE": epci["SIREN_EPCI"].map({c: k for c, _, k in EPCI_ROWS}),
+        },
+        geometry=epci.geometry,
+        crs="EPSG:2154",
+    ).to_file(layers / "EPCI.shp", engine="pyogrio", encoding="UTF-8")
+    lyon = next(row[3] for row in COMMUNE_ROWS if row[0] == "69123")
+    gpd.GeoDataFrame(
+        {
+            "INSEE_ARM": ["69381"],
+            "INSEE_COM": ["69123"],
+            "NOM": ["Lyon 1er Arrondissement"],
+        },
+        geometry=[lyon],
+        crs="EPSG:2154",
+    ).to_file(
+        layers / "ARRONDISSEMENT_MUNICIPAL.shp", engine="pyogrio", encoding="UTF-8"
+    )
+    archive = folder / f"{name}.7z"
+    with py7zr.SevenZipFile(archive, "w") as out:
+        out.writeall(folder / name, arcname=name)
+    return archive.read_bytes()
+
+
+def test_shipped_france_config_runs_from_a_local_mirror(server, tmp_path, capsys):
+    """configs/france.toml and configs/sources.toml as shipped, the hosts aside.
+
+    Every source france.toml names is served at its catalogue path by the local
+    server, built like the real file (same archive type and member names, INSEE's
+    column names for the census year). Only the host and the pins of the real
+    files change: the test proves the config needs no manual step.
+    """
+    import tomllib
+    from urllib.parse import urlsplit
+
+    from observatory.cli import main
+    from observatory.config import configs_dir
+
+    shipped = tomllib.loads((configs_dir() / "sources.toml").read_text("utf-8"))
+    france = (configs_dir() / "france.toml").read_text("utf-8")
+    xlsx = write_composition_xlsx(tmp_path / "EPCI_au_01-01-2025.xlsx").read_bytes()
+    mvt = (
+        MVT_HEADER
+        + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COMD,01999,1,ANCIENNE,Ancienne,Ancienne"
+        + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COM,01001,1,NOUVELLE,Nouvelle,Nouvelle\n"
+    ).encode()
+
+    def base_flux(year: int) -> bytes:
+        text = flows_csv().decode().replace("C21", f"C{year % 100}")
+        return zip_bytes(
+            {f"base-flux-mobilite-domicile-lieu-travail-{year}.csv": text.encode()}
+        )
+
+    bodies = {
+        "ign_admin_express_cog_carto_2025_fxx": _admin_express_2025(tmp_path / "ae"),
+        "insee_epci_2025": zip_bytes({"EPCI_au_01-01-2025.xlsx": xlsx}),
+        "insee_base_flux_rp2023": base_flux(2023),
+        "insee_base_flux_rp2018": base_flux(2018),
+        "insee_cog_mvt_commune_2026": mvt,
+    }
+    lines = []
+    for source_id, entry in shipped["sources"].items():
+        path = urlsplit(entry["url"]).path
+        if source_id in bodies:
+            server.expect_request(path).respond_with_handler(
+                serve_file(bodies[source_id], etag=f'"{source_id}"')
+            )
+        fields = {k: v for k, v in entry.items() if k not in ("sha256", "size")}
+        fields["url"] = server.url_for(path)
+        lines.append(f"[sources.{source_id}]")
+        lines += [
+            f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items()
+        ]
+    (tmp_path / "mirror.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = tmp_path / "france.toml"
+    config.write_text(
+        france.replace(
+            "[run]",
+            '[sources]\ncatalogue = "mirror.toml"\ncache_dir = "cache"\n\n[run]',
+        ),
+        encoding="utf-8",
+    )
+
+    assert main(["fetch", "--config", str(config), "-q"]) == 0
+    assert capsys.readouterr().out.count("downloaded") == len(bodies)
+    out = tmp_path / "out"
+    assert (
+        main(["run", "--config", str(config), "--offline", "--output", str(out), "-q"])
+        == 0
+    )
+    manifest = json.loads((out / "latest" / "manifest.json").read_text("utf-8"))
+    assert (manifest["flows_vintage"], manifest["previous_vintage"]) == (2023, 2018)
+    assert manifest["geography"] == 2025
+    assert {i["source"] for i in manifest["inputs"]} == set(bodies)
+    assert manifest["harmonisation"]["flows"]["codes_mapped"] == {"01999": "01001"}
+    assert [s["metropole_code"] for s in manifest["systems"]] == ["200046977"]
