@@ -173,15 +173,84 @@ def _map_trans(trans: pd.Series, coding: dict[str, str]) -> pd.Series:
     return pd.Series(modes[codes], index=trans.index, dtype="string")
 
 
-def _all_valid(codes: pd.Series, *, abroad: bool) -> bool:
-    # The code patterns run on distinct codes (a few thousand) only.
-    if codes.isna().any():
-        return False
-    uniques = pd.Series(pd.unique(codes)).astype("string")
-    ok = is_commune_code(uniques)
-    if abroad:
-        ok |= is_abroad_code(uniques)
-    return bool(ok.fillna(False).all())
+# --------------------------------------------------------------------- codes as integers
+# A commune code, or an abroad code of DCLT, is at most 5 characters among 0-9
+# and A-Z (the patterns of observatory.normalise allow no other). Packed in base
+# 37, right-padded with 0 (below every character), it becomes an integer below
+# 37**5 < 2**27 that sorts as the code does (code point order). Bits 30-56 of a
+# key hold the origin, bits 3-29 the destination, bits 0-2 the rank of the mode
+# among sorted MODES: an (origin, destination, mode) triple is one int64, and
+# keys sort as the triples do. Partitions and their partial sums are summed and
+# merged as integers; codes become strings again only in the final table (a
+# fifth of the rows of a national file). Leading zeros and Corsica's 2A/2B are
+# characters like the others.
+_CODE_SYMBOLS = b"\x000123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_CODE_BASE = len(_CODE_SYMBOLS)
+_CODE_WIDTH = 5
+_CODE_BITS = 27  # 37**5 < 2**27
+_MODE_ORDER: tuple[str, ...] = tuple(sorted(MODES))
+_MODE_RANK = {mode: rank for rank, mode in enumerate(_MODE_ORDER)}
+_MODE_BITS = 3  # 7 modes
+_SYMBOL_VALUE = np.full(128, -1, dtype=np.int64)
+_SYMBOL_VALUE[np.frombuffer(_CODE_SYMBOLS, dtype=np.uint8)] = np.arange(_CODE_BASE)
+_DIGIT_VALUES = (_SYMBOL_VALUE[ord("0")], _SYMBOL_VALUE[ord("9")])
+
+
+def _symbols(text: pd.Series) -> np.ndarray:
+    """Symbol values of each code, one row of 6 (-1: not a symbol, 0: padding)."""
+    wide = text.to_numpy(dtype=object, na_value="").astype(f"U{_CODE_WIDTH + 1}")
+    points = wide.view(np.uint32).reshape(len(wide), _CODE_WIDTH + 1)
+    return _SYMBOL_VALUE[np.minimum(points, len(_SYMBOL_VALUE) - 1)]
+
+
+def _pack(symbols: np.ndarray) -> np.ndarray:
+    """Integers of :func:`_symbols`' codes; -1 for codes that cannot be packed."""
+    head = symbols[:, :_CODE_WIDTH]
+    padding = head == 0
+    packable = (
+        (head >= 0).all(axis=1)
+        & (symbols[:, _CODE_WIDTH] == 0)  # at most 5 characters
+        & ~padding[:, 0]  # at least 1
+        & ~(padding[:, :-1] & ~padding[:, 1:]).any(axis=1)  # no NUL inside
+    )
+    packed = np.zeros(len(symbols), dtype=np.int64)
+    for j in range(_CODE_WIDTH):
+        packed = packed * _CODE_BASE + np.maximum(head[:, j], 0)
+    return np.where(packable, packed, -1)
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    """Codes (numpy str) of packed integers."""
+    table = np.frombuffer(_CODE_SYMBOLS, dtype=np.uint8)
+    chars = np.empty((len(packed), _CODE_WIDTH), dtype=np.uint8)
+    rest = np.asarray(packed, dtype=np.int64)
+    for j in range(_CODE_WIDTH - 1, -1, -1):
+        rest, symbol = np.divmod(rest, _CODE_BASE)
+        chars[:, j] = table[symbol]
+    return chars.view(f"S{_CODE_WIDTH}").ravel().astype(f"U{_CODE_WIDTH}")
+
+
+def _encode(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Integer codes (-1: missing) and the distinct values they point to."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        return codes.astype(np.intp), pd.Series(values.cat.categories)
+    if isinstance(values.dtype, pd.ArrowDtype) or _is_arrow_text(values):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        array = pa.chunked_array(pa.array(values.array))
+        if not pa.types.is_dictionary(array.type):
+            # Arrow's dictionary encoding: several times faster than pandas'
+            # factorize of Arrow strings, and without the GIL.
+            array = pc.dictionary_encode(array)
+        elif array.num_chunks > 1:  # blocks with dictionaries of their own
+            array = pa.table({"codes": array}).unify_dictionaries().column(0)
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+        codes = array.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return codes.astype(np.intp), pd.Series(array.dictionary.to_pandas().array)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes.astype(np.intp), pd.Series(uniques)
 
 
 def _is_arrow_text(values: pd.Series) -> bool:
@@ -191,58 +260,78 @@ def _is_arrow_text(values: pd.Series) -> bool:
     )
 
 
-def _factorize(values: pd.Series) -> tuple[np.ndarray, Any]:
-    """Integer codes (missing values are a code too) and the distinct values."""
-    if _is_arrow_text(values):
-        # Arrow's dictionary encoding: several times faster than pandas'
-        # factorize of Arrow strings, and without the GIL.
-        import pyarrow as pa
-        import pyarrow.compute as pc
+def _dictionaries_as_arrow(arrow_type: Any) -> pd.ArrowDtype | None:
+    """``types_mapper`` of ``to_pandas``: dictionaries stay Arrow (no categorical).
 
-        array = pa.array(values.array)
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        encoded = pc.dictionary_encode(array, null_encoding="encode")
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        uniques = encoded.dictionary.to_pandas().astype(values.dtype).array
-        return codes, uniques
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return codes.astype(np.int64), uniques
-
-
-def _sum_by(keys: dict[str, pd.Series], workers: np.ndarray) -> pd.DataFrame:
-    """Sum ``workers`` by ``keys`` (missing keys kept as groups), unsorted.
-
-    A plain groupby: each key column is factorized once, the codes are combined
-    into one integer per row, and the sums are a ``bincount``. Groups come in
-    order of first appearance, as ``groupby(sort=False)``'s.
+    A pandas categorical validates its categories: ~20 ms for a million rows'
+    codes; wrapping the Arrow dictionary array costs nothing, and
+    :func:`_encode` takes its integer codes as they are.
     """
-    n = len(workers)
-    combined = np.zeros(n, dtype=np.int64)
-    radix = 1
-    columns: list[tuple[str, np.ndarray, Any]] = []
-    for name, values in keys.items():
-        codes, uniques = _factorize(values)
-        size = max(len(uniques), 1)
-        if radix * size >= 2**62:  # re-number the combined codes first
-            combined = pd.factorize(combined)[0].astype(np.int64)
-            radix = int(combined.max()) + 1 if n else 1
-        combined = combined * size + codes
-        radix *= size
-        columns.append((name, codes, uniques))
-    groups, distinct = pd.factorize(combined)
-    count = len(distinct)
-    # Groups are numbered in order of first appearance: a group's first row is
-    # where its number exceeds every number before.
-    seen = np.maximum.accumulate(groups) if n else groups
-    first = np.flatnonzero(groups > np.concatenate(([-1], seen[:-1])))
-    out = pd.DataFrame(
-        {name: uniques.take(codes[first]) for name, codes, uniques in columns}
+    import pyarrow as pa
+
+    return pd.ArrowDtype(arrow_type) if pa.types.is_dictionary(arrow_type) else None
+
+
+def _code_table(uniques: pd.Series, *, abroad: bool) -> np.ndarray:
+    """Packed code of each distinct value, -1 if invalid; one more -1 for missing.
+
+    The patterns of :func:`observatory.normalise.is_commune_code` (and
+    :func:`~observatory.normalise.is_abroad_code`) decide, except for plain
+    5-digit codes outside 99xxx, which are commune codes by those patterns and
+    are most values: they skip the regular expressions.
+    """
+    text = uniques.astype("string").str.strip()
+    symbols = _symbols(text)
+    packed = _pack(symbols)
+    low, high = _DIGIT_VALUES
+    head = symbols[:, :_CODE_WIDTH]
+    plain = (
+        (packed >= 0)
+        & ((head >= low) & (head <= high)).all(axis=1)
+        & ~((head[:, 0] == high) & (head[:, 1] == high))
     )
-    out["workers"] = np.bincount(
-        groups, weights=np.asarray(workers, dtype="float64"), minlength=count
-    )
-    return out
+    valid = plain.copy()
+    other = ~plain
+    if other.any():
+        rest = text[other]
+        ok = is_commune_code(rest)
+        if abroad:
+            ok |= is_abroad_code(rest)
+        valid[other] = ok.to_numpy(dtype=bool)
+    strange = valid & (packed < 0)
+    if strange.any():
+        shown = text[strange].tolist()[:_MAX_LISTED]
+        msg = (
+            f"codes must be written with ASCII digits and capital letters, got {shown}"
+        )
+        raise DataError(msg)
+    return np.append(np.where(valid, packed, -1), -1)
+
+
+def _mode_table(uniques: pd.Series, coding: dict[str, str]) -> np.ndarray:
+    """Rank in sorted :data:`MODES` of each distinct TRANS, -1 if unknown or missing."""
+    modes = _map_trans(_plain(uniques), coding)
+    ranks = [
+        _MODE_RANK.get(mode, -1) if isinstance(mode, str) else -1 for mode in modes
+    ]
+    return np.array([*ranks, -1], dtype=np.int64)
+
+
+#: Share of an invalid code in a key: negative whatever the other two shares.
+_INVALID = -(2**60)
+
+
+def _shares(table: np.ndarray, factor: int) -> np.ndarray:
+    """Multiply a code table by ``factor``, its -1 (invalid) entries made _INVALID."""
+    return np.where(table >= 0, table * factor, _INVALID)
+
+
+def _sum_keys(keys: np.ndarray, workers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``workers`` by ``keys``: the distinct keys, sorted, and their sums."""
+    groups, distinct = pd.factorize(keys)
+    sums = np.bincount(groups, weights=workers, minlength=len(distinct))
+    order = np.argsort(distinct)
+    return np.asarray(distinct, dtype=np.int64)[order], sums[order].astype(np.float64)
 
 
 def trans_to_mode(trans: pd.Series, vintage: int) -> pd.Series:
@@ -373,78 +462,47 @@ def _raise_problems(frame: pd.DataFrame, vintage: int) -> None:
     raise DataError(msg)
 
 
-def _finish(table: pd.DataFrame, *, sort: bool = True) -> pd.DataFrame:
-    out = table.loc[:, [*FLOW_KEYS, "workers"]].astype(
-        dict.fromkeys(FLOW_KEYS, "string") | {"workers": "float64"}
-    )
-    if not sort:
-        return out.reset_index(drop=True)
-    order = _sort_order([out[key] for key in FLOW_KEYS])
-    if order is None:
-        return out.sort_values(list(FLOW_KEYS), ignore_index=True)
-    return out.take(order).reset_index(drop=True)
+def _flow_keys(frame: pd.DataFrame, vintage: int) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 (origin, destination, mode) key and one weight per row.
 
-
-def _sort_order(keys: list[pd.Series]) -> np.ndarray | None:
-    """Row order sorting by ``keys`` (as ``sort_values``), or None to let pandas.
-
-    Each key is factorized and its few distinct values sorted (code point order,
-    as pandas' for strings); the ranks make one integer key per row: much faster
-    than a lexsort of millions of strings. None when a key is missing somewhere
-    or the ranks would not fit in 62 bits.
+    Codes are checked, stripped, packed and mapped on their distinct values
+    only (a few thousand), then gathered per row by integer codes. Any bad
+    value sends back to the row by row description of the whole frame.
     """
-    combined: np.ndarray | None = None
-    radix = 1
-    for values in keys:
-        codes, uniques = _factorize(values)
-        distinct = np.asarray(uniques, dtype=object)
-        if pd.isna(distinct).any():
-            return None
-        radix *= max(len(distinct), 1)
-        if radix >= 2**62:
-            return None
-        rank = np.empty(len(distinct), dtype=np.int64)
-        rank[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
-        ranks = rank[codes]
-        combined = ranks if combined is None else combined * len(distinct) + ranks
-    if combined is None:
-        return None
-    return np.argsort(combined, kind="stable")
+    coding = trans_coding(vintage)
+    workers = _weights(frame["IPONDI"])
+    with np.errstate(invalid="ignore"):
+        if not np.isfinite(workers).all() or (workers < 0).any():
+            _raise_problems(frame, vintage)
+    # Each table holds a code's share of the key (origin * span * 8, ...), or
+    # _INVALID for a bad value, whose sum with any others stays negative: the
+    # key of a row is three lookups and two additions, checked in one pass.
+    commune, communes = _encode(frame["COMMUNE"])
+    origin = _code_table(communes, abroad=False)
+    keys = _shares(origin, 1 << (_CODE_BITS + _MODE_BITS)).take(commune)
+    arm, arms = _encode(frame["ARM"])
+    arm_text = arms.astype("string").str.strip()
+    is_arrondissement = arm_text.isin(_ARRONDISSEMENTS).fillna(False).to_numpy(bool)
+    if is_arrondissement.any():  # Paris, Lyon, Marseille: the arrondissement
+        packed = np.full(len(arms) + 1, -1, dtype=np.int64)
+        packed[:-1][is_arrondissement] = _pack(_symbols(arm_text[is_arrondissement]))
+        by_arm = _shares(packed, 1 << (_CODE_BITS + _MODE_BITS)).take(arm)
+        keys = np.where(packed.take(arm) >= 0, by_arm, keys)
+    destination, destinations = _encode(frame["DCLT"])
+    table = _code_table(destinations, abroad=True)
+    keys += _shares(table, 1 << _MODE_BITS).take(destination)
+    trans, transes = _encode(frame["TRANS"])
+    keys += _shares(_mode_table(transes, coding), 1).take(trans)
+    if len(keys) and keys.min() < 0:
+        _raise_problems(frame, vintage)
+    return keys, workers
 
 
-def aggregate_fd(
-    frame: pd.DataFrame, vintage: int, *, sort: bool = True
-) -> pd.DataFrame:
-    """Sum FD_MOBPRO weights by residence commune, work commune and mode.
+def _sum_fd(frame: pd.DataFrame, vintage: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum an FD_MOBPRO frame by (origin, destination, mode) integer keys.
 
-    The same function runs on a whole frame in memory and on each dask partition
-    in :func:`read_fd`: summing its results again gives the total.
-
-    Parameters
-    ----------
-    frame
-        Columns ``COMMUNE``, ``ARM``, ``DCLT``, ``TRANS``, ``IPONDI`` as in the file
-        (codes as strings; ``TRANS`` may be numeric; others are ignored).
-    vintage
-        Census year, which sets the ``TRANS`` coding (see :func:`trans_to_mode`).
-    sort
-        Sort by the three keys (default); :func:`read_fd`'s partitions skip it,
-        their sums are summed again.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``origin_commune`` (``ARM`` when it is an arrondissement of Paris, Lyon or
-        Marseille, ``COMMUNE`` otherwise: arrondissements are kept),
-        ``destination_commune`` (``DCLT`` as given, abroad codes included),
-        ``mode`` (:data:`MODES`) and ``workers`` (sum of ``IPONDI``, float64),
-        sorted by the three keys.
-
-    Raises
-    ------
-    DataError
-        Missing columns, or bad values, all listed with their row (1 = first
-        row of ``frame``).
+    The one aggregation of :func:`aggregate_fd` (whole frame) and of
+    :func:`read_fd` (each partition): distinct keys, sorted, and their sums.
     """
     missing = [c for c in FD_COLUMNS if c not in frame.columns]
     if missing:
@@ -453,69 +511,117 @@ def aggregate_fd(
             f"found {list(frame.columns)}"
         )
         raise DataError(msg)
-    coding = trans_coding(vintage)
-    workers = _weights(frame["IPONDI"])
-    with np.errstate(invalid="ignore"):
-        if not np.isfinite(workers).all() or (workers < 0).any():
-            _raise_problems(frame, vintage)
-    # One plain groupby on the raw codes, as read: the stripping, the
-    # arrondissement rule, the checks and the mode mapping then run on distinct
-    # (COMMUNE, ARM, DCLT, TRANS) groups, not on every person. A bad group sends
-    # back to the row by row description of the whole frame.
-    raw = ["COMMUNE", "ARM", "DCLT", "TRANS"]
-    partial = _sum_by({column: frame[column] for column in raw}, workers)
-    origin = _residence(partial)
-    destination = partial["DCLT"].astype("string").str.strip()
-    modes = _map_trans(_plain(partial["TRANS"]), coding)
-    if not (
-        modes.notna().all()
-        and _all_valid(origin, abroad=False)
-        and _all_valid(destination, abroad=True)
-    ):
-        _raise_problems(frame, vintage)
-    table = _sum_by(
+    return _sum_keys(*_flow_keys(frame, vintage))
+
+
+def _merge_sums(
+    parts: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum partial sums of :func:`_sum_fd`: sorted distinct keys, their sums.
+
+    Each part is sorted: a stable sort of their concatenation merges sorted
+    runs, and equal keys add up in the order of the parts.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    keys = np.concatenate([k for k, _ in parts])
+    sums = np.concatenate([s for _, s in parts])
+    if not len(keys):
+        return keys, sums
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[starts], np.add.reduceat(sums[order], starts)
+
+
+def _code_column(packed: np.ndarray, *, ordered: bool = False) -> pd.Series:
+    """Codes as strings from packed integers, each distinct one unpacked once.
+
+    ``ordered``: ``packed`` is sorted (the origins of sorted keys), its distinct
+    values are where it changes: no hashing.
+    """
+    if ordered:
+        change = np.concatenate(([len(packed) > 0], packed[1:] != packed[:-1]))
+        codes = np.cumsum(change) - 1
+        distinct = packed[change]
+    else:
+        codes, distinct = pd.factorize(packed)
+    return _text_column(_unpack(np.asarray(distinct)), codes)
+
+
+def _text_column(values: np.ndarray, codes: np.ndarray) -> pd.Series:
+    """``values[codes]`` as a string Series, gathered by Arrow."""
+    import pyarrow as pa
+
+    text = pa.array(values, type=pa.string()).take(pa.array(codes))
+    return pd.Series(pd.arrays.ArrowStringArray(text)).astype("string")
+
+
+def _flow_table(keys: np.ndarray, sums: np.ndarray) -> pd.DataFrame:
+    """Build the long table of :func:`aggregate_fd` from sorted keys and sums."""
+    mode = keys & ((1 << _MODE_BITS) - 1)
+    destination = (keys >> _MODE_BITS) & ((1 << _CODE_BITS) - 1)
+    origin = keys >> (_CODE_BITS + _MODE_BITS)
+    return pd.DataFrame(
         {
-            "origin_commune": origin,
-            "destination_commune": destination,
-            "mode": modes,
-        },
-        partial["workers"].to_numpy(),
+            "origin_commune": _code_column(origin, ordered=True),
+            "destination_commune": _code_column(destination),
+            "mode": _text_column(np.array(_MODE_ORDER), mode),
+            "workers": np.asarray(sums, dtype=np.float64),
+        }
     )
-    return _finish(table, sort=sort)
+
+
+def aggregate_fd(frame: pd.DataFrame, vintage: int) -> pd.DataFrame:
+    """Sum FD_MOBPRO weights by residence commune, work commune and mode.
+
+    The same aggregation runs on a whole frame in memory and on each dask
+    partition in :func:`read_fd`: summing its partial sums again gives the
+    total.
+
+    Parameters
+    ----------
+    frame
+        Columns ``COMMUNE``, ``ARM``, ``DCLT``, ``TRANS``, ``IPONDI`` as in the file
+        (codes as strings or categoricals of strings; ``TRANS`` may be numeric;
+        others are ignored).
+    vintage
+        Census year, which sets the ``TRANS`` coding (see :func:`trans_to_mode`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``origin_commune`` (``ARM`` when it is an arrondissement of Paris, Lyon or
+        Marseille, ``COMMUNE`` otherwise: arrondissements are kept),
+        ``destination_commune`` (``DCLT`` as given, abroad codes included),
+        ``mode`` (:data:`MODES`) and ``workers`` (sum of ``IPONDI``, float64),
+        sorted by the three keys (code point order); codes stripped, as strings.
+
+    Raises
+    ------
+    DataError
+        Missing columns, or bad values, all listed with their row (1 = first
+        row of ``frame``).
+    """
+    return _flow_table(*_sum_fd(frame, vintage))
 
 
 def _aggregate_partition(
     frame: pd.DataFrame, vintage: int, number: int
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     try:
-        return aggregate_fd(frame, vintage, sort=False), len(frame)
+        keys, sums = _sum_fd(frame, vintage)
     except DataError as exc:
         raise _PartitionError(str(exc), number) from exc
+    return keys, sums, len(frame)
 
 
-def _combine_partials(*parts: tuple[pd.DataFrame, int]) -> tuple[pd.DataFrame, int]:
-    """Sum partial sums of :func:`aggregate_fd` (and their row counts)."""
-    tables = [table for table, _ in parts]
-    rows = sum(n for _, n in parts)
-    if len(tables) == 1:  # already one row per group
-        return tables[0], rows
-    both = pd.concat(tables, ignore_index=True)
-    # Each table has one row per group: only groups of an origin found in
-    # several tables (the file is ordered by residence: few) need summing.
-    codes, uniques = _factorize(both["origin_commune"])
-    part = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
-    seen = np.bincount(
-        codes * len(tables) + part, minlength=len(uniques) * len(tables)
-    ).reshape(len(uniques), len(tables))
-    shared = ((seen > 0).sum(axis=1) > 1)[codes]
-    if not shared.any():
-        return both, rows
-    again = both[shared]
-    summed = _sum_by(
-        {key: again[key] for key in FLOW_KEYS}, again["workers"].to_numpy("float64")
-    )
-    out = pd.concat([both[~shared], _finish(summed, sort=False)], ignore_index=True)
-    return out, rows
+def _combine_partials(
+    *parts: tuple[np.ndarray, np.ndarray, int],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sum partial sums of partitions (and their row counts)."""
+    keys, sums = _merge_sums([(k, s) for k, s, _ in parts])
+    return keys, sums, sum(n for _, _, n in parts)
 
 
 def commune_pairs(flows_by_mode: pd.DataFrame) -> pd.DataFrame:
@@ -636,8 +742,11 @@ def _is_parquet(source: Path) -> bool:
 
 
 def _read_csv(dd: Any, source: Path, where: str, blocksize: str | int) -> Any:
+    from dask.utils import parse_bytes
+
     with source.open("rb") as handle:
         first = handle.readline(1 << 16)
+        body = handle.tell() if first.endswith(b"\n") else None
     bom = first.startswith(b"\xef\xbb\xbf")
     try:
         first.decode("utf-8")
@@ -648,40 +757,123 @@ def _read_csv(dd: Any, source: Path, where: str, blocksize: str | int) -> Any:
     header = first.decode("utf-8-sig" if bom else "latin-1").strip()
     columns = [c.strip().strip('"') for c in header.split(";")]
     missing = [c for c in FD_COLUMNS if c not in columns]
-    if missing:
+    if missing or body is None:
         shown = columns[:15] + (["..."] if len(columns) > 15 else [])
         msg = (
             f"{where}: line 1: missing column(s) {missing}; expected a ';'-separated "
             f"FD_MOBPRO file with columns {', '.join(FD_COLUMNS)}; found {shown}"
         )
         raise DataError(msg)
-    return dd.read_csv(
-        str(source),
-        sep=";",
-        usecols=list(FD_COLUMNS),
-        dtype=dict.fromkeys(FD_COLUMNS, str),
-        # Arrow's parser: about 3 times faster per block, and outside the GIL,
-        # so the threads scheduler parses blocks in parallel. Strings stay Arrow
-        # strings; :func:`_weights` parses IPONDI with Arrow too.
-        engine="pyarrow",
-        keep_default_na=False,
-        blocksize=blocksize,
-        # Codes are ASCII. Arrow checks UTF-8 only in the columns read, and
-        # decodes it natively (latin-1 goes through Python's codec, with the
-        # GIL): UTF-8 unless the header is not.
-        encoding="utf-8-sig" if bom else ("utf-8" if utf8 else "latin-1"),
+    # Blocks of `blocksize` bytes after the header; a line belongs to the block
+    # it starts in (dask's read_bytes rule), found by the reader itself.
+    size = source.stat().st_size
+    step = max(1, parse_bytes(blocksize))
+    spans = [(s, min(s + step, size)) for s in range(body, size, step)] or [
+        (body, body)
+    ]
+    # Codes are ASCII. Arrow checks UTF-8 and decodes it natively (latin-1 goes
+    # through Python's codec, with the GIL): UTF-8 unless the header is not.
+    options = {"columns": columns, "encoding": "utf8" if utf8 else "latin1"}
+    return dd.from_map(
+        _read_csv_block,
+        spans,
+        args=[str(source), options],
+        meta=_csv_meta(),
+        label="read-fd-csv",
+        enforce_metadata=False,
     )
 
 
-def _read_row_groups(groups: tuple[int, ...], source: str) -> pd.DataFrame:
+def _csv_meta() -> pd.DataFrame:
+    import pyarrow as pa
+
+    codes = pa.dictionary(pa.int32(), pa.string())
+    schema = pa.schema(
+        [(c, codes) for c in FD_COLUMNS if c != "IPONDI"] + [("IPONDI", pa.float64())]
+    )
+    return schema.empty_table().to_pandas(types_mapper=_dictionaries_as_arrow)
+
+
+def _block_lines(source: str, span: tuple[int, int]) -> tuple[int, int]:
+    """Byte range of the lines that start within ``span``."""
+    start, end = span
+    with Path(source).open("rb") as handle:
+        if start > 0:  # skip the end of a line begun in the block before
+            handle.seek(start - 1)
+            handle.readline()
+            start = handle.tell()
+        if start >= end:
+            return start, start
+        handle.seek(end - 1)
+        handle.readline()  # finish the line holding the block's last byte
+        return start, handle.tell()
+
+
+def _read_csv_block(
+    span: tuple[int, int], source: str, options: dict[str, Any]
+) -> pd.DataFrame:
+    """Read one block of lines: codes dictionary-encoded, weights as floats.
+
+    Arrow's CSV parser, called directly (no pandas conversion): codes come as
+    categoricals of strings, ``IPONDI`` as float64. Where a weight does not
+    parse or is not a number >= 0, the block is read again with ``IPONDI`` as
+    text, for :func:`aggregate_fd` to check and quote. Nothing is a missing
+    value: an empty field is an empty string, as in the file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    start, stop = _block_lines(source, span)
+    codes = pa.dictionary(pa.int32(), pa.string())
+
+    def read(weights: pa.DataType) -> pa.Table:
+        types = {c: codes for c in FD_COLUMNS if c != "IPONDI"} | {"IPONDI": weights}
+        if start == stop:
+            return pa.schema([(c, types[c]) for c in FD_COLUMNS]).empty_table()
+        # Parsed in place from the page cache: a memory map, not a copy.
+        with pa.memory_map(source) as mapped:
+            mapped.seek(start)
+            data = mapped.read_buffer(stop - start)
+            return pacsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pacsv.ReadOptions(
+                    column_names=options["columns"],
+                    encoding=options["encoding"],
+                    use_threads=False,  # dask's threads read the blocks in parallel
+                    block_size=16 << 20,
+                ),
+                parse_options=pacsv.ParseOptions(delimiter=";"),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=list(FD_COLUMNS),
+                    column_types=types,
+                    null_values=[],
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+
+    try:
+        table = read(pa.float64())
+        weights = table.column("IPONDI").to_numpy()
+        with np.errstate(invalid="ignore"):
+            checked = bool(np.isfinite(weights).all() and (weights >= 0).all())
+    except pa.ArrowInvalid:
+        checked = False
+    if not checked:
+        table = read(pa.string())
+    return table.to_pandas(types_mapper=_dictionaries_as_arrow)
+
+
+def _read_row_groups(
+    groups: tuple[int, ...], source: str, dictionary: list[str]
+) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    # Codes as Arrow strings (read_dictionary= measured slower: the
-    # categoricals' conversions cost more than the strings they save).
-    table = pq.ParquetFile(source).read_row_groups(
-        list(groups), columns=list(FD_COLUMNS)
-    )
-    return table.to_pandas()
+    # Text codes read dictionary-encoded, as the file stores them: categoricals
+    # whose integer codes aggregate_fd uses directly, no strings per row.
+    parquet = pq.ParquetFile(source, read_dictionary=dictionary)
+    table = parquet.read_row_groups(list(groups), columns=list(FD_COLUMNS))
+    return table.to_pandas(types_mapper=_dictionaries_as_arrow)
 
 
 def _read_parquet(dd: Any, source: Path, where: str, blocksize: str | int) -> Any:
@@ -731,11 +923,20 @@ def _read_parquet(dd: Any, source: Path, where: str, blocksize: str | int) -> An
         size += group_size
     if chunk or not chunks:
         chunks.append(tuple(chunk))
+    dictionary = [
+        c
+        for c in FD_COLUMNS
+        if c != "IPONDI"
+        and (
+            pa.types.is_string(parquet.schema_arrow.field(c).type)
+            or pa.types.is_large_string(parquet.schema_arrow.field(c).type)
+        )
+    ]
     meta = parquet.schema_arrow.empty_table().select(list(FD_COLUMNS)).to_pandas()
     return dd.from_map(
         _read_row_groups,
         chunks,
-        args=[str(source)],
+        args=[str(source), dictionary],
         meta=meta,
         label="read-fd-parquet",
         enforce_metadata=False,
@@ -826,18 +1027,6 @@ def _locate(
     return "; ".join(problems) if problems else None
 
 
-def _count_pairs(table: pd.DataFrame) -> int:
-    # The table is sorted by pair then mode: a pair starts where either code
-    # differs from the row before.
-    if len(table) == 0:
-        return 0
-    same = np.ones(len(table), dtype=bool)
-    for key in PAIR_KEYS:
-        codes = pd.factorize(table[key])[0]
-        same[1:] &= codes[1:] == codes[:-1]
-    return int(len(table) - same[1:].sum())
-
-
 def read_fd(
     path: Path,
     vintage: int | None = None,
@@ -913,9 +1102,9 @@ def read_fd(
         else:
             fmt, first, word = "csv", 2, "line"
             ddf = _read_csv(dd, source, where, blocksize)
-        # aggregate_fd on each partition, then the sum of the partial sums as a
-        # tree of partial sums, 16 at a time (bounded memory); rows counted on
-        # the way.
+        # aggregate_fd's sums (integer keys) on each partition, then the sum of
+        # the partial sums as a tree, 16 at a time (bounded memory); rows
+        # counted on the way. Codes become strings once, in the final table.
         from dask import delayed
 
         level = [
@@ -939,7 +1128,7 @@ def read_fd(
             scheduler or kind,
         )
         try:
-            ((totals, n_rows),) = compute(level[0])
+            ((keys, sums, n_rows),) = compute(level[0])
         except _PartitionError as exc:
             detail = _locate(
                 ddf, exc.partition, vintage, compute, first=first, word=word
@@ -951,8 +1140,10 @@ def read_fd(
             raise DataError(msg) from exc
         partitions = int(ddf.npartitions)
 
-    table = _finish(totals)
-    by_mode = table.groupby("mode", observed=True)["workers"].sum()
+    table = _flow_table(keys, sums)
+    pairs, modes = keys >> _MODE_BITS, keys & ((1 << _MODE_BITS) - 1)
+    by_mode = np.bincount(modes, weights=sums, minlength=len(_MODE_ORDER))
+    found = np.bincount(modes, minlength=len(_MODE_ORDER)) > 0
     seconds = time.perf_counter() - start
     report: dict[str, Any] = {
         "path": str(path),
@@ -963,10 +1154,12 @@ def read_fd(
         "rows_read": int(n_rows),
         "workers_total": round(float(table["workers"].sum()), 3),
         "workers_by_mode": {
-            mode: round(float(by_mode[mode]), 3) for mode in MODES if mode in by_mode
+            mode: round(float(by_mode[_MODE_RANK[mode]]), 3)
+            for mode in MODES
+            if found[_MODE_RANK[mode]]
         },
         "triples": len(table),
-        "pairs": _count_pairs(table),
+        "pairs": int(len(pairs) and 1 + np.count_nonzero(pairs[1:] != pairs[:-1])),
         "partitions": partitions,
         "scheduler": scheduler or kind,
         "seconds": round(seconds, 3),

@@ -616,38 +616,6 @@ def test_aggregate_fd_same_on_arrow_strings_categoricals_and_objects():
     assert_same_flows(aggregate(arrow, 2021), expected)
     categories = frame.astype(dict.fromkeys(COLUMNS[:4], "category"))
     assert_same_flows(aggregate(categories, 2021), expected)
-    unsorted = aggregate(arrow, 2021, sort=False)
-    assert_same_flows(
-        unsorted.sort_values(
-            ["origin_commune", "destination_commune", "mode"]
-        ).reset_index(drop=True),
-        expected,
-    )
-
-
-def test_sum_by_many_distinct_keys_renumbers_codes():
-    from observatory.mobpro import _sum_by
-
-    n = 70_000  # 4 columns of n distinct values: n**4 > 2**62
-    rng = np.random.default_rng(1)
-    keys = {
-        name: pd.Series(rng.permutation(n).astype(str)).astype("string[pyarrow]")
-        for name in "abcd"
-    }
-    keys["a"] = pd.concat([keys["a"][:-1], keys["a"][:1]], ignore_index=True)
-    keys["b"] = pd.concat([keys["b"][:-1], keys["b"][:1]], ignore_index=True)
-    keys["c"] = pd.concat([keys["c"][:-1], keys["c"][:1]], ignore_index=True)
-    keys["d"] = pd.concat([keys["d"][:-1], keys["d"][:1]], ignore_index=True)
-    workers = np.arange(n, dtype="float64")
-    result = _sum_by(keys, workers).sort_values(list("abcd"), ignore_index=True)
-    expected = (
-        pd.DataFrame(keys | {"workers": workers})
-        .groupby(list("abcd"), sort=True)["workers"]
-        .sum()
-        .reset_index()
-    )
-    assert len(result) == n - 1  # the last row repeats the first
-    pd.testing.assert_frame_equal(result, expected, check_dtype=False)
 
 
 def test_read_fd_csv_with_latin1_bytes_in_other_columns(tmp_path):
