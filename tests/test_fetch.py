@@ -1024,86 +1024,78 @@ def test_cli_fetch_then_run_offline(
     )
 
 
-def _admin_express_2025(folder: Path) -> bytes:
-    """ADMIN EXPRESS COG CARTO 2025 (FXX) as IGN lays it out, with its EPCI and
-    ARRONDISSEMENT_MUNICIPAL layers beside COMMUNE."""
+def _admin_express_2025(
+    folder: Path,
+    edition: str = "LAMB93_FXX",
+    rows=None,
+    epci_rows=None,
+    crs: str = "EPSG:2154",
+) -> bytes:
+    """ADMIN EXPRESS COG CARTO 2025 of one territory as IGN lays it out: COMMUNE and
+    EPCI layers (and ARRONDISSEMENT_MUNICIPAL for mainland France) in a 7z."""
     from conftest import COMMUNE_ROWS, EPCI_ROWS
 
-    name = "ADMIN-EXPRESS-COG-CARTO_3-2__SHP_LAMB93_FXX_2025-04-02"
+    rows, epci_rows = rows or COMMUNE_ROWS, epci_rows or EPCI_ROWS
+    name = f"ADMIN-EXPRESS-COG-CARTO_3-2__SHP_{edition}_2025-04-02"
     layers = (
         folder
         / name
         / "ADMIN-EXPRESS-COG-CARTO"
         / "1_DONNEES_LIVRAISON_2025-04-00127"
-        / "ADECOGC_3-2_SHP_LAMB93_FXX-ED2025-04-02"
+        / f"ADECOGC_3-2_SHP_{edition}-ED2025-04-02"
     )
     layers.mkdir(parents=True)
-    write_communes(layers / "COMMUNE.shp")
+    write_communes(layers / "COMMUNE.shp", rows, crs=crs)
     communes = gpd.read_file(layers / "COMMUNE.shp")
     epci = communes.dissolve(by="SIREN_EPCI", as_index=False)
     gpd.GeoDataFrame(
         {
             "CODE_SIREN": epci["SIREN_EPCI"],
-            "NOM": epci["SIREN_EPCI"].map({c: n for c, n, _ in EPCI_ROWS}),
-            "NATURE": epci["SIREN_EPCI"].map({c: k for c, _, k in EPCI_ROWS}),
+            "NOM": epci["SIREN_EPCI"].map({c: n for c, n, _ in epci_rows}),
+            "NATURE": epci["SIREN_EPCI"].map({c: k for c, _, k in epci_rows}),
         },
         geometry=epci.geometry,
-        crs="EPSG:2154",
+        crs=crs,
     ).to_file(layers / "EPCI.shp", engine="pyogrio", encoding="UTF-8")
-    lyon = next(row[3] for row in COMMUNE_ROWS if row[0] == "69123")
-    gpd.GeoDataFrame(
-        {
-            "INSEE_ARM": ["69381"],
-            "INSEE_COM": ["69123"],
-            "NOM": ["Lyon 1er Arrondissement"],
-        },
-        geometry=[lyon],
-        crs="EPSG:2154",
-    ).to_file(
-        layers / "ARRONDISSEMENT_MUNICIPAL.shp", engine="pyogrio", encoding="UTF-8"
-    )
+    if edition.endswith("FXX"):
+        lyon = next(row[3] for row in rows if row[0] == "69123")
+        gpd.GeoDataFrame(
+            {
+                "INSEE_ARM": ["69381"],
+                "INSEE_COM": ["69123"],
+                "NOM": ["Lyon 1er Arrondissement"],
+            },
+            geometry=[lyon],
+            crs=crs,
+        ).to_file(
+            layers / "ARRONDISSEMENT_MUNICIPAL.shp", engine="pyogrio", encoding="UTF-8"
+        )
     archive = folder / f"{name}.7z"
     with py7zr.SevenZipFile(archive, "w") as out:
         out.writeall(folder / name, arcname=name)
     return archive.read_bytes()
 
 
-def test_shipped_france_config_runs_from_a_local_mirror(server, tmp_path, capsys):
-    """configs/france.toml and configs/sources.toml as shipped, the hosts aside.
+def _base_flux_zip(year: int, rows=FLOW_ROWS) -> bytes:
+    header = FLOW_HEADER.replace("C21", f"C{year % 100}")
+    text = "\n".join(
+        [header] + [f"{o};Origine;{d};Destination;{w}" for o, d, w in rows]
+    )
+    return zip_bytes(
+        {f"base-flux-mobilite-domicile-lieu-travail-{year}.csv": (text + "\n").encode()}
+    )
 
-    Every source france.toml names is served at its catalogue path by the local
-    server, built like the real file (same archive type and member names, INSEE's
-    column names for the census year). Only the host and the pins of the real
-    files change: the test proves the config needs no manual step.
-    """
+
+def _mirror(server, folder: Path, config_name: str, bodies: dict[str, bytes]) -> Path:
+    """Serve ``bodies`` at the shipped catalogue's paths; return the shipped config
+    pointed at a copy of the catalogue whose only changes are the host and the pins
+    of the real files."""
     import tomllib
     from urllib.parse import urlsplit
 
-    from observatory.cli import main
     from observatory.config import configs_dir
 
     shipped = tomllib.loads((configs_dir() / "sources.toml").read_text("utf-8"))
-    france = (configs_dir() / "france.toml").read_text("utf-8")
-    xlsx = write_composition_xlsx(tmp_path / "EPCI_au_01-01-2025.xlsx").read_bytes()
-    mvt = (
-        MVT_HEADER
-        + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COMD,01999,1,ANCIENNE,Ancienne,Ancienne"
-        + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COM,01001,1,NOUVELLE,Nouvelle,Nouvelle\n"
-    ).encode()
-
-    def base_flux(year: int) -> bytes:
-        text = flows_csv().decode().replace("C21", f"C{year % 100}")
-        return zip_bytes(
-            {f"base-flux-mobilite-domicile-lieu-travail-{year}.csv": text.encode()}
-        )
-
-    bodies = {
-        "ign_admin_express_cog_carto_2025_fxx": _admin_express_2025(tmp_path / "ae"),
-        "insee_epci_2025": zip_bytes({"EPCI_au_01-01-2025.xlsx": xlsx}),
-        "insee_base_flux_rp2023": base_flux(2023),
-        "insee_base_flux_rp2018": base_flux(2018),
-        "insee_cog_mvt_commune_2026": mvt,
-    }
     lines = []
     for source_id, entry in shipped["sources"].items():
         path = urlsplit(entry["url"]).path
@@ -1117,15 +1109,46 @@ def test_shipped_france_config_runs_from_a_local_mirror(server, tmp_path, capsys
         lines += [
             f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items()
         ]
-    (tmp_path / "mirror.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    config = tmp_path / "france.toml"
+    (folder / "mirror.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = folder / config_name
     config.write_text(
-        france.replace(
+        (configs_dir() / config_name)
+        .read_text("utf-8")
+        .replace(
             "[run]",
             '[sources]\ncatalogue = "mirror.toml"\ncache_dir = "cache"\n\n[run]',
         ),
         encoding="utf-8",
     )
+    return config
+
+
+MVT_MERGER = (
+    MVT_HEADER
+    + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COMD,01999,1,ANCIENNE,Ancienne,Ancienne"
+    + "\n32,2022-01-01,COM,01999,1,ANCIENNE,Ancienne,Ancienne,COM,01001,1,NOUVELLE,Nouvelle,Nouvelle\n"
+).encode()
+
+
+def test_shipped_france_config_runs_from_a_local_mirror(server, tmp_path, capsys):
+    """configs/france.toml and configs/sources.toml as shipped, the hosts aside.
+
+    Every source france.toml names is served at its catalogue path by the local
+    server, built like the real file (same archive type and member names, INSEE's
+    column names for the census year). Only the host and the pins of the real
+    files change: the test proves the config needs no manual step.
+    """
+    from observatory.cli import main
+
+    xlsx = write_composition_xlsx(tmp_path / "EPCI_au_01-01-2025.xlsx").read_bytes()
+    bodies = {
+        "ign_admin_express_cog_carto_2025_fxx": _admin_express_2025(tmp_path / "ae"),
+        "insee_epci_2025": zip_bytes({"EPCI_au_01-01-2025.xlsx": xlsx}),
+        "insee_base_flux_rp2023": _base_flux_zip(2023),
+        "insee_base_flux_rp2018": _base_flux_zip(2018),
+        "insee_cog_mvt_commune_2026": MVT_MERGER,
+    }
+    config = _mirror(server, tmp_path, "france.toml", bodies)
 
     assert main(["fetch", "--config", str(config), "-q"]) == 0
     assert capsys.readouterr().out.count("downloaded") == len(bodies)
@@ -1140,3 +1163,81 @@ def test_shipped_france_config_runs_from_a_local_mirror(server, tmp_path, capsys
     assert {i["source"] for i in manifest["inputs"]} == set(bodies)
     assert manifest["harmonisation"]["flows"]["codes_mapped"] == {"01999": "01001"}
     assert [s["metropole_code"] for s in manifest["systems"]] == ["200046977"]
+
+
+# The five overseas departments of configs/overseas.toml: ADMIN EXPRESS edition,
+# official CRS, a point (lon, lat), the pole's SIREN and two commune codes.
+DROM = {
+    "GLP": ("RGAF09UTM20_GLP", "EPSG:5490", (-61.53, 16.24), "200018653", "971"),
+    "MTQ": ("RGAF09UTM20_MTQ", "EPSG:5490", (-61.07, 14.61), "249720061", "972"),
+    "GUF": ("UTM22RGFG95_GUF", "EPSG:2972", (-52.33, 4.93), "249730045", "973"),
+    "REU": ("RGR92UTM40S_REU", "EPSG:2975", (55.45, -20.88), "249740119", "974"),
+    "MYT": ("RGM04UTM38S_MYT", "EPSG:4471", (45.23, -12.78), "200060457", "976"),
+}
+
+
+def test_shipped_overseas_config_runs_from_a_local_mirror(server, tmp_path, capsys):
+    """configs/overseas.toml: five archives, each territory in its CRS, both ways."""
+    from shapely.geometry import box
+
+    from observatory.cli import main
+
+    bodies, epci_rows, commune_rows, flows = {}, [], [], []
+    for i, (territory, (edition, crs, (lon, lat), pole, dep)) in enumerate(
+        DROM.items()
+    ):
+        other = f"20009990{i}"
+        squares = gpd.GeoSeries(
+            [
+                box(lon, lat, lon + 0.05, lat + 0.05),
+                box(lon + 0.05, lat, lon + 0.1, lat + 0.05),
+            ],
+            crs="EPSG:4326",
+        ).to_crs(crs)
+        rows = [
+            (f"{dep}01", "Pôle", pole, squares.iloc[0]),
+            (f"{dep}02", "Voisine", other, squares.iloc[1]),
+        ]
+        territory_epci = [
+            (pole, f"CA pôle {territory}", "CA"),
+            (other, f"CC {territory}", "CC"),
+        ]
+        bodies[f"ign_admin_express_cog_carto_2025_{territory.lower()}"] = (
+            _admin_express_2025(
+                tmp_path / territory, edition, rows, territory_epci, crs
+            )
+        )
+        epci_rows += territory_epci
+        commune_rows += rows
+        flows += [(f"{dep}01", f"{dep}01", "100"), (f"{dep}02", f"{dep}01", "40")]
+    xlsx = write_composition_xlsx(
+        tmp_path / "EPCI_au_01-01-2025.xlsx", epci_rows, commune_rows
+    ).read_bytes()
+    bodies |= {
+        "insee_epci_2025": zip_bytes({"EPCI_au_01-01-2025.xlsx": xlsx}),
+        "insee_base_flux_rp2023": _base_flux_zip(2023, flows),
+        "insee_base_flux_rp2018": _base_flux_zip(2018, flows),
+        "insee_cog_mvt_commune_2026": MVT_MERGER,
+    }
+    config = _mirror(server, tmp_path, "overseas.toml", bodies)
+    assert main(["fetch", "--config", str(config), "-q"]) == 0
+    out = tmp_path / "out"
+    assert (
+        main(["run", "--config", str(config), "--offline", "--output", str(out), "-q"])
+        == 0
+    )
+    manifest = json.loads((out / "latest" / "manifest.json").read_text("utf-8"))
+    assert {s["territory"]: s["metropole_code"] for s in manifest["systems"]} == {
+        territory: pole for territory, (_, _, _, pole, _) in DROM.items()
+    }
+    for territory, (_, crs, _, pole, _) in DROM.items():
+        layer = gpd.read_parquet(
+            out / "latest" / f"epci_indicators_{territory}.parquet"
+        )
+        assert layer.crs == crs, territory
+        assert layer.set_index("epci_code")["crown"].to_dict() == {
+            pole: 0,
+            layer["epci_code"][layer["crown"] == 1].iloc[0]: 1,
+        }
+        assert layer.loc[layer["crown"] == 1, "dependence_share"].iloc[0] == 1.0
+    assert not (out / "latest" / "epci_indicators.parquet").exists()
