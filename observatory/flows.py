@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from observatory.config import ReliabilitySection
-from observatory.normalise import is_abroad_code, rollup_arrondissements
+from observatory.normalise import is_abroad_code, on_distinct, rollup_arrondissements
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +117,21 @@ def epci_places(
         commune_epci["epci_code"].to_numpy(),
         index=commune_epci["commune_code"].to_numpy(),
     )
-    abroad = is_abroad_code(destination)
+
+    def place(codes: pd.Series) -> pd.Series:
+        return (
+            codes.map(lookup)
+            .mask(is_abroad_code(codes), ABROAD + "-" + codes.astype("string"))
+            .fillna(UNMATCHED)
+            .astype("string")
+        )
+
     return pd.DataFrame(
         {
             "origin_commune": origin,
             "destination_commune": destination,
-            "origin_code": origin.map(lookup).fillna(UNMATCHED).astype("string"),
-            "destination_code": destination.map(lookup)
-            .mask(abroad, ABROAD + "-" + destination.astype("string"))
-            .fillna(UNMATCHED)
-            .astype("string"),
+            "origin_code": on_distinct(origin, place),
+            "destination_code": on_distinct(destination, place),
         }
     )
 

@@ -35,6 +35,7 @@ from observatory.errors import DataError
 from observatory.normalise import (
     is_abroad_code,
     is_commune_code,
+    on_distinct,
     rollup_arrondissements,
 )
 
@@ -469,7 +470,7 @@ def harmonise_codes(
     """
     codes = codes.astype("string")
     plan = _plan(codes, passage_map(passage), _targets(target_codes), roll_up)
-    return codes.map(plan["new"]).astype("string").rename(codes.name)
+    return on_distinct(codes, lambda u: u.map(plan["new"]).astype("string"))
 
 
 def _volume(flows: pd.DataFrame, codes: list[str]) -> dict[str, float]:
@@ -529,11 +530,15 @@ def harmonise_flows(
         raise DataError(msg)
     plan = _plan(pd.concat([origin, destination]), mapping, targets, roll_up=True)
 
-    new_origin = origin.map(plan["new"]).astype("string")
-    new_destination = destination.map(plan["new"]).astype("string")
-    through_passage = origin.map(plan["mapped"]).fillna(False).astype(bool) | (
-        destination.map(plan["mapped"]).fillna(False).astype(bool)
-    )
+    def new_code(codes: pd.Series) -> pd.Series:
+        return codes.map(plan["new"]).astype("string")
+
+    def mapped(codes: pd.Series) -> pd.Series:
+        return codes.map(plan["mapped"]).fillna(False).astype(bool)
+
+    new_origin = on_distinct(origin, new_code)
+    new_destination = on_distinct(destination, new_code)
+    through_passage = on_distinct(origin, mapped) | on_distinct(destination, mapped)
     out = (
         pd.DataFrame(
             {

@@ -22,6 +22,7 @@ import io
 import logging
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,24 +119,40 @@ class EpciComposition:
 
 
 # --------------------------------------------------------------------- pure helpers
+def on_distinct(values: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Return ``func(values)``, computed once per distinct value.
+
+    A national flow file repeats about 35,000 commune codes over a million rows:
+    string work on the distinct codes, then a take back to the rows, is an order
+    of magnitude faster than element-wise work on every row. ``func`` must map
+    each value independently (a Series to a Series of the same length).
+    """
+    positions, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype=values.dtype)
+    if (positions < 0).any():  # missing values get func(<NA>) too
+        distinct = pd.concat(
+            [distinct, pd.Series([pd.NA], dtype=values.dtype)], ignore_index=True
+        )
+        positions = np.where(positions < 0, len(distinct) - 1, positions)
+    result = func(distinct)
+    return result.iloc[positions].set_axis(values.index).rename(values.name)
+
+
+def _full_match(codes: pd.Series, pattern: str) -> pd.Series:
+    return on_distinct(
+        codes.astype("string"),
+        lambda u: u.str.fullmatch(pattern).fillna(False).astype(bool),
+    )
+
+
 def is_commune_code(codes: pd.Series) -> pd.Series:
     """Tell which values are INSEE commune codes (5 characters, 2A/2B for Corsica)."""
-    return (
-        codes.astype("string")
-        .str.fullmatch(COMMUNE_CODE.pattern)
-        .fillna(False)
-        .astype(bool)
-    )
+    return _full_match(codes, COMMUNE_CODE.pattern)
 
 
 def is_abroad_code(codes: pd.Series) -> pd.Series:
     """Tell which values designate a work place abroad (INSEE country codes 99xxx...)."""
-    return (
-        codes.astype("string")
-        .str.fullmatch(ABROAD_CODE.pattern)
-        .fillna(False)
-        .astype(bool)
-    )
+    return _full_match(codes, ABROAD_CODE.pattern)
 
 
 def territory_of(codes: pd.Series) -> pd.Series:
@@ -167,6 +184,10 @@ def rollup_arrondissements(codes: pd.Series) -> pd.Series:
         Same index; ``75101``-``75120`` become ``75056``, ``69381``-``69389``
         ``69123``, ``13201``-``13216`` ``13055``; other values are unchanged.
     """
+    return on_distinct(codes.astype("string"), _rollup_distinct)
+
+
+def _rollup_distinct(codes: pd.Series) -> pd.Series:
     out = codes.astype("string")
     digits = out.str.fullmatch(r"\d{5}").fillna(False).to_numpy(dtype=bool)
     numeric = np.zeros(len(out), dtype=np.int64)
@@ -616,17 +637,21 @@ def read_base_flux(path: Path) -> CommuneFlows:
         msg = f"{where}: line 1: expected columns {expected}, found {columns}"
         raise DataError(msg)
     flow_column = flow_columns[0]
+    options = {
+        "sep": sep,
+        "dtype": str,
+        "keep_default_na": False,
+        "usecols": ["CODGEO", "DCLT", flow_column],
+    }
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            usecols=["CODGEO", "DCLT", flow_column],
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        msg = f"{where}: cannot parse as a base flux CSV: {exc}"
-        raise DataError(msg) from exc
+        # pyarrow's reader is twice as fast on a national file (multithreaded)...
+        frame = pd.read_csv(io.BytesIO(text.encode()), engine="pyarrow", **options)
+    except (pd.errors.ParserError, ValueError):
+        try:  # ...pandas' own names the faulty line
+            frame = pd.read_csv(io.StringIO(text), **options)
+        except (pd.errors.ParserError, ValueError) as exc:
+            msg = f"{where}: cannot parse as a base flux CSV: {exc}"
+            raise DataError(msg) from exc
     lines = frame.index + 2
 
     origin = frame["CODGEO"].astype("string").str.strip()
