@@ -4,8 +4,14 @@ FD_MOBPRO has one row per sampled employed person: residence ``COMMUNE`` (and
 ``ARM``, the arrondissement, in Paris, Lyon and Marseille; ``ZZZZZ`` elsewhere),
 work place ``DCLT``, main transport mode ``TRANS`` and weight ``IPONDI``. Several
 million rows: :func:`read_fd` reads it out of core with dask, mapping the one
-pandas function :func:`aggregate_fd` over partitions, as tobler's dask wrapper
-does, then summing the partial sums.
+pandas aggregation of :func:`aggregate_fd` over partitions, as tobler's dask
+wrapper does, then summing the partial sums.
+
+Inside, a triple (residence, work place, mode) is one integer: commune codes
+(at most 5 characters of ``0-9A-Z``) are packed in an order-preserving base 37,
+so partitions sum and merge integers, and codes are turned back into strings,
+leading zeros and ``2A``/``2B`` as they were, only in the final table. Codes are
+read dictionary-encoded (Arrow), checked and mapped on their distinct values.
 
 The result is a long table ``origin_commune, destination_commune, mode, workers``
 (workers: sum of ``IPONDI``, all decimals kept). Arrondissements are **kept**
@@ -126,6 +132,8 @@ _MAX_LISTED = 5
 #: Estimated bytes in memory per FD_MOBPRO row read (5 columns), for partitions.
 _BYTES_PER_ROW = 100
 _SPLIT_EVERY = 16
+#: Key ranges of the last merge of partial sums, merged in parallel.
+_FINAL_RANGES = 4
 
 
 class _PartitionError(DataError):
@@ -298,14 +306,8 @@ def _code_table(uniques: pd.Series, *, abroad: bool) -> np.ndarray:
         if abroad:
             ok |= is_abroad_code(rest)
         valid[other] = ok.to_numpy(dtype=bool)
-    strange = valid & (packed < 0)
-    if strange.any():
-        shown = text[strange].tolist()[:_MAX_LISTED]
-        msg = (
-            f"codes must be written with ASCII digits and capital letters, got {shown}"
-        )
-        raise DataError(msg)
-    return np.append(np.where(valid, packed, -1), -1)
+    # Python's \d takes other scripts' digits too: codes are ASCII here.
+    return np.append(np.where(valid & (packed >= 0), packed, -1), -1)
 
 
 def _mode_table(uniques: pd.Series, coding: dict[str, str]) -> np.ndarray:
@@ -458,7 +460,11 @@ def _row_problems(
 
 def _raise_problems(frame: pd.DataFrame, vintage: int) -> None:
     problems = _row_problems(frame, vintage)
-    msg = f"FD_MOBPRO RP{vintage}: " + "; ".join(problems or ["invalid values"])
+    problems = problems or [
+        "invalid codes: COMMUNE, ARM and DCLT must be written with ASCII digits "
+        "and capital letters"
+    ]
+    msg = f"FD_MOBPRO RP{vintage}: " + "; ".join(problems)
     raise DataError(msg)
 
 
@@ -541,7 +547,8 @@ def _code_column(packed: np.ndarray, *, ordered: bool = False) -> pd.Series:
     values are where it changes: no hashing.
     """
     if ordered:
-        change = np.concatenate(([len(packed) > 0], packed[1:] != packed[:-1]))
+        change = np.ones(len(packed), dtype=bool)
+        change[1:] = packed[1:] != packed[:-1]
         codes = np.cumsum(change) - 1
         distinct = packed[change]
     else:
@@ -622,6 +629,61 @@ def _combine_partials(
     """Sum partial sums of partitions (and their row counts)."""
     keys, sums = _merge_sums([(k, s) for k, s, _ in parts])
     return keys, sums, sum(n for _, _, n in parts)
+
+
+def _range_bounds(keys: list[np.ndarray], ranges: int) -> np.ndarray:
+    """Keys cutting the union of sorted ``keys`` into ``ranges`` of about equal size.
+
+    Quantiles of a regular sample (the same whoever computes them), moved down
+    to the first key of their (origin, destination) pair: no pair is cut.
+    """
+    total = sum(len(k) for k in keys)
+    step = max(1, total // (1024 * ranges))
+    sample = np.sort(np.concatenate([k[::step] for k in keys]))
+    if not len(sample):
+        return np.zeros(0, dtype=np.int64)
+    cuts = sample[np.arange(1, ranges) * len(sample) // ranges]
+    return np.unique(cuts >> _MODE_BITS << _MODE_BITS)
+
+
+def _final_range(
+    number: int, ranges: int, *parts: tuple[np.ndarray, np.ndarray, int]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Merge one key range of the last partial sums; make its table and counts.
+
+    The ranges split the last merge and the making of strings between
+    workers; laid end to end, their tables are the sorted whole. Counts:
+    ``rows`` (of all the parts), and for the range ``pairs``, ``workers`` and
+    ``found`` by mode rank (see :func:`_sum_counts`).
+    """
+    keys = np.zeros(0, dtype=np.int64)
+    sums = np.zeros(0, dtype=np.float64)
+    cuts = [None, *_range_bounds([k for k, _, _ in parts], ranges).tolist(), None]
+    if number + 1 < len(cuts):  # else fewer distinct cuts than ranges: empty
+        low, high = cuts[number], cuts[number + 1]
+        pieces = []
+        for part_keys, part_sums, _ in parts:
+            start = 0 if low is None else int(np.searchsorted(part_keys, low))
+            stop = (
+                len(part_keys)
+                if high is None
+                else int(np.searchsorted(part_keys, high))
+            )
+            pieces.append((part_keys[start:stop], part_sums[start:stop]))
+        keys, sums = _merge_sums(pieces)
+    counts = _sum_counts(keys, sums) | {"rows": sum(n for _, _, n in parts)}
+    return _flow_table(keys, sums), counts
+
+
+def _sum_counts(keys: np.ndarray, sums: np.ndarray) -> dict[str, Any]:
+    """Distinct pairs, workers and presence by mode rank, of sorted keys."""
+    pairs = keys >> _MODE_BITS
+    modes = keys & ((1 << _MODE_BITS) - 1)
+    return {
+        "pairs": int(len(pairs) and 1 + np.count_nonzero(pairs[1:] != pairs[:-1])),
+        "workers": np.bincount(modes, weights=sums, minlength=len(_MODE_ORDER)),
+        "found": np.bincount(modes, minlength=len(_MODE_ORDER)) > 0,
+    }
 
 
 def commune_pairs(flows_by_mode: pd.DataFrame) -> pd.DataFrame:
@@ -746,7 +808,12 @@ def _read_csv(dd: Any, source: Path, where: str, blocksize: str | int) -> Any:
 
     with source.open("rb") as handle:
         first = handle.readline(1 << 16)
-        body = handle.tell() if first.endswith(b"\n") else None
+        body = handle.tell()
+    if not first.endswith(b"\n") and body < source.stat().st_size:
+        msg = (
+            f"{where}: line 1 (the header) is longer than 64 KiB: not an FD_MOBPRO file"
+        )
+        raise DataError(msg)
     bom = first.startswith(b"\xef\xbb\xbf")
     try:
         first.decode("utf-8")
@@ -757,7 +824,7 @@ def _read_csv(dd: Any, source: Path, where: str, blocksize: str | int) -> Any:
     header = first.decode("utf-8-sig" if bom else "latin-1").strip()
     columns = [c.strip().strip('"') for c in header.split(";")]
     missing = [c for c in FD_COLUMNS if c not in columns]
-    if missing or body is None:
+    if missing:
         shown = columns[:15] + (["..."] if len(columns) > 15 else [])
         msg = (
             f"{where}: line 1: missing column(s) {missing}; expected a ';'-separated "
@@ -1048,9 +1115,12 @@ def read_fd(
         Census year; read from the file name (``RP2019...``, ``FD_MOBPRO_2016...``)
         when not given.
     blocksize
-        Bytes per partition (``"64MiB"``): CSV text, or the estimated size in
-        memory of the Parquet columns read (whole row groups; ~100 bytes a row,
-        so a national file's row groups of 1 million rows are one partition each).
+        Bytes per partition (``"64MiB"``): CSV text (blocks of whole lines,
+        parsed by Arrow), or the estimated size in memory of the Parquet
+        columns read (whole row groups; ~100 bytes a row, so a national file's
+        row groups of 1 million rows are one partition each). Memory grows
+        with ``blocksize`` times the number of threads and with the number of
+        distinct triples (1.7 million for France), not with the file's size.
     scheduler
         ``None`` or ``"threads"`` (default), ``"processes"``, ``"synchronous"``;
         or a dask.distributed scheduler address (``"tcp://host:8786"``), whose
@@ -1111,13 +1181,15 @@ def read_fd(
             delayed(_aggregate_partition, pure=True)(part, vintage, number)
             for number, part in enumerate(ddf.to_delayed())
         ]
-        while True:
+        while len(level) > _SPLIT_EVERY:
             level = [
                 delayed(_combine_partials, pure=True)(*level[i : i + _SPLIT_EVERY])
                 for i in range(0, len(level), _SPLIT_EVERY)
             ]
-            if len(level) == 1:
-                break
+        last = [
+            delayed(_final_range, pure=True)(number, _FINAL_RANGES, *level)
+            for number in range(_FINAL_RANGES)
+        ]
         compute = _computer(kind, scheduler, progress, stack)
         logger.info(
             "%s: RP%d, %s, %d partition(s), scheduler %s",
@@ -1128,7 +1200,7 @@ def read_fd(
             scheduler or kind,
         )
         try:
-            ((keys, sums, n_rows),) = compute(level[0])
+            (ranges,) = compute(last)
         except _PartitionError as exc:
             detail = _locate(
                 ddf, exc.partition, vintage, compute, first=first, word=word
@@ -1140,10 +1212,10 @@ def read_fd(
             raise DataError(msg) from exc
         partitions = int(ddf.npartitions)
 
-    table = _flow_table(keys, sums)
-    pairs, modes = keys >> _MODE_BITS, keys & ((1 << _MODE_BITS) - 1)
-    by_mode = np.bincount(modes, weights=sums, minlength=len(_MODE_ORDER))
-    found = np.bincount(modes, minlength=len(_MODE_ORDER)) > 0
+    table = pd.concat([piece for piece, _ in ranges], ignore_index=True)
+    counts = [count for _, count in ranges]
+    by_mode = np.sum([count["workers"] for count in counts], axis=0)
+    found = np.any([count["found"] for count in counts], axis=0)
     seconds = time.perf_counter() - start
     report: dict[str, Any] = {
         "path": str(path),
@@ -1151,7 +1223,7 @@ def read_fd(
         "format": fmt,
         "vintage": vintage,
         "trans_coding": _coding_label(vintage),
-        "rows_read": int(n_rows),
+        "rows_read": int(counts[0]["rows"]),
         "workers_total": round(float(table["workers"].sum()), 3),
         "workers_by_mode": {
             mode: round(float(by_mode[_MODE_RANK[mode]]), 3)
@@ -1159,7 +1231,7 @@ def read_fd(
             if found[_MODE_RANK[mode]]
         },
         "triples": len(table),
-        "pairs": int(len(pairs) and 1 + np.count_nonzero(pairs[1:] != pairs[:-1])),
+        "pairs": sum(count["pairs"] for count in counts),
         "partitions": partitions,
         "scheduler": scheduler or kind,
         "seconds": round(seconds, 3),

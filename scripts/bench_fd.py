@@ -5,7 +5,8 @@ One run measures, on the same synthetic national-size file (written by
 ways of computing workers by (residence, workplace, mode):
 
 - ``ours``: ``observatory.mobpro.read_fd(path, progress=False)`` (dask, out of
-  core, ``map_partitions(aggregate_fd)`` then a tree sum);
+  core: ``aggregate_fd``'s aggregation on each partition, on integer keys, then
+  a tree sum of the partial sums whose last merge runs in key ranges);
 - ``duckdb``: ``SELECT CASE WHEN ARM <> 'ZZZZZ' THEN ARM ELSE COMMUNE END,
   DCLT, TRANS, sum(IPONDI) ... GROUP BY ALL`` over ``read_csv(..., delim=';',
   all_varchar=true)`` / ``read_parquet``, fetched as a pandas DataFrame;

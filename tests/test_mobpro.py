@@ -4,8 +4,13 @@ Cases that must be covered:
 - every TRANS code of RP2016 (5 modes) and RP2021 (6 modes), floats like 5.0,
   unknown codes (DataError naming the vintage and the codes);
 - residence from ARM in Paris (75104 with COMMUNE 75056), an abroad DCLT (99140);
-- the dask path equals the in-memory one: CSV in several partitions, Parquet in
-  several row groups, CSV inside a zip, a dask.distributed LocalCluster;
+- codes as integers: packing round-trips and keeps code point order (2A/2B,
+  leading zeros, abroad codes of 3-5 characters); strings, categoricals (unused,
+  unordered, ordered, missing) and Arrow dictionaries give the same table;
+- the dask path equals the in-memory one: CSV in several partitions (blocks of
+  every size around a line, CRLF, BOM, header only), Parquet in several row
+  groups, CSV inside a zip, a dask.distributed LocalCluster; the last merge cut
+  in key ranges is the whole merge;
 - bad values are reported with their file line;
 - straight-line distances on 3-4-5 triangles, person-km, intra-commune estimate;
 - FD vs base flux: equal totals pass, a 3-worker gap is reported with its pair.
@@ -13,6 +18,7 @@ Cases that must be covered:
 
 from __future__ import annotations
 
+import itertools
 import math
 import zipfile
 
@@ -625,3 +631,251 @@ def test_read_fd_csv_with_latin1_bytes_in_other_columns(tmp_path):
     path.write_bytes(frame.to_csv(sep=";", index=False).encode("latin-1"))
     table, _ = read_fd(path, blocksize=8_000, progress=False)
     assert_same_flows(table, aggregate(frame, 2021))
+
+
+# --------------------------------------------------------------------- integer keys
+def test_code_packing_round_trips_and_keeps_code_point_order():
+    from observatory.mobpro import _pack, _symbols, _unpack
+
+    rng = np.random.default_rng(4)
+    alphabet = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    random = ["".join(rng.choice(alphabet, rng.integers(1, 6))) for _ in range(3_000)]
+    fixed = ["01001", "2A004", "2B033", "29019", "30007", "99140", "ZZZZZ"]
+    fixed += ["BE1", "BE10", "BE2", "AL12", "LU123", "0", "00000", "ZZZZ"]
+    codes = pd.Series(fixed + random, dtype="string")
+    packed = _pack(_symbols(codes))
+    assert (packed >= 0).all()
+    assert _unpack(packed).tolist() == codes.tolist()
+    order = np.argsort(packed, kind="stable")
+    assert codes.iloc[order].tolist() == sorted(codes.tolist())
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["", "010011", "01 01", "2a004", "01\x0001", "\u0660\u0661\u0660\u0660\u0661"],
+)
+def test_code_packing_refuses_what_is_no_code(code):
+    from observatory.mobpro import _pack, _symbols
+
+    assert _pack(_symbols(pd.Series([code, None], dtype="string"))).tolist() == [-1, -1]
+
+
+CORSICA_ROWS = [
+    ("2B033", "ZZZZZ", "2A004", "5", "1.5"),
+    ("2A004", "ZZZZZ", "2B033", "5", "2.0"),
+    ("29019", "ZZZZZ", "2A004", "6", "1.0"),
+    ("30007", "ZZZZZ", "99140", "1", "0.5"),
+    ("2A004", "ZZZZZ", "2A004", "2", "0.25"),
+    (" 2A004 ", "ZZZZZ", "2A004 ", "2", "0.25"),  # stripped
+    ("01001", "ZZZZZ", "AL12", "5", "3.0"),
+    ("01001", "ZZZZZ", "BE1", "5", "1.0"),
+    ("01001", "ZZZZZ", "BE10", "5", "1.0"),
+    ("01001", "ZZZZZ", "01001", "5.0", "1.0"),
+]
+
+
+def test_aggregate_fd_corsica_abroad_and_leading_zeros_sorted_as_strings():
+    result = aggregate(fd_frame(CORSICA_ROWS), 2021)
+    assert list(result.itertuples(index=False, name=None)) == [
+        ("01001", "01001", "car", 1.0),
+        ("01001", "AL12", "car", 3.0),
+        ("01001", "BE1", "car", 1.0),
+        ("01001", "BE10", "car", 1.0),
+        ("29019", "2A004", "public_transport", 1.0),
+        ("2A004", "2A004", "walk", 0.5),
+        ("2A004", "2B033", "car", 2.0),
+        ("2B033", "2A004", "car", 1.5),
+        ("30007", "99140", "none", 0.5),
+    ]
+    assert list(result.dtypes) == ["string", "string", "string", "float64"]
+    # The same table as a plain pandas groupby, sorted the pandas way.
+    frame = fd_frame(CORSICA_ROWS)
+    expected = (
+        frame.assign(
+            origin_commune=frame["COMMUNE"].str.strip(),
+            destination_commune=frame["DCLT"].str.strip(),
+            mode=trans_to_mode(frame["TRANS"], 2021),
+            workers=frame["IPONDI"].astype(float),
+        )
+        .groupby(["origin_commune", "destination_commune", "mode"])["workers"]
+        .sum()
+        .reset_index()
+        .astype({"origin_commune": "string", "destination_commune": "string"})
+    )
+    expected["mode"] = expected["mode"].astype("string")
+    assert_same_flows(result, expected)
+
+
+def test_aggregate_fd_categorical_edge_cases():
+    frame = fd_frame(RP2021_ROWS + CORSICA_ROWS)
+    expected = aggregate(frame, 2021)
+    # Unused categories (bad ones too), categories in no order, an ordered
+    # categorical, TRANS as integer categories, ARM missing (= COMMUNE).
+    cats = frame.copy()
+    cats["COMMUNE"] = pd.Categorical(
+        frame["COMMUNE"],
+        categories=["XXX", *sorted(set(frame["COMMUNE"]), reverse=True), "99999"],
+    )
+    cats["ARM"] = pd.Categorical(
+        frame["ARM"].where(frame["ARM"] != "ZZZZZ"), categories=["75104", "75999"]
+    )
+    cats["DCLT"] = pd.Categorical(frame["DCLT"], ordered=True)
+    cats["TRANS"] = pd.Categorical(frame["TRANS"].astype(float).astype(int))
+    assert_same_flows(aggregate(cats, 2021), expected)
+    # Arrow dictionaries, as read_fd's partitions hold them.
+    table = pa.Table.from_pandas(frame.astype({"IPONDI": float}), preserve_index=False)
+    arrow = table.select(["COMMUNE", "ARM", "DCLT", "TRANS"]).to_pandas(
+        types_mapper=lambda t: (
+            pd.ArrowDtype(pa.dictionary(pa.int32(), t))
+            if pa.types.is_string(t) or pa.types.is_large_string(t)
+            else None
+        )
+    )
+    for column in ["COMMUNE", "ARM", "DCLT", "TRANS"]:
+        encoded = pa.chunked_array(
+            [
+                table.column(column).slice(0, 7).combine_chunks().dictionary_encode(),
+                table.column(column).slice(7).combine_chunks().dictionary_encode(),
+            ]
+        )  # two chunks with dictionaries of their own
+        arrow[column] = pd.Series(pd.arrays.ArrowExtensionArray(encoded))
+    arrow["IPONDI"] = frame["IPONDI"].astype(float)
+    assert_same_flows(aggregate(arrow, 2021), expected)
+
+
+def test_aggregate_fd_bad_code_in_a_category_that_is_used():
+    frame = fd_frame(RP2021_ROWS).astype({"DCLT": "category"})
+    frame.loc[3, "DCLT"] = "01001"
+    frame["DCLT"] = frame["DCLT"].cat.add_categories(["1001"])
+    frame.loc[5, "DCLT"] = "1001"
+    with pytest.raises(DataError, match=r"DCLT must be .*row 6: '1001'"):
+        aggregate(frame, 2021)
+
+
+def test_aggregate_fd_refuses_digits_of_other_scripts():
+    frame = fd_frame(RP2021_ROWS)
+    frame.loc[6, "COMMUNE"] = "\u0660\u0661\u0660\u0660\u0662"  # Arabic-Indic 01002
+    with pytest.raises(DataError, match="ASCII digits and capital letters"):
+        aggregate(frame, 2021)
+    # Unused, the same category does no harm.
+    frame = fd_frame(RP2021_ROWS).astype({"COMMUNE": "category"})
+    frame["COMMUNE"] = frame["COMMUNE"].cat.add_categories(
+        ["\u0660\u0661\u0660\u0660\u0662"]
+    )
+    assert_same_flows(aggregate(frame, 2021), aggregate(fd_frame(RP2021_ROWS), 2021))
+
+
+def test_aggregate_fd_missing_arm_uses_commune_and_missing_dclt_is_an_error():
+    frame = fd_frame(RP2021_ROWS)
+    frame.loc[3:, "ARM"] = None
+    assert_same_flows(aggregate(frame, 2021), aggregate(fd_frame(RP2021_ROWS), 2021))
+    frame.loc[4, "DCLT"] = None
+    with pytest.raises(DataError, match=r"DCLT must be .*: row 5: <NA>$"):
+        aggregate(frame, 2021)
+
+
+def test_aggregate_fd_empty_frame():
+    result = aggregate(pd.DataFrame(columns=COLUMNS, dtype=str), 2021)
+    assert result.empty
+    assert list(result.columns) == [
+        "origin_commune",
+        "destination_commune",
+        "mode",
+        "workers",
+    ]
+    assert list(result.dtypes) == ["string", "string", "string", "float64"]
+
+
+# --------------------------------------------------------------------- CSV blocks
+@pytest.mark.parametrize("blocksize", [1, 2, 3, 29, 30, 31, 64, 100, 1_000])
+def test_read_fd_csv_block_boundaries(tmp_path, blocksize):
+    # Blocks of every size around a line's length (~30 bytes): each line is
+    # read once, whatever byte a block starts or ends on.
+    frame = fd_frame(RP2021_ROWS + CORSICA_ROWS)
+    path = write_csv(frame, tmp_path / "FD_MOBPRO_2021.csv")
+    table, report = read_fd(
+        path, blocksize=blocksize, scheduler="synchronous", progress=False
+    )
+    assert report["rows_read"] == len(frame)
+    assert_same_flows(table, aggregate(frame, 2021))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "newline", "last"),
+    [
+        (b"", b"\r\n", b"\r\n"),
+        (b"\xef\xbb\xbf", b"\n", b""),
+        (b"", b"\n", b"\n\n\n"),
+    ],
+    ids=["crlf", "bom-no-final-newline", "blank-lines-at-end"],
+)
+def test_read_fd_csv_line_ends_and_bom(tmp_path, prefix, newline, last):
+    frame = fd_frame(RP2021_ROWS + CORSICA_ROWS)
+    lines = [";".join(COLUMNS)] + [";".join(map(str, row)) for row in frame.values]
+    path = tmp_path / "FD_MOBPRO_2021.csv"
+    path.write_bytes(prefix + newline.join(line.encode() for line in lines) + last)
+    table, report = read_fd(path, blocksize=40, progress=False)
+    assert report["rows_read"] == len(frame)
+    assert_same_flows(table, aggregate(frame, 2021))
+
+
+def test_read_fd_csv_header_only(tmp_path):
+    path = tmp_path / "FD_MOBPRO_2021.csv"
+    path.write_text(";".join(COLUMNS) + "\n")
+    table, report = read_fd(path, progress=False)
+    assert table.empty
+    assert list(table.dtypes) == ["string", "string", "string", "float64"]
+    assert report["rows_read"] == report["triples"] == report["pairs"] == 0
+
+
+def test_read_fd_csv_decimal_comma_and_bad_code_with_its_line(tmp_path):
+    frame = synthetic_fd(1_000, seed=2)
+    frame["IPONDI"] = frame["IPONDI"].str.replace(".", ",", regex=False)
+    path = write_csv(frame, tmp_path / "FD_MOBPRO_2021.csv")
+    table, _ = read_fd(path, blocksize=9_000, progress=False)
+    expected = frame.assign(IPONDI=frame["IPONDI"].str.replace(",", "."))
+    assert_same_flows(table, aggregate(expected, 2021))
+    frame.loc[640, "DCLT"] = "2C004"
+    write_csv(frame, path)
+    with pytest.raises(
+        DataError, match=r"FD_MOBPRO_2021\.csv: DCLT must be .*line 642: '2C004'"
+    ):
+        read_fd(path, blocksize=9_000, scheduler="threads", progress=False)
+
+
+def test_read_fd_report_counts(tmp_path):
+    frame = fd_frame(RP2021_ROWS + CORSICA_ROWS)
+    path = write_csv(frame, tmp_path / "FD_MOBPRO_2021.csv")
+    table, report = read_fd(path, blocksize=50, progress=False)
+    assert report["triples"] == len(table)
+    assert report["pairs"] == len(commune_pairs(table))
+    by_mode = table.groupby("mode")["workers"].sum()
+    assert report["workers_by_mode"] == {
+        mode: round(float(by_mode[mode]), 3) for mode in MODES if mode in by_mode
+    }
+    assert list(report["workers_by_mode"]) == [m for m in MODES if m in by_mode]
+
+
+@pytest.mark.parametrize("ranges", [1, 2, 4, 7])
+def test_final_ranges_laid_end_to_end_are_the_whole_merge(ranges):
+    from observatory.mobpro import _final_range, _flow_table, _merge_sums, _sum_fd
+
+    frame = synthetic_fd(4_000, seed=8)
+    # Partitions of uneven sizes, one of them empty.
+    cuts = [0, 100, 100, 1_700, 2_500, 4_000]
+    parts = []
+    for start, stop in itertools.pairwise(cuts):
+        keys, sums = _sum_fd(frame.iloc[start:stop], 2021)
+        parts.append((keys, sums, stop - start))
+    keys, sums = _merge_sums([(k, s) for k, s, _ in parts])
+    pieces = [_final_range(number, ranges, *parts) for number in range(ranges)]
+    assert [count["rows"] for _, count in pieces] == [len(frame)] * ranges
+    table = pd.concat([piece for piece, _ in pieces], ignore_index=True)
+    pd.testing.assert_frame_equal(table, _flow_table(keys, sums))
+    assert sum(count["pairs"] for _, count in pieces) == len(commune_pairs(table))
+    np.testing.assert_allclose(
+        np.sum([count["workers"] for _, count in pieces], axis=0).sum(),
+        table["workers"].sum(),
+    )
+    if ranges > 1:  # the work is shared
+        assert sum(len(piece) > 0 for piece, _ in pieces) > 1
