@@ -384,7 +384,10 @@ def communes_by_territory(
         territory = territory_of(codes)
         dropped += codes[territory.isna().to_numpy()].tolist()
         for code, part in frame.groupby(territory.to_numpy(), sort=False):
-            parts.setdefault(code, []).append(part.to_crs(TERRITORY_CRS[code]))
+            crs = TERRITORY_CRS[code]
+            parts.setdefault(code, []).append(
+                part if part.crs == crs else part.to_crs(crs)
+            )
     frames = {
         code: gpd.GeoDataFrame(
             pd.concat(parts[code], ignore_index=True),

@@ -88,16 +88,48 @@ def epci_from_communes(
             int(disagree.sum()),
         )
     member = gpd.GeoDataFrame(member[~orphan], geometry="geometry", crs=communes.crs)
-    dissolved = member.dissolve(
-        by="epci_code", as_index=False, aggfunc={"commune_code": "count"}
-    )
-    dissolved = dissolved.rename(columns={"commune_code": "n_communes"})
+    dissolved = _dissolve(member).rename(columns={"commune_code": "n_communes"})
     out = dissolved[["epci_code", "n_communes", "geometry"]].merge(
         epci[["epci_code", "epci_name", "epci_nature"]], on="epci_code", how="left"
     )
     out["n_communes"] = out["n_communes"].astype("int32")
     cols = ["epci_code", "epci_name", "epci_nature", "n_communes", "geometry"]
     return gpd.GeoDataFrame(out[cols], geometry="geometry", crs=communes.crs), report
+
+
+def _dissolve(member: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Union the communes of each EPCI, fast where they form a clean coverage.
+
+    ADMIN EXPRESS communes share their boundaries exactly: a coverage union is
+    then ten times faster than a general one. It assumes that, so each EPCI
+    whose result is invalid or smaller than the sum of its communes (overlaps,
+    unmatched edges) is unioned again the general way.
+    """
+    dissolve = {
+        "by": "epci_code",
+        "as_index": False,
+        "aggfunc": {"commune_code": "count"},
+    }
+    try:
+        fast = member.dissolve(**dissolve, method="coverage")
+    except shapely.errors.GEOSException as exc:  # e.g. overlapping communes
+        logger.info("communes are not a clean coverage (%s): general union", exc)
+        return member.dissolve(**dissolve)
+    areas = member.geometry.area.groupby(member["epci_code"].to_numpy()).sum()
+    geometry = fast.geometry.to_numpy()
+    wrong = ~shapely.is_valid(geometry) | ~np.isclose(
+        shapely.area(geometry), areas.reindex(fast["epci_code"]).to_numpy(), rtol=1e-9
+    )
+    if wrong.any():
+        redo = set(fast.loc[wrong, "epci_code"])
+        general = member[member["epci_code"].isin(redo)].dissolve(by="epci_code")
+        geometry[wrong] = general.geometry.reindex(fast.loc[wrong, "epci_code"]).values
+        fast = fast.set_geometry(geometry, crs=member.crs)
+        logger.info(
+            "%d EPCI unioned the general way (communes not a clean coverage)",
+            int(wrong.sum()),
+        )
+    return fast
 
 
 def select_metropoles(

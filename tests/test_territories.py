@@ -8,6 +8,7 @@ tolerance, gap beyond it), a configurable depth, and dissolving communes.
 import geopandas as gpd
 import pandas as pd
 import pytest
+import shapely
 from shapely.geometry import Polygon, box
 
 from observatory.errors import DataError
@@ -196,3 +197,33 @@ def test_epci_from_communes_dissolves_by_composition():
     assert report["communes_epci_disagreeing"] == 1
     assert report["communes_epci_from_geometry_file"] == 1  # 01003
     assert report["communes_without_epci"] == ["01004"]
+
+
+@pytest.mark.parametrize(
+    "right",
+    [
+        box(10, 0, 20, 10),  # a clean coverage: the shared edge matches exactly
+        box(9, 0, 20, 10),  # overlap: coverage union refuses it
+        Polygon([(10, 0), (20, 0), (20, 10), (10, 10), (10, 5)]),  # extra vertex
+        box(10.5, 0, 20, 10),  # a gap: two parts
+    ],
+    ids=["clean", "overlap", "extra-vertex", "gap"],
+)
+def test_dissolve_equals_a_general_union_whatever_the_coverage(right):
+    left = box(0, 0, 10, 10)
+    communes = gpd.GeoDataFrame(
+        {"commune_code": ["01001", "01002"], "epci_code_geo": [pd.NA, pd.NA]},
+        geometry=[left, right],
+        crs=2154,
+    )
+    composition = pd.DataFrame(
+        {"commune_code": ["01001", "01002"], "epci_code": ["200000001"] * 2}
+    )
+    epci = pd.DataFrame(
+        {"epci_code": ["200000001"], "epci_name": ["CC"], "epci_nature": ["CC"]}
+    )
+    polygons, _ = epci_from_communes(communes, composition, epci)
+    geometry = polygons.geometry.iloc[0]
+    assert geometry.is_valid
+    assert geometry.equals(shapely.union_all([left, right]))
+    assert polygons["n_communes"].iloc[0] == 2
