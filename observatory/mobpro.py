@@ -255,7 +255,10 @@ def _encode(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
         elif array.num_chunks > 1:  # blocks with dictionaries of their own
             array = pa.table({"codes": array}).unify_dictionaries().column(0)
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
-        codes = array.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        indices = array.indices
+        if indices.null_count:
+            indices = indices.fill_null(-1)
+        codes = indices.to_numpy(zero_copy_only=False)
         return codes.astype(np.intp), pd.Series(array.dictionary.to_pandas().array)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return codes.astype(np.intp), pd.Series(uniques)

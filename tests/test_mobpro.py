@@ -741,6 +741,11 @@ def test_aggregate_fd_categorical_edge_cases():
         arrow[column] = pd.Series(pd.arrays.ArrowExtensionArray(encoded))
     arrow["IPONDI"] = frame["IPONDI"].astype(float)
     assert_same_flows(aggregate(arrow, 2021), expected)
+    # Arrow-backed columns that are not dictionaries, missing values included.
+    plain = frame.astype(pd.ArrowDtype(pa.string()))
+    plain["TRANS"] = frame["TRANS"].astype(float).astype(pd.ArrowDtype(pa.float64()))
+    plain.loc[3, "ARM"] = None
+    assert_same_flows(aggregate(plain, 2021), expected)
 
 
 def test_aggregate_fd_bad_code_in_a_category_that_is_used():
