@@ -389,7 +389,12 @@ def load_config(path: str | Path) -> Config:
     territories = _section(raw, "territories", TerritoriesSection, path)
     for key in ("metropoles", "poles"):
         for code in getattr(territories, key):
-            if not (isinstance(code, str) and len(code) == 9 and code.isdigit()):
+            if not (
+                isinstance(code, str)
+                and len(code) == 9
+                and code.isascii()
+                and code.isdigit()
+            ):
                 msg = (
                     f"{path}: [territories] {key}: expected 9-digit SIREN strings, "
                     f"got {code!r}"

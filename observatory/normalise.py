@@ -67,11 +67,12 @@ _OVERSEAS_PREFIX = {
     "976": "MYT",
 }
 
-COMMUNE_CODE = re.compile(r"^(?:(?!99)\d{5}|2[AB]\d{3})$")  # 99xxx: countries
-SIREN = re.compile(r"^\d{9}$")
+# [0-9], not \d: Python's \d also matches Arabic-Indic and other digits.
+COMMUNE_CODE = re.compile(r"^(?:(?!99)[0-9]{5}|2[AB][0-9]{3})$")  # 99xxx: countries
+SIREN = re.compile(r"^[0-9]{9}$")
 # INSEE codes countries as 99xxx; the detailed file also uses border-commune codes.
 ABROAD_CODE = re.compile(
-    r"^(?:99\d{3}|(?:AL|BE|LU|SU|MO|IT|ES|AN)[0-9A-Z]{1,3}|ZZZZZ)$"
+    r"^(?:99[0-9]{3}|(?:AL|BE|LU|SU|MO|IT|ES|AN)[0-9A-Z]{1,3}|ZZZZZ)$"
 )
 #: INSEE's code for "no EPCI" in the composition file.
 NO_EPCI = "ZZZZZZZZZ"
@@ -189,7 +190,7 @@ def rollup_arrondissements(codes: pd.Series) -> pd.Series:
 
 def _rollup_distinct(codes: pd.Series) -> pd.Series:
     out = codes.astype("string")
-    digits = out.str.fullmatch(r"\d{5}").fillna(False).to_numpy(dtype=bool)
+    digits = out.str.fullmatch(r"[0-9]{5}").fillna(False).to_numpy(dtype=bool)
     numeric = np.zeros(len(out), dtype=np.int64)
     numeric[digits] = out[digits].astype("int64").to_numpy()
     for first, last, commune in ARRONDISSEMENT_RANGES:

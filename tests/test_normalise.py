@@ -36,6 +36,8 @@ from observatory.normalise import (
         ("2901", False, False),
         ("290190", False, False),
         ("BE001", False, True),
+        ("٢٩٠١٩", False, False),  # 29019 in Arabic-Indic digits
+        ("٩٩١٤٠", False, False),
     ],
     ids=[
         "brest",
@@ -46,6 +48,8 @@ from observatory.normalise import (
         "short",
         "long",
         "border-commune",
+        "arabic-indic-commune",
+        "arabic-indic-country",
     ],
 )
 def test_code_shapes(code, commune, abroad):
