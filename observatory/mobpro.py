@@ -31,7 +31,6 @@ import logging
 import math
 import re
 import shutil
-import sys
 import tempfile
 import time
 import zipfile
@@ -51,7 +50,8 @@ except ImportError:  # pragma: no cover - pyarrow comes with dask[dataframe]
         """Never raised: stands for pyarrow's parse error."""
 
 
-from observatory.errors import ConfigError, DataError, SourceError
+from observatory.compute import computer, scheduler_kind
+from observatory.errors import DataError, SourceError
 from observatory.normalise import (
     ARRONDISSEMENT_RANGES,
     TARGET_CRS,
@@ -127,7 +127,6 @@ _ARRONDISSEMENTS = frozenset(
 )
 _VINTAGE_IN_NAME = re.compile(r"(?:RP|MOBPRO_)((?:19|20)\d{2})(?!\d)", re.IGNORECASE)
 _INTEGRAL = re.compile(r"^([0-9]+)\.0*$")
-_LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
 _MAX_LISTED = 5
 #: Estimated bytes in memory per FD_MOBPRO row read (5 columns), for partitions.
 _BYTES_PER_ROW = 100
@@ -1013,62 +1012,6 @@ def _read_parquet(dd: Any, source: Path, where: str, blocksize: str | int) -> An
     )
 
 
-def _scheduler_kind(scheduler: str | None) -> str:
-    if scheduler is None:
-        return "threads"
-    if scheduler in _LOCAL_SCHEDULERS:
-        return scheduler
-    if re.fullmatch(r"(?:tcp|tls|inproc|ucx|ws|wss)://\S+", scheduler):
-        return "distributed"
-    msg = (
-        f"scheduler must be one of {list(_LOCAL_SCHEDULERS)} or a dask.distributed "
-        f"scheduler address such as 'tcp://127.0.0.1:8786', got {scheduler!r}"
-    )
-    raise ConfigError(msg)
-
-
-def _computer(
-    kind: str, scheduler: str | None, progress: bool, stack: contextlib.ExitStack
-) -> Callable[..., tuple]:
-    import dask
-
-    if kind != "distributed":
-        show = progress and sys.stderr.isatty()
-
-        def compute_local(*collections: Any) -> tuple:
-            if show:
-                from dask.diagnostics import ProgressBar
-
-                with ProgressBar(out=sys.stderr):
-                    return dask.compute(*collections, scheduler=kind)
-            return dask.compute(*collections, scheduler=kind)
-
-        return compute_local
-
-    try:
-        from distributed import Client
-        from distributed import progress as progress_bar
-    except ImportError as exc:
-        msg = f"scheduler={scheduler!r} needs dask.distributed: pip install distributed"
-        raise ConfigError(msg) from exc
-    try:
-        client = stack.enter_context(
-            Client(scheduler, timeout="30s", set_as_default=False)
-        )
-    except OSError as exc:  # TimeoutError and connection errors
-        msg = f"cannot reach the dask scheduler at {scheduler}: {exc}"
-        raise SourceError(msg) from exc
-    show = progress and sys.stdout.isatty()  # distributed draws on stdout
-
-    def compute_distributed(*collections: Any) -> tuple:
-        futures = client.compute(list(collections))
-        if show:
-            progress_bar(futures)
-        return tuple(client.gather(futures))
-
-    return compute_distributed
-
-
 def _row_count(frame: pd.DataFrame) -> pd.Series:
     return pd.Series([len(frame)], name="rows", dtype="int64")
 
@@ -1163,7 +1106,7 @@ def read_fd(
     if not path.is_file():
         msg = f"{path}: FD_MOBPRO file not found"
         raise SourceError(msg)
-    kind = _scheduler_kind(scheduler)
+    kind = scheduler_kind(scheduler)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         source, member = _prepare_source(path, stack, temp_dir)
@@ -1193,7 +1136,7 @@ def read_fd(
             delayed(_final_range, pure=True)(number, _FINAL_RANGES, *level)
             for number in range(_FINAL_RANGES)
         ]
-        compute = _computer(kind, scheduler, progress, stack)
+        compute = computer(scheduler, progress, stack)
         logger.info(
             "%s: RP%d, %s, %d partition(s), scheduler %s",
             where,
