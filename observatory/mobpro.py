@@ -1246,7 +1246,9 @@ def modal_split(flows_by_mode: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------- distances
 def commune_points(
-    communes: gpd.GeoDataFrame, code_column: str = "commune_code"
+    communes: gpd.GeoDataFrame,
+    code_column: str = "commune_code",
+    crs: str | None = TARGET_CRS,
 ) -> pd.DataFrame:
     """Return the representative point and area of each commune, in EPSG:2154.
 
@@ -1260,24 +1262,28 @@ def commune_points(
         :func:`observatory.normalise.read_communes`.
     code_column
         Column holding the commune code.
+    crs
+        Projected CRS of the points: Lambert-93 by default, the official CRS of
+        an overseas department for its communes; None keeps the frame's.
 
     Returns
     -------
     pandas.DataFrame
         Index: commune code; columns ``x``, ``y`` (metres) and ``area_km2``.
     """
-    return _as_points(communes, code_column)
+    return _as_points(communes, code_column, crs or communes.crs)
 
 
 def _as_points(
     points: gpd.GeoSeries | gpd.GeoDataFrame | pd.DataFrame,
     code_column: str = "commune_code",
+    crs: Any = TARGET_CRS,
 ) -> pd.DataFrame:
     if isinstance(points, gpd.GeoDataFrame | gpd.GeoSeries):
         if points.crs is None:
             msg = f"points: no CRS; expected {TARGET_CRS} (Lambert-93) or any CRS to reproject from"
             raise DataError(msg)
-        geo = points.to_crs(TARGET_CRS)
+        geo = points.to_crs(crs)
         index = (
             geo[code_column]
             if isinstance(geo, gpd.GeoDataFrame) and code_column in geo.columns

@@ -245,25 +245,6 @@ def _territory_layers(
     }
 
 
-def _commune_points(communes: dict[str, gpd.GeoDataFrame]) -> pd.DataFrame:
-    """Return representative points (metres, each territory's CRS) and areas."""
-    frames = []
-    for territory, frame in communes.items():
-        points = frame.geometry.representative_point()
-        frames.append(
-            pd.DataFrame(
-                {
-                    "x": points.x.to_numpy(),
-                    "y": points.y.to_numpy(),
-                    "area_km2": frame.geometry.area.to_numpy() / 1e6,
-                    "territory": territory,
-                },
-                index=pd.Index(frame["commune_code"].to_numpy(), dtype="string"),
-            )
-        )
-    return pd.concat(frames)
-
-
 @dataclass
 class VintageSystems:
     """One census vintage aggregated to EPCI, and the systems computed from it."""
@@ -418,8 +399,11 @@ def _detailed_flows(
             .groupby(keys, as_index=False)["workers"]
             .sum()
         )
-    points = _commune_points(communes)
-    km = mobpro.person_km(by_mode, points[["x", "y", "area_km2"]])
+    # Each territory's points in its own CRS (metres that mean something there).
+    points = pd.concat(
+        [mobpro.commune_points(frame, crs=None) for frame in communes.values()]
+    )
+    km = mobpro.person_km(by_mode, points)
     # Points of two territories are in two CRS: no straight line between them.
     across = territory_of(km["origin_commune"]) != territory_of(
         km["destination_commune"]
