@@ -372,7 +372,7 @@ def _sources(config: Config) -> int:
         record = cached_provenance(source, cache)
         cached = f"cached {record['fetched_at']}" if record else "not cached"
         size = f"{source.size:,} bytes" if source.size else "size not pinned"
-        sha = source.sha256 or "sha256 not pinned"
+        sha = f"sha256 {source.sha256}" if source.sha256 else "sha256 not pinned"
         vintage = f"RP {source.vintage}, " if source.vintage else ""
         lines += [
             "",
