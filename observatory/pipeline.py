@@ -714,8 +714,8 @@ def run(
             index=composition.epci["epci_code"].to_numpy(),
         )
         props = attributes.set_index("epci_code")
-        for column in ("vintage", "previous_vintage"):
-            indicators[column] = vintage if column == "vintage" else previous_vintage
+        indicators["vintage"] = vintage
+        indicators["previous_vintage"] = previous_vintage
         indicators["metropole_name"] = indicators["metropole_code"].map(names)
         indicators["epci_name"] = indicators["epci_code"].map(names)
         indicators["epci_nature"] = indicators["epci_code"].map(props["epci_nature"])
