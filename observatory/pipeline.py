@@ -44,6 +44,7 @@ from observatory.flows import (
 from observatory.inputs import ResolvedInput, input_files, resolve_inputs, role_inputs
 from observatory.normalise import (
     TERRITORY_CRS,
+    TERRITORY_NAMES,
     EpciComposition,
     communes_by_territory,
     read_base_flux,
@@ -630,6 +631,7 @@ def run(
         }
         membership["territories"] = {
             territory: {
+                "name": TERRITORY_NAMES[territory],
                 "crs": TERRITORY_CRS[territory],
                 "communes": len(communes[territory]),
                 "epci": len(frame),

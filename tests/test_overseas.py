@@ -196,7 +196,13 @@ def test_each_territory_written_in_its_official_crs(overseas, tmp_path):
         M: "FXX",
         P: "REU",
     }
-    assert manifest["territories"]["territories"]["REU"]["crs"] == "EPSG:2975"
+    assert manifest["territories"]["territories"]["REU"] == {
+        "name": "La Réunion",
+        "crs": "EPSG:2975",
+        "communes": 5,
+        "epci": 4,
+        "systems": [P],
+    }
     shapefiles = {
         r["role"]: Path(r["path"]).name
         for r in manifest["inputs"]
