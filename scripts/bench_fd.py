@@ -39,22 +39,27 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import importlib.metadata
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchlib import (
+    REPO_ROOT,
+    code_identity,
+    machine,
+    merge_results,
+    own_peak_rss,
+    run_child,
+    versions,
+    warm,
+)
+
 DATA_DIR = REPO_ROOT / "benchmarks" / "data"
 RESULTS = REPO_ROOT / "benchmarks" / "results.json"
 GENERATOR = REPO_ROOT / "scripts" / "make_synthetic_fd.py"
@@ -67,6 +72,8 @@ TARGET_VS_DUCKDB = 1.5
 TARGET_VS_PANDAS = 4.0
 TARGET_RSS_BYTES = 2 * 1000**3
 SAMPLE_SECONDS = 0.02
+#: Packages whose version is recorded.
+PACKAGES = ("dask", "duckdb", "pandas", "pyarrow", "numpy")
 SWEEP = [
     {"blocksize": "32MiB"},
     {"blocksize": "128MiB"},
@@ -202,24 +209,6 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def own_peak_rss() -> int | None:
-    """Return this process's peak RSS (``VmHWM``) in bytes.
-
-    ``ru_maxrss`` is not used for this: Linux keeps it across ``execve``, so a
-    child inherits the high-water mark of the parent it was forked from.
-
-    Returns
-    -------
-    int or None
-        Bytes, or None where ``/proc`` is missing.
-    """
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
 def worker(spec: dict[str, Any]) -> int:
     """Run one measurement in this (fresh) process and write its facts.
 
@@ -269,51 +258,6 @@ def worker(spec: dict[str, Any]) -> int:
 # ----------------------------------------------------------------- parent side
 
 
-class TreeSampler:
-    """Sample the summed RSS of a process and its descendants in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        """Start sampling ``pid``.
-
-        Parameters
-        ----------
-        pid : int
-            Root process.
-        """
-        import psutil
-
-        self.peak = 0
-        self._stop = threading.Event()
-        self._root = psutil.Process(pid)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0
-            with contextlib.suppress(psutil.Error):
-                processes = [self._root, *self._root.children(recursive=True)]
-                for process in processes:
-                    with contextlib.suppress(psutil.Error):
-                        total += process.memory_info().rss
-            self.peak = max(self.peak, total)
-            self._stop.wait(SAMPLE_SECONDS)
-
-    def stop(self) -> int:
-        """Stop sampling.
-
-        Returns
-        -------
-        int
-            Peak summed RSS in bytes.
-        """
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
 def measure(
     method: str, path: Path, options: dict[str, Any], tmp: Path, tag: str
 ) -> dict[str, Any]:
@@ -344,36 +288,19 @@ def measure(
         "out": str(tmp / f"{tag}.json"),
         "table": str(tmp / f"{tag}.parquet"),
     }
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
+    child = run_child(
+        [str(Path(__file__).resolve()), "--worker", json.dumps(spec)], SAMPLE_SECONDS
     )
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        json.dumps(spec),
-    ]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env)
-    sampler = TreeSampler(process.pid)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    process_seconds = time.perf_counter() - started
-    tree_peak = sampler.stop()
-    if process.returncode != 0:
-        message = (
-            f"{method} on {path.name} failed with exit status {process.returncode}"
-        )
+    if child.returncode != 0:
+        message = f"{method} on {path.name} failed with exit status {child.returncode}"
         raise RuntimeError(message)
     facts = json.loads(Path(spec["out"]).read_text(encoding="utf-8"))
-    own = facts.get("vmhwm_bytes") or usage.ru_maxrss * 1024  # KiB on Linux
     return {
         **facts,
-        "process_seconds": round(process_seconds, 3),
-        "process_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-        "tree_peak_rss_bytes": tree_peak,
-        "peak_rss_bytes": max(own, tree_peak),
+        "process_seconds": round(child.seconds, 3),
+        "process_cpu_seconds": round(child.cpu_seconds, 3),
+        "tree_peak_rss_bytes": child.tree_peak_rss_bytes,
+        "peak_rss_bytes": child.peak_rss_bytes(facts.get("vmhwm_bytes")),
         "table": spec["table"],
     }
 
@@ -532,81 +459,20 @@ def targets(figures: dict[str, Any], fmt: str) -> dict[str, Any]:
     return out
 
 
-def versions() -> dict[str, str]:
-    """Return the versions of the measured libraries.
+def mobpro_sha256() -> str | None:
+    """Return the sha256 of ``observatory/mobpro.py``, the code measured as ours.
 
     Returns
     -------
-    dict
-        Package -> version.
+    str or None
+        Hex digest, None when the file is missing.
     """
-    out = {"python": platform.python_version()}
-    for name in ("dask", "duckdb", "pandas", "pyarrow", "numpy"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "missing"
-    return out
+    # Imported here, not at the top: a worker must not load observatory before
+    # it times its own imports.
+    from observatory.files import sha256_file
 
-
-def machine() -> dict[str, Any]:
-    """Describe this machine.
-
-    Returns
-    -------
-    dict
-        Cores, RAM, CPU model, OS, library versions.
-    """
-    import psutil
-
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cores": os.cpu_count(),
-        "ram_bytes": psutil.virtual_memory().total,
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "cpu": model,
-        "platform": platform.platform(),
-        "versions": versions(),
-    }
-
-
-def code_identity() -> dict[str, Any]:
-    """Identify the measured code: git HEAD and the hash of ``mobpro.py``.
-
-    Returns
-    -------
-    dict
-        ``git_head``, ``git_dirty`` and ``mobpro_sha256`` (None when unknown).
-    """
-    import hashlib
-
-    out: dict[str, Any] = {"git_head": None, "git_dirty": None, "mobpro_sha256": None}
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        out["git_head"] = head.stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", "observatory"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        out["git_dirty"] = bool(status.stdout.strip())
-    mobpro = REPO_ROOT / "observatory" / "mobpro.py"
-    if mobpro.exists():
-        out["mobpro_sha256"] = hashlib.sha256(mobpro.read_bytes()).hexdigest()
-    return out
+    path = REPO_ROOT / "observatory" / "mobpro.py"
+    return sha256_file(path) if path.exists() else None
 
 
 def ensure_files(
@@ -649,41 +515,6 @@ def ensure_files(
         print("generating:", " ".join(command), flush=True)
         subprocess.run(command, check=True)
     return files
-
-
-def warm(path: Path) -> None:
-    """Read a file once so that every method starts with it in the page cache.
-
-    Parameters
-    ----------
-    path : Path
-        File to read.
-    """
-    with path.open("rb") as handle:
-        while handle.read(1 << 24):
-            pass
-
-
-def merge_results(path: Path, fd: dict[str, Any]) -> None:
-    """Write ``fd`` under the key ``fd`` of the results file, keeping other keys.
-
-    Parameters
-    ----------
-    path : Path
-        ``benchmarks/results.json``.
-    fd : dict
-        This run's results.
-    """
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-    data["fd"] = fd
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(
-        json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
 
 
 def mark(flag: bool | None) -> str:
@@ -832,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     fd: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command_line.strip(),
-        "machine": machine(),
+        "machine": {**machine(), "versions": versions(PACKAGES, missing="missing")},
         "file": {
             "synthetic": True,
             "rows": args.rows,
@@ -842,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "repeat": args.repeat,
         "ours_options": options,
-        "ours_code": code_identity(),
+        "ours_code": code_identity("mobpro_sha256", mobpro_sha256()),
         "targets": {
             "ours_over_duckdb_max": TARGET_VS_DUCKDB,
             "pandas_over_ours_min": TARGET_VS_PANDAS,
@@ -859,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fd-") as tmpdir:
         tmp = Path(tmpdir)
         for fmt, path in files.items():
-            warm(path)
+            warm([path])
             fd["file"][f"{fmt}_bytes"] = path.stat().st_size
             fd["file"][f"{fmt}_name"] = path.name
             runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
@@ -910,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
                 block["sweep"] = sweep
             fd["formats"][fmt] = block
     print_table(fd)
-    merge_results(args.results, fd)
+    merge_results(args.results, "fd", fd)
     print(f"\nwritten: {args.results} (key 'fd')")
     return 0
 

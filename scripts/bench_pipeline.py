@@ -50,22 +50,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
-import importlib.metadata
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchlib import (
+    REPO_ROOT,
+    code_identity,
+    files_sha256,
+    machine,
+    merge_results,
+    own_peak_rss,
+    run_child,
+    versions,
+    warm,
+)
+
 DATA_DIR = REPO_ROOT / "benchmarks" / "data" / "pipeline"
 RESULTS = REPO_ROOT / "benchmarks" / "results.json"
 GENERATOR = REPO_ROOT / "scripts" / "make_national_inputs.py"
@@ -94,21 +101,6 @@ class BenchError(RuntimeError):
 
 
 # ------------------------------------------------------------------ child side
-
-
-def own_peak_rss() -> int | None:
-    """Return this process's peak RSS (``VmHWM``) in bytes, None without /proc.
-
-    Returns
-    -------
-    int or None
-        Bytes.
-    """
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
 
 
 def worker(spec: dict[str, Any]) -> int:
@@ -161,43 +153,6 @@ def worker(spec: dict[str, Any]) -> int:
 
 
 # ----------------------------------------------------------------- parent side
-
-
-class TreeSampler:
-    """Sample the summed RSS of a process and its descendants in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        import psutil
-
-        self.peak = 0
-        self._stop = threading.Event()
-        self._root = psutil.Process(pid)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0
-            with contextlib.suppress(psutil.Error):
-                for process in [self._root, *self._root.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        total += process.memory_info().rss
-            self.peak = max(self.peak, total)
-            self._stop.wait(SAMPLE_SECONDS)
-
-    def stop(self) -> int:
-        """Stop sampling and return the peak summed RSS in bytes.
-
-        Returns
-        -------
-        int
-            Bytes.
-        """
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def stderr_tail(path: Path, lines: int = 5) -> str:
@@ -296,44 +251,36 @@ def measure(config: Path, tmp: Path, tag: str, profile: Path | None = None) -> d
         "facts": str(tmp / f"{tag}.json"),
         "profile": str(profile) if profile else None,
     }
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
-    )
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker"]
-    command.append(json.dumps(spec))
     stderr_path = tmp / f"{tag}.stderr"
     load_before = os.getloadavg()
     with (
         stderr_path.open("wb") as stderr,
         (tmp / f"{tag}.stdout").open("wb") as stdout,
     ):
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
-        sampler = TreeSampler(process.pid)
-        _, wait_status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(wait_status)
-    tree_peak = sampler.stop()
-    if process.returncode != 0:
+        child = run_child(
+            [str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+            SAMPLE_SECONDS,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    if child.returncode != 0:
         message = (
-            f"pipeline run {tag} failed with exit status {process.returncode} "
+            f"pipeline run {tag} failed with exit status {child.returncode} "
             f"(config {config}); its stderr ({stderr_path}) ends with:\n"
             f"{stderr_tail(stderr_path)}"
         )
         raise BenchError(message)
     facts = json.loads(Path(spec["facts"]).read_text(encoding="utf-8"))
     timings, outputs = published_timings(output)
-    own = facts.get("vmhwm_bytes") or usage.ru_maxrss * 1024
     return {
-        "wall_seconds": round(wall, 3),
+        "wall_seconds": round(child.seconds, 3),
         "run_seconds": facts["run_seconds"],
         "import_seconds": facts["import_seconds"],
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        "cpu_seconds": round(child.cpu_seconds, 3),
         "run_cpu_seconds": facts["run_cpu_seconds"],
         "vmhwm_bytes": facts.get("vmhwm_bytes"),
-        "tree_peak_rss_bytes": tree_peak,
-        "peak_rss_bytes": max(own, tree_peak),
+        "tree_peak_rss_bytes": child.tree_peak_rss_bytes,
+        "peak_rss_bytes": child.peak_rss_bytes(facts.get("vmhwm_bytes")),
         "stages_seconds": timings,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -396,26 +343,10 @@ def ensure_inputs(data_dir: Path, generate: bool) -> tuple[Path, dict[str, Any]]
     return config, manifest
 
 
-def warm(data_dir: Path, manifest: dict[str, Any]) -> None:
-    """Read every input once so that each repeat starts with a warm page cache.
-
-    Parameters
-    ----------
-    data_dir : Path
-        Folder of the inputs.
-    manifest : dict
-        ``inputs.json``.
-    """
-    for name in manifest["files"]:
-        with (data_dir / name).open("rb") as handle:
-            while handle.read(1 << 24):
-                pass
-
-
 # ------------------------------------------------------------------ context
 
 
-def versions() -> dict[str, str | None]:
+def all_versions() -> dict[str, str | None]:
     """Return the versions of Python, the libraries, GEOS, GDAL and PROJ.
 
     Returns
@@ -423,12 +354,7 @@ def versions() -> dict[str, str | None]:
     dict
         Name -> version (None when not installed).
     """
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
+    out = versions(PACKAGES)
     with contextlib.suppress(ImportError):
         import shapely
 
@@ -441,57 +367,6 @@ def versions() -> dict[str, str | None]:
         import pyproj
 
         out["proj"] = pyproj.proj_version_str
-    return out
-
-
-def machine() -> dict[str, Any]:
-    """Return cores, RAM, CPU model and platform.
-
-    Returns
-    -------
-    dict
-        Machine description.
-    """
-    import psutil
-
-    cpu = platform.processor() or None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = psutil.virtual_memory().total
-    return {
-        "cores": os.cpu_count(),
-        "ram_bytes": ram,
-        "ram_gib": round(ram / 2**30, 1),
-        "cpu": cpu,
-        "platform": platform.platform(),
-    }
-
-
-def code_identity() -> dict[str, Any]:
-    """Identify the measured code: git HEAD, whether observatory/ is dirty, its hash.
-
-    Returns
-    -------
-    dict
-        ``git_head``, ``git_dirty`` and ``observatory_sha256`` (sha256 over the
-        sorted ``observatory/*.py`` names and contents).
-    """
-    out: dict[str, Any] = {"git_head": None, "git_dirty": None}
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        run = {"cwd": REPO_ROOT, "capture_output": True, "text": True, "check": True}
-        out["git_head"] = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout
-        out["git_head"] = out["git_head"].strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", "observatory"], **run
-        )
-        out["git_dirty"] = bool(status.stdout.strip())
-    digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "observatory").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    out["observatory_sha256"] = digest.hexdigest()
     return out
 
 
@@ -581,28 +456,6 @@ def print_table(result: dict[str, Any]) -> None:
     target = result["target"]
     verdict = "PASS" if target["pass"] else "FAIL"
     print(f"target: median wall < {target['seconds']:g} s: {verdict} ({wall:.2f} s)")
-
-
-def merge_results(path: Path, pipeline: dict[str, Any]) -> None:
-    """Write ``pipeline`` under its key in the results file, keeping other keys.
-
-    Parameters
-    ----------
-    path : Path
-        ``benchmarks/results.json``.
-    pipeline : dict
-        This run's results.
-    """
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-    data["pipeline"] = pipeline
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(
-        json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
 
 
 def input_summary(
@@ -707,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "scripts/bench_pipeline.py", *shown])
     try:
         config, manifest = ensure_inputs(args.data.resolve(), not args.no_generate)
-        warm(args.data.resolve(), manifest)
+        warm(args.data.resolve() / name for name in manifest["files"])
         runs = []
         with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
             tmp = Path(scratch)
@@ -731,8 +584,11 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command,
-        "machine": {**machine(), "versions": versions()},
-        "code": code_identity(),
+        "machine": {**machine(), "versions": all_versions()},
+        "code": code_identity(
+            "observatory_sha256",
+            files_sha256(sorted((REPO_ROOT / "observatory").glob("*.py"))),
+        ),
         "inputs": input_summary(args.data, config, manifest),
         "repeat": args.repeat,
         "target": {
@@ -752,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     }
     print_table(result)
-    merge_results(args.results, result)
+    merge_results(args.results, "pipeline", result)
     print(f"results: {args.results} (key 'pipeline')")
     return 0
 

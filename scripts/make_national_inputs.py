@@ -71,7 +71,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -98,6 +97,8 @@ from make_demo import (
     write_epci_xlsx,
 )
 from make_synthetic_fd import DEFAULT_ROWS, load_places, sample_chunks, start_sampling
+
+from observatory.files import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "data" / "pipeline"
@@ -466,26 +467,6 @@ keep_runs = 1
     path.write_text(text, encoding="utf-8")
 
 
-def sha256(path: Path) -> str:
-    """Return the sha256 of a file.
-
-    Parameters
-    ----------
-    path : Path
-        File.
-
-    Returns
-    -------
-    str
-        Hex digest.
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def options_of(rows: int) -> dict:
     """Return what determines the files (compared to decide whether to rebuild).
 
@@ -632,7 +613,7 @@ def build(output: Path, rows: int, wheel: Path | None = None) -> dict:
         "files": {
             name: {
                 "bytes": (output / name).stat().st_size,
-                "sha256": sha256(output / name),
+                "sha256": sha256_file(output / name),
             }
             for name in files
         },

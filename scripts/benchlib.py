@@ -1,0 +1,326 @@
+"""Measuring and recording helpers shared by the benchmark scripts.
+
+``scripts/bench_fd.py`` and ``scripts/bench_pipeline.py`` both run each
+measurement in a fresh child process, take its peak memory from its own
+``VmHWM`` and from a sampled RSS of its process tree, describe the machine and
+the measured code, and merge their figures under one key of
+``benchmarks/results.json``. This module holds that common part once; each
+script keeps what it measures and how it reports it. The scripts run as
+``python scripts/<name>.py``, so ``scripts/`` is on ``sys.path`` and they import
+this module by name, like ``datafrance_wheel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# ------------------------------------------------------------------ child side
+
+
+def own_peak_rss() -> int | None:
+    """Return this process's peak RSS (``VmHWM``) in bytes.
+
+    ``ru_maxrss`` is not used for this: Linux keeps it across ``execve``, so a
+    child inherits the high-water mark of the parent it was forked from.
+
+    Returns
+    -------
+    int or None
+        Bytes, or None where ``/proc`` is missing.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+# ----------------------------------------------------------------- parent side
+
+
+class TreeSampler:
+    """Sample the summed RSS of a process and its descendants in a thread."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        """Start sampling ``pid``.
+
+        Parameters
+        ----------
+        pid : int
+            Root process.
+        interval : float
+            Seconds between two samples.
+        """
+        import psutil
+
+        self.peak = 0
+        self._interval = interval
+        self._stop = threading.Event()
+        self._root = psutil.Process(pid)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            # Processes come and go between listing and reading (dask workers):
+            # skip the vanished ones rather than lose the whole sample.
+            with contextlib.suppress(psutil.Error):
+                for process in [self._root, *self._root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += process.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._interval)
+
+    def stop(self) -> int:
+        """Stop sampling.
+
+        Returns
+        -------
+        int
+            Peak summed RSS in bytes.
+        """
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """What the parent saw of one child process.
+
+    Attributes
+    ----------
+    returncode : int
+        Exit status (negative: killed by that signal).
+    seconds : float
+        Wall seconds from spawning the child to reaping it.
+    usage : resource.struct_rusage
+        Resource usage of the child and its waited descendants, from ``wait4``.
+    tree_peak_rss_bytes : int
+        Peak summed RSS of its process tree, as sampled.
+    """
+
+    returncode: int
+    seconds: float
+    usage: Any
+    tree_peak_rss_bytes: int
+
+    def peak_rss_bytes(self, vmhwm: int | None) -> int:
+        """Return the peak RSS: the larger of the child's own and its tree's.
+
+        Parameters
+        ----------
+        vmhwm : int or None
+            The child's ``VmHWM`` (:func:`own_peak_rss`), None when unknown.
+
+        Returns
+        -------
+        int
+            Bytes; ``ru_maxrss`` stands in for a missing ``VmHWM``.
+        """
+        own = vmhwm or self.usage.ru_maxrss * 1024  # KiB on Linux
+        return max(own, self.tree_peak_rss_bytes)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """User + sys CPU seconds of the child (all threads, waited children)."""
+        return self.usage.ru_utime + self.usage.ru_stime
+
+
+def run_child(
+    args: list[str], interval: float, stdout: Any = None, stderr: Any = None
+) -> ChildRun:
+    """Run ``python <args>`` with the repository importable, sampling its RSS.
+
+    Parameters
+    ----------
+    args : list of str
+        Arguments after the interpreter (``sys.executable``).
+    interval : float
+        Seconds between two RSS samples of its process tree.
+    stdout, stderr : file, optional
+        Where its output goes (default: inherited).
+
+    Returns
+    -------
+    ChildRun
+        Exit status, wall seconds, ``wait4`` usage and sampled tree peak.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
+    )
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, *args], env=env, stdout=stdout, stderr=stderr
+    )
+    sampler = TreeSampler(process.pid, interval)
+    # wait4, not Popen.wait: its rusage is this child's alone, where
+    # RUSAGE_CHILDREN would add up every child reaped so far.
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return ChildRun(process.returncode, seconds, usage, sampler.stop())
+
+
+def warm(paths: Iterable[Path]) -> None:
+    """Read files once so that every measured run starts with a warm page cache.
+
+    Parameters
+    ----------
+    paths : iterable of Path
+        Files to read.
+    """
+    for path in paths:
+        with Path(path).open("rb") as handle:
+            while handle.read(1 << 24):
+                pass
+
+
+# ------------------------------------------------------------------ context
+
+
+def versions(packages: Iterable[str], missing: str | None = None) -> dict[str, Any]:
+    """Return the versions of Python and of the given packages.
+
+    Parameters
+    ----------
+    packages : iterable of str
+        Distribution names.
+    missing : str, optional
+        Value recorded for a package that is not installed.
+
+    Returns
+    -------
+    dict
+        ``python`` then each package, in order -> version.
+    """
+    out: dict[str, Any] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = missing
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Describe this machine: cores, RAM, CPU model and platform.
+
+    Returns
+    -------
+    dict
+        ``cores``, ``ram_bytes``, ``ram_gib``, ``cpu`` (``platform.processor()``
+        or None where ``/proc/cpuinfo`` has no model name) and ``platform``.
+    """
+    import psutil
+
+    cpu = platform.processor() or None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = psutil.virtual_memory().total
+    return {
+        "cores": os.cpu_count(),
+        "ram_bytes": ram,
+        "ram_gib": round(ram / 2**30, 1),
+        "cpu": cpu,
+        "platform": platform.platform(),
+    }
+
+
+def files_sha256(paths: Iterable[Path]) -> str:
+    """Return one sha256 over several files, names and contents.
+
+    Parameters
+    ----------
+    paths : iterable of Path
+        Files, hashed in the order given (sort them for a stable digest).
+
+    Returns
+    -------
+    str
+        Hex digest of ``name NUL content NUL`` for each file.
+    """
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def code_identity(key: str, digest: str | None) -> dict[str, Any]:
+    """Identify the measured code: git HEAD, whether observatory/ is dirty, a hash.
+
+    Parameters
+    ----------
+    key : str
+        Name of the hash in the result (e.g. ``mobpro_sha256``).
+    digest : str or None
+        The hash of the measured code, None when unknown.
+
+    Returns
+    -------
+    dict
+        ``git_head``, ``git_dirty`` (None when git is unavailable) and ``key``.
+    """
+    out: dict[str, Any] = {"git_head": None, "git_dirty": None}
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        run = {"cwd": REPO_ROOT, "capture_output": True, "text": True, "check": True}
+        head = subprocess.run(["git", "rev-parse", "HEAD"], **run)
+        out["git_head"] = head.stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "observatory"], **run
+        )
+        out["git_dirty"] = bool(status.stdout.strip())
+    out[key] = digest
+    return out
+
+
+def merge_results(path: Path, key: str, value: dict[str, Any]) -> None:
+    """Write ``value`` under ``key`` of the results file, keeping the other keys.
+
+    Parameters
+    ----------
+    path : Path
+        Results file (``benchmarks/results.json``).
+    key : str
+        Entry of this benchmark (``fd``, ``pipeline``).
+    value : dict
+        This run's results.
+    """
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    data[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A temporary file per process, then a rename over the target: a reader
+    # never sees half a file, and two benchmarks finishing together do not
+    # write into the same temporary file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
