@@ -40,9 +40,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from observatory.errors import OutputError
+from observatory.files import fsync_path
 from observatory.normalise import MAINLAND, TERRITORY_CRS
 from observatory.schemas import Field
-from observatory.stages import STAGING_PREFIX, fsync_path, pause_point
+from observatory.stages import STAGING_PREFIX, pause_point
 
 logger = logging.getLogger(__name__)
 

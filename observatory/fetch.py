@@ -58,7 +58,7 @@ from urllib3.util.retry import Retry
 
 from observatory import __version__
 from observatory.errors import ConfigError, SourceError
-from observatory.files import sha256_file, write_text_atomic
+from observatory.files import sha256_file, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -291,10 +291,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
 def _remove_stale(folder: Path) -> None:
     """Remove temporary files and folders left by a killed run (SIGKILL, power loss)."""
     if not folder.is_dir():
@@ -415,7 +411,7 @@ def fetch_source(
         )
         if record.get("extracted") != extracted:
             record = {**record, "extracted": extracted}
-            _write_json(folder / PROVENANCE, record)
+            write_json_atomic(folder / PROVENANCE, record)
     return FetchResult(
         source=source, path=target, status=status, provenance=record, members=members
     )
@@ -466,7 +462,7 @@ def _record_placed_file(source: Source, target: Path, digest: str) -> dict[str, 
     record = _provenance(
         source, target, digest, target.stat().st_size, None, None, None, None
     )
-    _write_json(target.parent / PROVENANCE, record)
+    write_json_atomic(target.parent / PROVENANCE, record)
     return record
 
 
@@ -549,7 +545,7 @@ def _fetch_online(
                     "checked_at": _now(),
                     "final_url": outcome.final_url,
                 }
-                _write_json(target.parent / PROVENANCE, record)
+                write_json_atomic(target.parent / PROVENANCE, record)
                 logger.info(
                     "%s: up to date (HTTP 304 Not Modified); using %s",
                     source.id,
@@ -583,7 +579,7 @@ def _fetch_online(
         logger.info("%s: same content as the cached copy (sha256 unchanged)", source.id)
         if "extracted" in previous:  # the extracted members are still valid
             record["extracted"] = previous["extracted"]
-    _write_json(target.parent / PROVENANCE, record)
+    write_json_atomic(target.parent / PROVENANCE, record)
     logger.info(
         "%s: downloaded %s (%s bytes in %.1f s) to %s",
         source.id,

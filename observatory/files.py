@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 _CHUNK = 1 << 20
 
@@ -31,3 +33,28 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write a JSON record atomically (indented, UTF-8, any value as a string)."""
+    write_text_atomic(
+        path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a written file, or a folder's entries, to disk.
+
+    Windows cannot open a folder to flush it (its renames are journaled anyway).
+    """
+    if path.is_dir():
+        if os.name == "nt":  # pragma: no cover - not on this project's CI
+            return
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
+    with path.open("r+b") as handle:
+        os.fsync(handle.fileno())

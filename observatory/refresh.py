@@ -52,7 +52,12 @@ from typing import TYPE_CHECKING, Any
 from observatory import __version__
 from observatory.config import Config, SourceRef
 from observatory.errors import ObservatoryError, OutputError, SourceError
-from observatory.files import sha256_file, write_text_atomic
+from observatory.files import (
+    fsync_path,
+    sha256_file,
+    write_json_atomic,
+    write_text_atomic,
+)
 from observatory.inputs import (
     ResolvedInput,
     cache_dir,
@@ -65,7 +70,6 @@ from observatory.inputs import (
 from observatory.stages import (
     STAGING_PREFIX,
     failed_stage,
-    fsync_path,
     new_run_id,
     pause_point,
     stage,
@@ -228,10 +232,7 @@ def read_state(layout: Layout) -> dict[str, Any]:
 def write_state(layout: Layout, state: dict[str, Any]) -> None:
     """Write the state file atomically."""
     state["format"] = 1
-    write_text_atomic(
-        layout.state,
-        json.dumps(state, indent=2, ensure_ascii=False, default=str) + "\n",
-    )
+    write_json_atomic(layout.state, state)
 
 
 # --------------------------------------------------------------------- lock

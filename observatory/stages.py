@@ -76,21 +76,3 @@ def pause_point(name: str) -> None:
         time.sleep(0.05)
     msg = f"test hook {PAUSE_AT_ENV}={name}: not killed within {_PAUSE_LIMIT_S:g} s"
     raise RuntimeError(msg)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a written file, or a folder's entries, to disk.
-
-    Windows cannot open a folder to flush it (its renames are journaled anyway).
-    """
-    if path.is_dir():
-        if os.name == "nt":  # pragma: no cover - not on this project's CI
-            return
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return
-    with path.open("r+b") as handle:
-        os.fsync(handle.fileno())
