@@ -33,6 +33,7 @@ import pandas as pd
 
 from observatory.errors import DataError
 from observatory.normalise import (
+    examples_at,
     is_abroad_code,
     is_commune_code,
     on_distinct,
@@ -87,14 +88,6 @@ def _listed(values: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _at_lines(values: pd.Series) -> str:
-    shown = [
-        f"line {line}: {value!r}" for line, value in values.head(_MAX_LISTED).items()
-    ]
-    more = len(values) - _MAX_LISTED
-    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-
-
 def _empty_passage() -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series(dtype="string") for c in _PASSAGE_COLUMNS},
@@ -104,8 +97,8 @@ def _empty_passage() -> pd.DataFrame:
 def _check_codes(codes: pd.Series, column: str, where: str) -> None:
     bad = ~is_commune_code(codes)
     if bad.any():
-        msg = f"{where}: {column} must be a 5-character commune code; " + _at_lines(
-            codes[bad]
+        msg = f"{where}: {column} must be a 5-character commune code; " + examples_at(
+            codes[bad], codes[bad].index, "line"
         )
         raise DataError(msg)
 
@@ -119,8 +112,8 @@ def _parse_dates(values: pd.Series, where: str) -> pd.Series:
         parsed[todo] = pd.to_datetime(values[todo], format=fmt, errors="coerce")
     bad = parsed.isna()
     if bad.any():
-        msg = f"{where}: DATE_EFF must be a date like 2019-01-01; " + _at_lines(
-            values[bad]
+        msg = f"{where}: DATE_EFF must be a date like 2019-01-01; " + examples_at(
+            values[bad], values[bad].index, "line"
         )
         raise DataError(msg)
     return parsed

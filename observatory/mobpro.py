@@ -55,6 +55,7 @@ from observatory.errors import DataError, SourceError
 from observatory.normalise import (
     ARRONDISSEMENT_RANGES,
     TARGET_CRS,
+    examples_at,
     is_abroad_code,
     is_commune_code,
     rollup_arrondissements,
@@ -411,17 +412,6 @@ def _weights(ipondi: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _listed(values: pd.Series, numbers: np.ndarray, word: str) -> str:
-    shown = [
-        f"{word} {n}: {v!r}"
-        for n, v in zip(
-            numbers[:_MAX_LISTED], values.tolist()[:_MAX_LISTED], strict=False
-        )
-    ]
-    more = len(numbers) - _MAX_LISTED
-    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-
-
 def _row_problems(
     frame: pd.DataFrame, vintage: int, *, first: int = 1, word: str = "row"
 ) -> list[str]:
@@ -433,21 +423,21 @@ def _row_problems(
     if bad.any():
         problems.append(
             "COMMUNE (or ARM) must be a 5-character commune code: "
-            + _listed(residence[bad], numbers[bad], word)
+            + examples_at(residence[bad], numbers[bad], word)
         )
     destination = frame["DCLT"].astype("string").str.strip()
     bad = (~(is_commune_code(destination) | is_abroad_code(destination))).to_numpy()
     if bad.any():
         problems.append(
             "DCLT must be a 5-character commune code or an abroad code (99xxx): "
-            + _listed(destination[bad], numbers[bad], word)
+            + examples_at(destination[bad], numbers[bad], word)
         )
     coding = trans_coding(vintage)
     bad = _map_trans(frame["TRANS"], coding).isna().to_numpy()
     if bad.any():
         problems.append(
             f"TRANS must be one of {list(coding)} ({_coding_label(vintage)}): "
-            + _listed(frame["TRANS"][bad], numbers[bad], word)
+            + examples_at(frame["TRANS"][bad], numbers[bad], word)
         )
     workers = _weights(frame["IPONDI"])
     with np.errstate(invalid="ignore"):
@@ -455,7 +445,7 @@ def _row_problems(
     if bad.any():
         problems.append(
             "IPONDI must be a number >= 0: "
-            + _listed(frame["IPONDI"][bad], numbers[bad], word)
+            + examples_at(frame["IPONDI"][bad], numbers[bad], word)
         )
     return problems
 

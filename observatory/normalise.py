@@ -25,6 +25,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -206,10 +207,17 @@ def _first_present(columns: list[str], candidates: tuple[str, ...]) -> str | Non
     return None
 
 
-def _examples(values: pd.Series, lines: pd.Index | np.ndarray, what: str) -> str:
+def examples_at(values: Any, positions: Any, what: str) -> str:
+    """Return up to five ``<what> <position>: <value>`` examples, and how many more.
+
+    The shared form of every "which lines are wrong" message: ``values`` and
+    ``positions`` (file lines, features, rows) are aligned sequences.
+    """
+    head = values[:_MAX_LISTED]
+    head = head.tolist() if hasattr(head, "tolist") else list(head)
     shown = [
-        f"{what} {line}: {value!r}"
-        for line, value in zip(lines[:_MAX_LISTED], values[:_MAX_LISTED], strict=False)
+        f"{what} {position}: {value!r}"
+        for position, value in zip(positions[:_MAX_LISTED], head, strict=False)
     ]
     more = len(values) - _MAX_LISTED
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
@@ -284,12 +292,12 @@ def read_communes(
     if bad.any():
         msg = (
             f"{path}: field {code_field} must hold 5-character INSEE commune codes; "
-            + _examples(codes[bad].tolist(), fid[bad.to_numpy()], "feature")
+            + examples_at(codes[bad].tolist(), fid[bad.to_numpy()], "feature")
         )
         raise DataError(msg)
     if codes.duplicated().any():
         dup = codes[codes.duplicated(keep=False)]
-        msg = f"{path}: commune codes must be unique; " + _examples(
+        msg = f"{path}: commune codes must be unique; " + examples_at(
             dup.tolist(), fid[dup.index.to_numpy()], "feature"
         )
         raise DataError(msg)
@@ -297,7 +305,7 @@ def read_communes(
     geometry = gdf.geometry.values
     missing = shapely.is_missing(geometry) | shapely.is_empty(geometry)
     if missing.any():
-        msg = f"{path}: features without geometry; " + _examples(
+        msg = f"{path}: features without geometry; " + examples_at(
             codes[missing].tolist(), fid[missing], "feature"
         )
         raise DataError(msg)
@@ -518,7 +526,7 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
     comp = comp[comp["CODGEO"].notna() & (comp["CODGEO"] != "")]
     bad = ~is_commune_code(comp["CODGEO"])
     if bad.any():
-        msg = f"{where}: CODGEO must be a 5-character commune code; " + _examples(
+        msg = f"{where}: CODGEO must be a 5-character commune code; " + examples_at(
             comp.loc[bad, "CODGEO"].tolist(), comp.index[bad.to_numpy()], line_word
         )
         raise DataError(msg)
@@ -527,13 +535,13 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
         | (comp["EPCI"] == NO_EPCI)
     )
     if bad.any():
-        msg = f"{where}: EPCI must be a 9-digit SIREN (or {NO_EPCI}); " + _examples(
+        msg = f"{where}: EPCI must be a 9-digit SIREN (or {NO_EPCI}); " + examples_at(
             comp.loc[bad, "EPCI"].tolist(), comp.index[bad.to_numpy()], line_word
         )
         raise DataError(msg)
     dup = comp["CODGEO"].duplicated(keep=False)
     if dup.any():
-        msg = f"{where}: each commune must appear once; " + _examples(
+        msg = f"{where}: each commune must appear once; " + examples_at(
             comp.loc[dup, "CODGEO"].tolist(), comp.index[dup.to_numpy()], line_word
         )
         raise DataError(msg)
@@ -662,7 +670,7 @@ def read_base_flux(path: Path) -> CommuneFlows:
     destination = frame["DCLT"].astype("string").str.strip()
     bad = ~is_commune_code(origin)
     if bad.any():
-        msg = f"{where}: CODGEO must be a 5-character commune code; " + _examples(
+        msg = f"{where}: CODGEO must be a 5-character commune code; " + examples_at(
             origin[bad].tolist(), lines[bad.to_numpy()], "line"
         )
         raise DataError(msg)
@@ -670,7 +678,7 @@ def read_base_flux(path: Path) -> CommuneFlows:
     if bad.any():
         msg = (
             f"{where}: DCLT must be a 5-character commune code or an abroad code (99xxx); "
-            + _examples(destination[bad].tolist(), lines[bad.to_numpy()], "line")
+            + examples_at(destination[bad].tolist(), lines[bad.to_numpy()], "line")
         )
         raise DataError(msg)
     raw_flow = frame[flow_column].astype("string").str.strip()
@@ -679,13 +687,13 @@ def read_base_flux(path: Path) -> CommuneFlows:
     )
     bad = workers.isna() | ~np.isfinite(workers.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
-        msg = f"{where}: {flow_column} must be a number; " + _examples(
+        msg = f"{where}: {flow_column} must be a number; " + examples_at(
             raw_flow[bad].tolist(), lines[bad.to_numpy()], "line"
         )
         raise DataError(msg)
     bad = workers < 0
     if bad.any():
-        msg = f"{where}: {flow_column} must be >= 0; " + _examples(
+        msg = f"{where}: {flow_column} must be >= 0; " + examples_at(
             raw_flow[bad].tolist(), lines[bad.to_numpy()], "line"
         )
         raise DataError(msg)
