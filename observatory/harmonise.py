@@ -37,6 +37,7 @@ from observatory.normalise import (
     is_abroad_code,
     is_commune_code,
     on_distinct,
+    read_text,
     rollup_arrondissements,
 )
 
@@ -266,15 +267,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         except (OSError, EOFError) as exc:
             msg = f"{path}: not a valid gzip file: {exc}"
             raise DataError(msg) from exc
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - cp1252 decodes almost anything
-        msg = f"{path}: not a text file in UTF-8 or Windows-1252"
-        raise DataError(msg)
+    text = read_text(path, raw)
     header = text.split("\n", 1)[0]
     sep = max((",", ";", "\t"), key=header.count)
     try:

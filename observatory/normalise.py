@@ -420,7 +420,8 @@ def _sniff_sep(header: str) -> str:
     return ";" if header.count(";") >= header.count(",") else ","
 
 
-def _read_text(path: Path, data: bytes | None = None) -> str:
+def read_text(path: Path, data: bytes | None = None) -> str:
+    """Decode a text file (or ``data`` read from it): UTF-8, else Windows-1252."""
     raw = path.read_bytes() if data is None else data
     for encoding in ("utf-8-sig", "cp1252"):
         try:
@@ -506,13 +507,13 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
         where = f"{path}: sheet 'Composition_communale'"
         line_word = "row"
     elif suffix in (".csv", ".txt"):
-        comp = _read_csv_text(path, _read_text(path), "EPCI composition")
+        comp = _read_csv_text(path, read_text(path), "EPCI composition")
         comp.index = comp.index + 2  # header is line 1
         where = str(path)
         epci_sheet = None
         if epci_list is not None:
             _check_exists(epci_list, "EPCI list")
-            epci_sheet = _read_csv_text(epci_list, _read_text(epci_list), "EPCI list")
+            epci_sheet = _read_csv_text(epci_list, read_text(epci_list), "EPCI list")
             epci_sheet.index = epci_sheet.index + 2
     else:
         msg = f"{path}: unsupported EPCI composition format {suffix!r}; expected .xlsx or .csv"
@@ -607,17 +608,17 @@ def _open_flows_text(path: Path) -> tuple[str, str | None]:
             if len(members) != 1:
                 msg = f"{path}: expected one CSV file in the archive, found {members or archive.namelist()}"
                 raise DataError(msg)
-            return _read_text(path, archive.read(members[0])), members[0]
+            return read_text(path, archive.read(members[0])), members[0]
     if path.suffix.lower() == ".zip":
         msg = f"{path}: not a valid zip archive"
         raise DataError(msg)
     if path.suffix.lower() == ".gz":
         try:
-            return _read_text(path, gzip.decompress(path.read_bytes())), None
+            return read_text(path, gzip.decompress(path.read_bytes())), None
         except (OSError, EOFError) as exc:
             msg = f"{path}: not a valid gzip file ({exc})"
             raise DataError(msg) from exc
-    return _read_text(path), None
+    return read_text(path), None
 
 
 def read_base_flux(path: Path) -> CommuneFlows:
