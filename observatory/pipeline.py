@@ -609,35 +609,33 @@ def run(
                 "communes file(s), and [territories] poles is empty"
             )
             raise DataError(msg)
+        # The systems of each territory, in the order of ``metropoles``.
+        centres = {
+            territory: codes
+            for territory, frame in epci.items()
+            if (codes := [c for c in metropoles if c in set(frame["epci_code"])])
+        }
         crowns = pd.concat(
             [
                 build_crowns(
-                    frame,
-                    centres,
+                    epci[territory],
+                    codes,
                     t.crown_depth,
                     t.contiguity_tolerance_m,
                     t.min_shared_border_m,
                 )
-                for territory, frame in epci.items()
-                if (centres := [c for c in metropoles if c in set(frame["epci_code"])])
+                for territory, codes in centres.items()
             ],
             ignore_index=True,
         )
-        systems_territory = {
-            code: territory
-            for territory, frame in epci.items()
-            for code in frame["epci_code"]
-            if code in metropoles
-        }
+        systems_territory = {c: t_ for t_, codes in centres.items() for c in codes}
         membership["territories"] = {
             territory: {
                 "name": TERRITORY_NAMES[territory],
                 "crs": TERRITORY_CRS[territory],
                 "communes": len(communes[territory]),
                 "epci": len(frame),
-                "systems": sorted(
-                    c for c, t_ in systems_territory.items() if t_ == territory
-                ),
+                "systems": sorted(centres.get(territory, [])),
             }
             for territory, frame in epci.items()
         }
@@ -725,20 +723,19 @@ def run(
         indicators["main_other_destination_name"] = indicators[
             "main_other_destination_code"
         ].map(names)
-        territory_layers = {}
-        for territory, frame in epci.items():
-            centres = [c for c, t_ in systems_territory.items() if t_ == territory]
-            if centres:
-                territory_layers[territory] = _territory_layers(
-                    frame,
-                    crowns[crowns["metropole_code"].isin(centres)],
-                    indicators[indicators["metropole_code"].isin(centres)],
-                    pairs,
-                    pair_modes,
-                    names,
-                    (vintage, previous_vintage),
-                    config,
-                )
+        territory_layers = {
+            territory: _territory_layers(
+                epci[territory],
+                crowns[crowns["metropole_code"].isin(codes)],
+                indicators[indicators["metropole_code"].isin(codes)],
+                pairs,
+                pair_modes,
+                names,
+                (vintage, previous_vintage),
+                config,
+            )
+            for territory, codes in centres.items()
+        }
         reliability = pd.concat(
             [layers["flows"]["reliability"] for layers in territory_layers.values()]
         )
