@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from observatory.errors import OutputError
 from observatory.files import fsync_path
-from observatory.normalise import MAINLAND, TERRITORY_CRS
+from observatory.normalise import MAINLAND, TERRITORY_EPSG
 from observatory.schemas import Field
 from observatory.stages import STAGING_PREFIX, pause_point
 
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 GEOPARQUET_VERSION = "1.1.0"
 #: Official projected CRS a layer may be written in (one per territory).
-OFFICIAL_EPSG = frozenset(int(crs.split(":")[1]) for crs in TERRITORY_CRS.values())
+OFFICIAL_EPSG = frozenset(TERRITORY_EPSG.values())
 ROW_GROUP_SIZE = 50_000
 METADATA_KEY = b"observatory"
 

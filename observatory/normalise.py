@@ -42,14 +42,15 @@ TARGET_CRS = "EPSG:2154"
 #: ADMIN EXPRESS territories and their official projected CRS (IGN's per-territory
 #: editions: ``LAMB93_FXX``, ``RGAF09UTM20_GLP``/``_MTQ``, ``UTM22RGFG95_GUF``,
 #: ``RGR92UTM40S_REU``, ``RGM04UTM38S_MYT``). Mainland France includes Corsica.
-TERRITORY_CRS = {
-    "FXX": "EPSG:2154",
-    "GLP": "EPSG:5490",
-    "MTQ": "EPSG:5490",
-    "GUF": "EPSG:2972",
-    "REU": "EPSG:2975",
-    "MYT": "EPSG:4471",
+TERRITORY_EPSG = {
+    "FXX": 2154,
+    "GLP": 5490,
+    "MTQ": 5490,
+    "GUF": 2972,
+    "REU": 2975,
+    "MYT": 4471,
 }
+TERRITORY_CRS = {code: f"EPSG:{epsg}" for code, epsg in TERRITORY_EPSG.items()}
 TERRITORY_NAMES = {
     "FXX": "France métropolitaine",
     "GLP": "Guadeloupe",
@@ -164,7 +165,10 @@ def territory_of(codes: pd.Series) -> pd.Series:
     outside ADMIN EXPRESS and the EPCI) and anything that is not a commune code
     give ``<NA>``; so do abroad codes.
     """
-    codes = codes.astype("string")
+    return on_distinct(codes.astype("string"), _territory_distinct)
+
+
+def _territory_distinct(codes: pd.Series) -> pd.Series:
     prefix = codes.str[:3]
     out = prefix.map(_OVERSEAS_PREFIX).astype("string")
     overseas = prefix.str[:2].isin(["97", "98"]).fillna(False)

@@ -15,7 +15,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyproj
 import shapely
 
 from observatory import __version__
@@ -44,6 +43,7 @@ from observatory.flows import (
 from observatory.inputs import ResolvedInput, input_files, resolve_inputs, role_inputs
 from observatory.normalise import (
     TERRITORY_CRS,
+    TERRITORY_EPSG,
     TERRITORY_NAMES,
     EpciComposition,
     communes_by_territory,
@@ -772,7 +772,7 @@ def run(
         tables: dict[str, tuple[pa.Table, int | None]] = {}
         texts = {}
         for territory, layers in territory_layers.items():
-            epsg = pyproj.CRS(TERRITORY_CRS[territory]).to_epsg()
+            epsg = TERRITORY_EPSG[territory]
             for layer, frame in layers.items():
                 stem = layer_stem(layer, territory)
                 table = geoparquet_table(frame, fields[layer], provenance)
