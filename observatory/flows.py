@@ -2,7 +2,7 @@
 
 Flows are a long table ``(origin_code, destination_code) -> workers``; a matrix is
 only a view of it. Besides EPCI SIREN, a place can be one of the pseudo-codes
-:data:`ABROAD` (work place outside France), :data:`UNMATCHED` (a commune code
+``ABROAD-<country>`` (work place outside France, see :func:`abroad_code`), :data:`UNMATCHED` (a commune code
 found in no EPCI of the composition: counted and reported, never dropped) and,
 in a métropole system's matrix, :data:`REST_OF_FRANCE`.
 
@@ -25,9 +25,10 @@ from observatory.normalise import is_abroad_code, on_distinct, rollup_arrondisse
 logger = logging.getLogger(__name__)
 
 ABROAD = "ABROAD"
+ABROAD_PREFIX = f"{ABROAD}-"
 UNMATCHED = "UNMATCHED"
 REST_OF_FRANCE = "REST_OF_FRANCE"
-PSEUDO_CODES = (ABROAD, UNMATCHED, REST_OF_FRANCE)
+PSEUDO_CODES = (UNMATCHED, REST_OF_FRANCE)
 
 #: INSEE country codes of the countries French residents commute to most.
 COUNTRY_NAMES = {
@@ -53,8 +54,8 @@ def place_names(codes: pd.Series, epci_names: pd.Series) -> pd.Series:
     """
     codes = codes.astype("string")
     names = codes.map(epci_names).astype("string")
-    country = codes.str.removeprefix(f"{ABROAD}-")
-    abroad = codes.str.startswith(f"{ABROAD}-").fillna(False)
+    country = codes.str.removeprefix(ABROAD_PREFIX)
+    abroad = is_abroad(codes)
     abroad_names = "Étranger : " + country.map(COUNTRY_NAMES).fillna(
         "pays " + country
     ).astype("string")
@@ -65,19 +66,20 @@ def place_names(codes: pd.Series, epci_names: pd.Series) -> pd.Series:
 
 def abroad_code(country: str) -> str:
     """Return the place code of work places in a country: ``ABROAD-99140``."""
-    return f"{ABROAD}-{country}"
+    return f"{ABROAD_PREFIX}{country}"
 
 
 def is_pseudo(codes: pd.Series) -> pd.Series:
     """Tell which place codes are not EPCI (abroad, unmatched, rest of France)."""
     codes = codes.astype("string")
-    return (codes.isin(PSEUDO_CODES) | codes.str.startswith(f"{ABROAD}-")).fillna(False)
+    return (codes.isin(PSEUDO_CODES) | codes.str.startswith(ABROAD_PREFIX)).fillna(
+        False
+    )
 
 
 def is_abroad(codes: pd.Series) -> pd.Series:
     """Tell which place codes are work places abroad (any country)."""
-    codes = codes.astype("string")
-    return ((codes == ABROAD) | codes.str.startswith(f"{ABROAD}-")).fillna(False)
+    return codes.astype("string").str.startswith(ABROAD_PREFIX).fillna(False)
 
 
 RELIABLE = "reliable"
@@ -121,7 +123,7 @@ def epci_places(
     def place(codes: pd.Series) -> pd.Series:
         return (
             codes.map(lookup)
-            .mask(is_abroad_code(codes), ABROAD + "-" + codes.astype("string"))
+            .mask(is_abroad_code(codes), ABROAD_PREFIX + codes.astype("string"))
             .fillna(UNMATCHED)
             .astype("string")
         )
@@ -203,7 +205,7 @@ def flows_epci(
             | (destination != commune_flows["destination_commune"])
         ).sum()
     )
-    abroad = is_abroad_code(destination)
+    abroad = is_abroad(places["destination_code"])
     unmatched_origin = places["origin_code"] == UNMATCHED
     unmatched_destination = places["destination_code"] == UNMATCHED
     workers = commune_flows["workers"].astype("float64")
