@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -336,7 +335,9 @@ def _systems_by_vintage(
             ),
         }
     with contextlib.ExitStack() as stack:
-        compute = computer(config.compute.scheduler, sys.stderr.isatty(), stack)
+        compute = computer(
+            config.compute.scheduler, True, stack
+        )  # bar on a terminal only
         (done,) = compute(graph)
     return {
         key: VintageSystems(
@@ -371,9 +372,9 @@ def _detailed_flows(
         config.inputs.fd_vintage,
         scheduler=config.compute.scheduler,
         blocksize=config.compute.blocksize,
-        progress=sys.stderr.isatty(),
+        progress=True,  # shown only on a terminal (observatory.compute)
     )
-    check = mobpro.compare_with_base_flux(mobpro.commune_pairs(by_mode), base_flux)
+    check = mobpro.compare_with_base_flux(by_mode, base_flux)
     if read_report.get("vintage") != vintage:
         warnings.append(
             f"{path}: the detailed file is RP {read_report.get('vintage')}, the base "
