@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from observatory import __version__
-from observatory.config import Config, default_config_path, load_config
+from observatory.config import (
+    Config,
+    check_scheduler,
+    default_config_path,
+    load_config,
+)
 from observatory.errors import ObservatoryError
 from observatory.refresh import EXIT_ERROR, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 
@@ -294,10 +299,6 @@ def _up_to_date(outcome: Outcome) -> str:
 def _execute(args: argparse.Namespace, config: Config) -> int:
     from observatory import refresh
 
-    if args.scheduler:
-        config = replace(
-            config, compute=replace(config.compute, scheduler=args.scheduler)
-        )
     output = (args.output or config.output.dir or Path("outputs")).resolve()
     restore = refresh.install_signal_handlers()
     try:
@@ -396,6 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = args.config if args.config is not None else default_config_path()
     try:
         config = load_config(config_path)
+        if getattr(args, "scheduler", None):
+            check_scheduler(args.scheduler, "--scheduler")
+            config = replace(
+                config, compute=replace(config.compute, scheduler=args.scheduler)
+            )
     except ObservatoryError as exc:
         if args.command not in ("run", "refresh"):
             logger.error("%s", exc)

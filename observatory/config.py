@@ -259,6 +259,17 @@ def _coerce(value: Any, hint: Any, where: str, base: Path) -> Any:
     return _check_type(value, next(iter(kinds)), where)
 
 
+def check_scheduler(scheduler: str | None, where: str) -> None:
+    """Refuse a dask scheduler that is neither local nor an address, naming ``where``."""
+    from observatory.compute import scheduler_kind
+
+    try:
+        scheduler_kind(scheduler)
+    except ConfigError as exc:
+        msg = f"{where}: {exc}"
+        raise ConfigError(msg) from exc
+
+
 def _section(raw: dict[str, Any], name: str, cls: type[T], path: Path) -> T:
     """Build the dataclass ``cls`` from the table ``[name]``, checking every key."""
     table = raw.get(name, {})
@@ -386,6 +397,7 @@ def load_config(path: str | Path) -> Config:
     inputs = _section(raw, "inputs", InputsSection, path)
     sources = _section(raw, "sources", SourcesSection, path)
     compute = _section(raw, "compute", ComputeSection, path)
+    check_scheduler(compute.scheduler, f"{path}: [compute] scheduler")
     territories = _section(raw, "territories", TerritoriesSection, path)
     for key in ("metropoles", "poles"):
         for code in getattr(territories, key):

@@ -42,14 +42,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-try:
-    from pyarrow import ArrowInvalid as _ArrowInvalid
-except ImportError:  # pragma: no cover - pyarrow comes with dask[dataframe]
-
-    class _ArrowInvalid(ValueError):  # type: ignore[no-redef]
-        """Never raised: stands for pyarrow's parse error."""
-
-
 from observatory.compute import computer, scheduler_kind
 from observatory.errors import DataError, SourceError
 from observatory.normalise import (
@@ -1086,11 +1078,8 @@ def read_fd(
         columns), unparsable file, or bad values: listed with their file line
         (CSV, header = line 1) or row (Parquet, from 1).
     """
-    try:
-        import dask.dataframe as dd
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        msg = "read_fd needs dask: pip install 'dask[dataframe]'"
-        raise ImportError(msg) from exc
+    import dask.dataframe as dd  # dependencies, imported when needed only
+    import pyarrow as pa
 
     path = Path(path)
     if not path.is_file():
@@ -1143,7 +1132,7 @@ def read_fd(
             )
             msg = f"{where}: {detail or exc}"
             raise DataError(msg) from exc
-        except (pd.errors.ParserError, UnicodeDecodeError, _ArrowInvalid) as exc:
+        except (pd.errors.ParserError, UnicodeDecodeError, pa.ArrowInvalid) as exc:
             msg = f"{where}: cannot parse as a ';'-separated FD_MOBPRO {fmt}: {exc}"
             raise DataError(msg) from exc
         partitions = int(ddf.npartitions)
