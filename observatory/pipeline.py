@@ -83,15 +83,14 @@ def describe_inputs(
     inputs: dict[str, ResolvedInput],
     config: Config,
     vintages: dict[str, int | None],
-    digests: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Return path, size, sha256 and provenance of every input file.
 
     A shapefile counts all its parts; an input fetched from the catalogue carries
     the provenance recorded at download (URL, final URL, ETag, fetch time...).
-    ``digests`` (path -> sha256) saves hashing files measured already.
+    A file whose sha256 was measured already (``ResolvedInput.digests``, by the
+    fetch or the refresh fingerprint) is not hashed again.
     """
-    digests = digests or {}
     records = []
     for role, resolved in inputs.items():
         for part in input_files(resolved):
@@ -99,7 +98,7 @@ def describe_inputs(
                 "role": role,
                 "path": str(part),
                 "size": part.stat().st_size,
-                "sha256": digests.get(str(part)) or sha256_file(part),
+                "sha256": resolved.digests.get(str(part)) or sha256_file(part),
             }
             if role in vintages:
                 record["vintage"] = vintages[role]
@@ -495,7 +494,6 @@ def run(
     run_id: str | None = None,
     started: datetime | None = None,
     timings: dict[str, float] | None = None,
-    digests: Mapping[str, str] | None = None,
     manifest_extra: Mapping[str, Any] | None = None,
 ) -> RunReport:
     """Run the whole job described by ``config`` and publish its run folder.
@@ -519,8 +517,6 @@ def run(
         Identity of the run (made up here when None).
     timings
         Stage timings measured already by the caller; this run's are added.
-    digests
-        sha256 of input files measured already, by path.
     manifest_extra
         Keys added to the manifest (the refresh fingerprint, the reasons).
 
@@ -756,7 +752,6 @@ def run(
             inputs,
             config,
             {"flows": vintage, "flows_previous": previous_vintage},
-            digests,
         )
         provenance = {
             "run_id": run_id,

@@ -43,7 +43,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -525,30 +525,32 @@ def static_fingerprint(config: Config) -> dict[str, Any]:
     }
 
 
-def fingerprint(
-    config: Config, inputs: dict[str, ResolvedInput]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Return what a run's outputs depend on, and the sha256 of each input by path.
+def fingerprint(config: Config, inputs: dict[str, ResolvedInput]) -> dict[str, Any]:
+    """Return what a run's outputs depend on.
 
     The fingerprint holds the sha256 of every input file (every shapefile part;
     for a catalogue source, the file read and the archive it came from), of the
     config, classification and catalogue files, and the package version and code.
+    The sha256 measured are kept in each input's ``digests``, for the manifest.
     """
-    digests: dict[str, str] = {}
     records = []
     for role, resolved in inputs.items():
         if not resolved.path.is_file():
             msg = f"[inputs] {role}: {resolved.path} does not exist"
             raise SourceError(msg)
-        for part in input_files(resolved):
-            # the fetch has just measured the files it downloaded or extracted
-            digests[str(part)] = resolved.digests.get(str(part)) or sha256_file(part)
-            record = {"role": role, "path": str(part), "sha256": digests[str(part)]}
+        # the fetch has just measured the files it downloaded or extracted
+        digests = {
+            str(part): resolved.digests.get(str(part)) or sha256_file(part)
+            for part in input_files(resolved)
+        }
+        inputs[role] = replace(resolved, digests={**resolved.digests, **digests})
+        for path, digest in digests.items():
+            record = {"role": role, "path": path, "sha256": digest}
             if resolved.source_id:
                 record["source"] = resolved.source_id
                 record["source_sha256"] = resolved.provenance.get("sha256")
             records.append(record)
-    return {**static_fingerprint(config), "inputs": records}, digests
+    return {**static_fingerprint(config), "inputs": records}
 
 
 def static_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -935,7 +937,7 @@ def _execute_locked(
         with stage("fetch", timings):
             inputs = resolve_inputs(config, offline=offline)
         with stage("fingerprint", timings):
-            current, digests = fingerprint(config, inputs)
+            current = fingerprint(config, inputs)
             reasons = _reasons(layout, success, current, force, command)
         if not reasons:
             assert success is not None
@@ -953,12 +955,10 @@ def _execute_locked(
             outcome.report = pipeline.run(
                 config,
                 layout.root,
-                offline,
                 inputs=inputs,
                 run_id=run_id,
                 started=started,
                 timings=timings,
-                digests=digests,
                 manifest_extra={
                     "refresh": {
                         "command": command,
