@@ -24,7 +24,14 @@ from observatory.config import (
     load_config,
 )
 from observatory.errors import ObservatoryError
-from observatory.refresh import EXIT_ERROR, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+from observatory.refresh import (
+    EXIT_ERROR,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LATEST,
+    LOG_FORMAT,
+)
 
 if TYPE_CHECKING:
     from observatory.refresh import Outcome
@@ -232,9 +239,7 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.addFilter(_to_console)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler._observatory = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
@@ -279,7 +284,7 @@ def _summary(outcome: Outcome, config_path: Path) -> str:
                 else ""
             )
         )
-    latest = report.output_dir.parent / "latest"
+    latest = report.output_dir.parent / LATEST
     lines.append(f"{latest} -> {report.run_id} ({outcome.latest_mode})")
     if outcome.pruned:
         lines.append(f"Pruned older run(s): {', '.join(outcome.pruned)}")
@@ -296,10 +301,15 @@ def _up_to_date(outcome: Outcome) -> str:
     )
 
 
+def _output_dir(args: argparse.Namespace, config: Config) -> Path:
+    """Return where runs are published: --output, else [output] dir, else outputs/."""
+    return args.output or config.output.dir or Path("outputs")
+
+
 def _execute(args: argparse.Namespace, config: Config) -> int:
     from observatory import refresh
 
-    output = (args.output or config.output.dir or Path("outputs")).resolve()
+    output = _output_dir(args, config).resolve()
     restore = refresh.install_signal_handlers()
     try:
         outcome = refresh.execute(
@@ -420,8 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             from observatory.refresh import status
 
-            output = args.output or config.output.dir or Path("outputs")
-            text, code = status(config, output)
+            text, code = status(config, _output_dir(args, config))
             sys.stdout.write(text + "\n")
             return code
     except ObservatoryError as exc:

@@ -58,7 +58,7 @@ from urllib3.util.retry import Retry
 
 from observatory import __version__
 from observatory.errors import ConfigError, SourceError
-from observatory.files import sha256_file, write_json_atomic
+from observatory.files import CHUNK, sha256_file, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ EXTRACTED = "extracted"
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HTML_STARTS = (b"<!doctype html", b"<html")
-_CHUNK = 1024 * 1024
 _HEAD = 1024  # bytes sniffed for HTML pages and magic numbers
 _STALE_SECONDS = 3600  # a temporary file untouched this long is a crash leftover
 _MAX_LISTED = 20
@@ -708,7 +707,7 @@ def _stream(
     head = b""
     sniffed = False
     try:
-        for chunk in response.iter_content(_CHUNK):
+        for chunk in response.iter_content(CHUNK):
             if not sniffed:
                 head += chunk[: _HEAD - len(head)]
                 if len(head) >= _HEAD:
@@ -1108,7 +1107,7 @@ def _extract_zip(
                 dest = tmp.joinpath(*_parts(name))
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with handle.open(name) as src, dest.open("wb") as out:
-                    while chunk := src.read(_CHUNK):
+                    while chunk := src.read(CHUNK):
                         budget.add(len(chunk), name)
                         out.write(chunk)
     except SourceError:

@@ -9,14 +9,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20
+#: Bytes read or written at a time when streaming files.
+CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
     """Return the hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
+        while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 

@@ -87,6 +87,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75  # 75: EX_TEMPFAIL
 
 META_DIR = ".observatory"
 LATEST = "latest"
+#: Format of log lines, on stderr and in the run logs.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LATEST_FILE = "LATEST"
 #: A lock from another host (whose process cannot be checked) older than this
 #: is stale, as is a lock whose pid cannot be matched to its process.
@@ -183,6 +185,16 @@ class Layout:
             if RUN_ID.match(p.name) and p.is_dir() and not p.is_symlink()
         )
 
+    def latest_manifest(self) -> dict[str, Any]:
+        """Return the manifest ``latest`` shows, empty when it is missing or unreadable."""
+        try:
+            manifest = json.loads(
+                (self.latest / "manifest.json").read_text(encoding="utf-8")
+            )
+        except (OSError, ValueError):
+            return {}
+        return manifest if isinstance(manifest, dict) else {}
+
     def latest_run(self) -> str | None:
         """Return the run ``latest`` shows, or None when it is missing or dangling."""
         link = self.latest
@@ -190,13 +202,7 @@ class Layout:
             name = link.readlink().name
             return name if RUN_ID.match(name) and link.is_dir() else None
         if link.is_dir():
-            try:
-                manifest = json.loads(
-                    (link / "manifest.json").read_text(encoding="utf-8")
-                )
-            except (OSError, ValueError):
-                return None
-            run_id = manifest.get("run_id") if isinstance(manifest, dict) else None
+            run_id = self.latest_manifest().get("run_id")
             return run_id if isinstance(run_id, str) else None
         return None
 
@@ -754,9 +760,7 @@ def _run_log(path: Path) -> Iterator[None]:
     level = package.level
     if handler is not None:
         handler.setLevel(logging.DEBUG)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler._observatory = True  # type: ignore[attr-defined]
         package.addHandler(handler)
         package.setLevel(logging.DEBUG)
@@ -1144,16 +1148,6 @@ def _attempt_line(entry: dict[str, Any], layout: Layout) -> str:
     return f"{entry.get('command', 'refresh')} {entry.get('run_id', '?')}, started {_since(entry.get('started'))}{took}: {outcome}"
 
 
-def _latest_manifest(layout: Layout) -> dict[str, Any]:
-    try:
-        manifest = json.loads(
-            (layout.latest / "manifest.json").read_text(encoding="utf-8")
-        )
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
 def status(config: Config, output_dir: Path) -> tuple[str, int]:
     """Return the status report of an output folder and its exit code.
 
@@ -1213,7 +1207,7 @@ def status(config: Config, output_dir: Path) -> tuple[str, int]:
 
     previous = (success or {}).get("fingerprint") or {}
     before = {(r["role"], r["path"]): r for r in previous.get("inputs", [])}
-    manifest = _latest_manifest(layout)
+    manifest = layout.latest_manifest()
     run_inputs = {r.get("role"): r for r in manifest.get("inputs", [])}
     reasons: list[str] = []
     lines.append("Inputs:")
