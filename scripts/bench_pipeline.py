@@ -64,7 +64,6 @@ from typing import Any
 from benchlib import (
     REPO_ROOT,
     code_identity,
-    files_sha256,
     machine,
     merge_results,
     own_peak_rss,
@@ -580,15 +579,16 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench_pipeline: {exc}", file=sys.stderr)
         return 1
+    # Imported here, not at the top: the worker runs this script too, and times
+    # its own import of observatory.
+    from observatory.refresh import code_sha256
+
     summary = summarise(runs)
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command,
         "machine": {**machine(), "versions": all_versions()},
-        "code": code_identity(
-            "observatory_sha256",
-            files_sha256(sorted((REPO_ROOT / "observatory").glob("*.py"))),
-        ),
+        "code": code_identity("observatory_sha256", code_sha256()),
         "inputs": input_summary(args.data, config, manifest),
         "repeat": args.repeat,
         "target": {

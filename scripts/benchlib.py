@@ -13,7 +13,6 @@ this module by name, like ``datafrance_wheel``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -249,25 +248,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def files_sha256(paths: Iterable[Path]) -> str:
-    """Return one sha256 over several files, names and contents.
-
-    Parameters
-    ----------
-    paths : iterable of Path
-        Files, hashed in the order given (sort them for a stable digest).
-
-    Returns
-    -------
-    str
-        Hex digest of ``name NUL content NUL`` for each file.
-    """
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def code_identity(key: str, digest: str | None) -> dict[str, Any]:
     """Identify the measured code: git HEAD, whether observatory/ is dirty, a hash.
 
@@ -308,19 +288,16 @@ def merge_results(path: Path, key: str, value: dict[str, Any]) -> None:
     value : dict
         This run's results.
     """
+    # Imported here, not at the top: bench_fd's worker loads this module before
+    # it times its own import of observatory.
+    from observatory.files import write_json_atomic
+
     data: dict[str, Any] = {}
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
     data[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file per process, then a rename over the target: a reader
-    # never sees half a file, and two benchmarks finishing together do not
-    # write into the same temporary file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(
-            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # A temporary file of its own, flushed, then renamed over the target: a
+    # reader never sees half a file, and two benchmarks finishing together do
+    # not write into the same temporary file.
+    write_json_atomic(path, data)
