@@ -322,8 +322,6 @@ def compare(tables: dict[str, Path]) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     from observatory.mobpro import trans_to_mode
 
     keys = ["origin", "destination", "mode"]
@@ -477,8 +475,8 @@ def mobpro_sha256() -> str | None:
 
 def ensure_files(
     rows: int, formats: list[str], data_dir: Path, seed: int
-) -> dict[str, Path]:
-    """Return the synthetic files, generating the missing ones.
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Return the synthetic files and their manifest, generating missing files.
 
     Parameters
     ----------
@@ -493,15 +491,20 @@ def ensure_files(
 
     Returns
     -------
-    dict
-        Format -> path.
+    tuple
+        Format -> path, and the generator's manifest (``{}`` when it has none).
     """
     stem = f"FD_MOBPRO_{VINTAGE}_synthetic_{rows}"
     files = {fmt: data_dir / f"{stem}.{fmt}" for fmt in formats}
-    manifest = data_dir / f"{stem}.json"
-    seed_ok = True
-    if manifest.exists():
-        seed_ok = json.loads(manifest.read_text(encoding="utf-8")).get("seed") == seed
+    manifest_path = data_dir / f"{stem}.json"
+
+    def read_manifest() -> dict[str, Any]:
+        if not manifest_path.exists():
+            return {}
+        return json.loads(manifest_path.read_text(encoding="utf-8"))
+
+    manifest = read_manifest()
+    seed_ok = not manifest_path.exists() or manifest.get("seed") == seed
     if not seed_ok or not all(path.exists() for path in files.values()):
         command = [
             sys.executable,
@@ -514,7 +517,8 @@ def ensure_files(
         command += ["--format", "both", "--output", str(data_dir)]
         print("generating:", " ".join(command), flush=True)
         subprocess.run(command, check=True)
-    return files
+        manifest = read_manifest()
+    return files, manifest
 
 
 def mark(flag: bool | None) -> str:
@@ -647,18 +651,12 @@ def main(argv: list[str] | None = None) -> int:
     command_line = "python scripts/bench_fd.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    files = ensure_files(args.rows, args.formats, args.data_dir, args.seed)
+    files, manifest = ensure_files(args.rows, args.formats, args.data_dir, args.seed)
     options: dict[str, Any] = {}
     if args.blocksize:
         options["blocksize"] = args.blocksize
     if args.scheduler:
         options["scheduler"] = args.scheduler
-    manifest_path = args.data_dir / f"FD_MOBPRO_{VINTAGE}_synthetic_{args.rows}.json"
-    manifest = (
-        json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest_path.exists()
-        else {}
-    )
 
     fd: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
