@@ -30,6 +30,8 @@ INPUT_ROLES = (
     "epci_list",
     "fd_mobpro",
 )
+#: Inputs in the target geography (``[inputs] geography``): boundaries, composition.
+GEOGRAPHY_ROLES = ("communes", "epci_composition")
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
 

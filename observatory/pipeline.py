@@ -39,7 +39,13 @@ from observatory.flows import (
     reliability_class,
     system_matrix,
 )
-from observatory.inputs import ResolvedInput, input_files, resolve_inputs, role_inputs
+from observatory.inputs import (
+    GEOGRAPHY_ROLES,
+    ResolvedInput,
+    input_files,
+    resolve_inputs,
+    role_inputs,
+)
 from observatory.normalise import (
     TERRITORY_CRS,
     TERRITORY_EPSG,
@@ -103,10 +109,7 @@ def describe_inputs(
             if role in vintages:
                 record["vintage"] = vintages[role]
                 record["synthetic"] = config.run.synthetic_flows
-            if (
-                resolved.role in ("communes", "epci_composition")
-                and config.inputs.geography
-            ):
+            if resolved.role in GEOGRAPHY_ROLES and config.inputs.geography:
                 record["geography"] = config.inputs.geography
             if resolved.source_id:
                 record["source"] = resolved.source_id

@@ -59,6 +59,7 @@ from observatory.files import (
     write_text_atomic,
 )
 from observatory.inputs import (
+    GEOGRAPHY_ROLES,
     ResolvedInput,
     cache_dir,
     catalogue_path,
@@ -1237,11 +1238,7 @@ def status(config: Config, output_dir: Path) -> tuple[str, int]:
             continue
         resolved = ResolvedInput(kind, value)
         vintage = run_inputs.get(role, {}).get("vintage")
-        geography = (
-            config.inputs.geography
-            if kind in ("communes", "epci_composition")
-            else None
-        )
+        geography = config.inputs.geography if kind in GEOGRAPHY_ROLES else None
         detail = ", ".join(
             x
             for x in (
