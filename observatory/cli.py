@@ -31,6 +31,7 @@ from observatory.refresh import (
     EXIT_USAGE,
     LATEST,
     LOG_FORMAT,
+    failure_line,
 )
 
 if TYPE_CHECKING:
@@ -418,9 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
         # The config is the first stage of a run: one line, as for the others.
         logger.error("%s", exc, extra={"console": False})
-        sys.stderr.write(
-            f"observatory {args.command} failed at stage 'config': {exc}\n"
-        )
+        exc.observatory_stage = "config"  # type: ignore[attr-defined]
+        sys.stderr.write(failure_line(args.command, exc, None) + "\n")
         return EXIT_ERROR
     try:
         if args.command == "fetch":
