@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ import pandas as pd
 
 from observatory.compute import computer, scheduler_kind
 from observatory.errors import DataError, SourceError
+from observatory.files import CHUNK
 from observatory.normalise import (
     ARRONDISSEMENT_RANGES,
     TARGET_CRS,
@@ -301,7 +303,6 @@ def _code_table(uniques: pd.Series, *, abroad: bool) -> np.ndarray:
         if abroad:
             ok |= is_abroad_code(rest)
         valid[other] = ok.to_numpy(dtype=bool)
-    # Python's \d takes other scripts' digits too: codes are ASCII here.
     return np.append(np.where(valid & (packed >= 0), packed, -1), -1)
 
 
@@ -754,10 +755,12 @@ def _prepare_source(
             with zipfile.ZipFile(path) as archive:
                 member = _zip_member(path, archive)
                 target = folder / Path(member).name
-                # Streamed in 1 MiB chunks: memory stays bounded whatever the size.
+                # Streamed in chunks: memory stays bounded whatever the size.
                 with archive.open(member) as src, target.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-        except (zipfile.BadZipFile, EOFError) as exc:
+                    shutil.copyfileobj(src, dst, CHUNK)
+        # As fetch's extraction: a truncated stream or an unsupported method
+        # (Deflate64) is a bad archive too.
+        except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
             msg = f"{path}: corrupt zip archive: {exc}"
             raise DataError(msg) from exc
         logger.debug("%s: extracted %s to %s", path, member, target)
