@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -47,6 +48,11 @@ FLOW_ROWS = [
     ("38001", "01999", "10"),
 ]
 FLOW_HEADER = "CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_C21_ACTOCC15P"
+# The header of INSEE's COG mouvements file (v_mvt_commune_*.csv).
+MVT_HEADER = (
+    "MOD,DATE_EFF,TYPECOM_AV,COM_AV,TNCC_AV,NCC_AV,NCCENR_AV,LIBELLE_AV,"
+    "TYPECOM_AP,COM_AP,TNCC_AP,NCC_AP,NCCENR_AP,LIBELLE_AP"
+)
 
 
 def write_communes(path: Path, rows=COMMUNE_ROWS, crs="EPSG:2154") -> Path:
@@ -86,13 +92,31 @@ def write_composition_xlsx(
     return path
 
 
-def write_flows(path: Path, rows=FLOW_ROWS, header=FLOW_HEADER, zipped=True) -> Path:
-    text = (
+def flows_text(
+    rows=FLOW_ROWS, header=FLOW_HEADER, labels=("Origine", "Destination")
+) -> str:
+    """A base flux CSV: ``header``, then one ;-separated line per (origin, destination,
+    workers) row, the two name columns filled with ``labels``."""
+    origin, destination = labels
+    return (
         header
         + "\n"
-        + "\n".join(f"{o};Origine;{d};Destination;{w}" for o, d, w in rows)
+        + "\n".join(f"{o};{origin};{d};{destination};{w}" for o, d, w in rows)
         + "\n"
     )
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip of ``members`` (name -> bytes), stored, every one dated 2023-05-03 10:00."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, (2023, 5, 3, 10, 0, 0)), data)
+    return buffer.getvalue()
+
+
+def write_flows(path: Path, rows=FLOW_ROWS, header=FLOW_HEADER, zipped=True) -> Path:
+    text = flows_text(rows, header)
     if zipped:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("base-flux-mobilite-domicile-lieu-travail-2021.csv", text)

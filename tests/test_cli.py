@@ -12,7 +12,7 @@ import sys
 import geopandas as gpd
 import pandas as pd
 import pytest
-from conftest import FLOW_ROWS, write_flows
+from conftest import FLOW_ROWS, write_config, write_flows
 
 from observatory.cli import main
 
@@ -168,11 +168,7 @@ def test_two_vintages_give_change_indicators(tiny_inputs):
         rows=earlier,
         header="CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_C16_ACTOCC15P",
     )
-    config = tiny_inputs.read_text(encoding="utf-8").replace(
-        'flows = "base-flux-2021.zip"\n',
-        'flows = "base-flux-2021.zip"\nflows_previous = "base-flux-2016.zip"\n',
-    )
-    tiny_inputs.write_text(config, encoding="utf-8")
+    write_config(folder, flows_previous="base-flux-2016.zip")
     out = folder / "out"
     assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
     out = out / "latest"
@@ -191,11 +187,7 @@ def test_two_vintages_give_change_indicators(tiny_inputs):
 
 
 def test_same_vintage_twice_is_refused(tiny_inputs, caplog):
-    config = tiny_inputs.read_text(encoding="utf-8").replace(
-        'flows = "base-flux-2021.zip"\n',
-        'flows = "base-flux-2021.zip"\nflows_previous = "base-flux-2021.zip"\n',
-    )
-    tiny_inputs.write_text(config, encoding="utf-8")
+    write_config(tiny_inputs.parent, flows_previous="base-flux-2021.zip")
     assert (
         main(
             [
@@ -226,13 +218,9 @@ def test_detailed_file_gives_modal_split_and_distances(tiny_inputs):
     (folder / "FD_MOBPRO_2021.csv").write_text(
         "\n".join(lines) + "\n", encoding="utf-8"
     )
-    config = tiny_inputs.read_text(encoding="utf-8").replace(
-        'flows = "base-flux-2021.zip"\n',
-        'flows = "base-flux-2021.zip"\nfd_mobpro = "FD_MOBPRO_2021.csv"\n',
-    )
-    tiny_inputs.write_text(
-        config + '[compute]\nscheduler = "synchronous"\n', encoding="utf-8"
-    )
+    write_config(folder, fd_mobpro="FD_MOBPRO_2021.csv")
+    with tiny_inputs.open("a", encoding="utf-8") as config:
+        config.write('[compute]\nscheduler = "synchronous"\n')
     out = folder / "out"
     assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
 

@@ -7,7 +7,7 @@ import contextlib
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import FLOW_HEADER, FLOW_ROWS, write_flows
+from conftest import FLOW_HEADER, FLOW_ROWS, write_config, write_flows
 
 from observatory.compute import computer, scheduler_kind
 from observatory.config import load_config
@@ -55,12 +55,7 @@ def two_vintages(tiny_inputs):
     write_flows(
         folder / "base-flux-2016.zip", earlier, header=FLOW_HEADER.replace("C21", "C16")
     )
-    text = tiny_inputs.read_text(encoding="utf-8").replace(
-        'flows = "base-flux-2021.zip"\n',
-        'flows = "base-flux-2021.zip"\nflows_previous = "base-flux-2016.zip"\n',
-    )
-    tiny_inputs.write_text(text, encoding="utf-8")
-    return tiny_inputs
+    return write_config(folder, flows_previous="base-flux-2016.zip")
 
 
 def _run(config_path, scheduler, out):

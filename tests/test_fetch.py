@@ -18,7 +18,6 @@ writing); re-extraction skipped.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -26,14 +25,21 @@ import socket
 import ssl
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import geopandas as gpd
 import py7zr
 import pyogrio
 import pytest
-from conftest import FLOW_HEADER, FLOW_ROWS, write_communes, write_composition_xlsx
+from conftest import (
+    FLOW_HEADER,
+    FLOW_ROWS,
+    MVT_HEADER,
+    flows_text,
+    write_communes,
+    write_composition_xlsx,
+    zip_bytes,
+)
 from openpyxl import load_workbook
 from pytest_httpserver import HTTPServer
 from shapely.geometry import Point
@@ -71,19 +77,8 @@ def sha256(data: bytes) -> str:
 
 
 def flows_csv(extra_workers: int = 0) -> bytes:
-    lines = [FLOW_HEADER] + [
-        f"{o};Origine;{d};Destination;{float(w) + extra_workers}"
-        for o, d, w in FLOW_ROWS
-    ]
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(zipfile.ZipInfo(name, (2023, 5, 3, 10, 0, 0)), data)
-    return buffer.getvalue()
+    rows = [(o, d, float(w) + extra_workers) for o, d, w in FLOW_ROWS]
+    return flows_text(rows).encode("utf-8")
 
 
 def flows_zip(extra_workers: int = 0) -> bytes:
@@ -909,12 +904,6 @@ def test_tls_certificate_is_verified(tls_server, cache, tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------- the CLI
-MVT_HEADER = (
-    "MOD,DATE_EFF,TYPECOM_AV,COM_AV,TNCC_AV,NCC_AV,NCCENR_AV,LIBELLE_AV,"
-    "TYPECOM_AP,COM_AP,TNCC_AP,NCC_AP,NCCENR_AP,LIBELLE_AP"
-)
-
-
 def test_cli_fetch_then_run_offline(
     server, tmp_path, epci_zip, admin_express_7z, capsys
 ):
@@ -1078,12 +1067,8 @@ def _admin_express_2025(
 
 def _base_flux_zip(year: int, rows=FLOW_ROWS) -> bytes:
     header = FLOW_HEADER.replace("C21", f"C{year % 100}")
-    text = "\n".join(
-        [header] + [f"{o};Origine;{d};Destination;{w}" for o, d, w in rows]
-    )
-    return zip_bytes(
-        {f"base-flux-mobilite-domicile-lieu-travail-{year}.csv": (text + "\n").encode()}
-    )
+    name = f"base-flux-mobilite-domicile-lieu-travail-{year}.csv"
+    return zip_bytes({name: flows_text(rows, header).encode()})
 
 
 def _mirror(server, folder: Path, config_name: str, bodies: dict[str, bytes]) -> Path:
@@ -1176,7 +1161,7 @@ DROM = {
 }
 
 
-def test_shipped_overseas_config_runs_from_a_local_mirror(server, tmp_path, capsys):
+def test_shipped_overseas_config_runs_from_a_local_mirror(server, tmp_path):
     """configs/overseas.toml: five archives, each territory in its CRS, both ways."""
     from shapely.geometry import box
 

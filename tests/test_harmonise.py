@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import MVT_HEADER
 
 from observatory.errors import DataError
 from observatory.harmonise import (
@@ -25,12 +26,6 @@ from observatory.harmonise import (
     read_commune_passage,
 )
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-
-MVT_HEADER = (
-    "MOD,DATE_EFF,TYPECOM_AV,COM_AV,TNCC_AV,NCC_AV,NCCENR_AV,LIBELLE_AV,"
-    "TYPECOM_AP,COM_AP,TNCC_AP,NCC_AP,NCCENR_AP,LIBELLE_AP"
-)
 ETALAB_HEADER = "code_ancien,code_actuel,nom_actuel,nom_ancien,source"
 
 # Hand-made passage: 01020 merged into the commune nouvelle 01010 (whose chef-lieu
@@ -427,16 +422,9 @@ RENAMED_2014_2026 = {
 }
 
 
-@pytest.fixture(scope="module")
-def real_folder() -> Path:
-    if not REAL.is_dir():
-        pytest.skip(f"{REAL} is absent")
-    return REAL
-
-
-def test_real_idf_rp2014_to_2026(real_folder):
+def test_real_idf_rp2014_to_2026(shared_real):
     raw = pd.read_csv(
-        real_folder / "flows_idf_rp2014_commune.csv.gz",
+        shared_real / "flows_idf_rp2014_commune.csv.gz",
         sep=";",
         dtype={"CODGEO": "string", "DCLT": "string"},
     )
@@ -448,13 +436,13 @@ def test_real_idf_rp2014_to_2026(real_folder):
         }
     )
     communes = pd.read_csv(
-        real_folder / "commune_epci_2026_etalab.csv",
+        shared_real / "commune_epci_2026_etalab.csv",
         dtype=str,
         usecols=["code", "type"],
     )
     target = set(communes.loc[communes["type"] == "commune-actuelle", "code"])
     passage = read_commune_passage(
-        real_folder / "commune_codes_historiques_2026_etalab.csv"
+        shared_real / "commune_codes_historiques_2026_etalab.csv"
     )
 
     out, report = harmonise_flows(flows, passage, target)

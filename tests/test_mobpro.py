@@ -45,15 +45,6 @@ from observatory.mobpro import (
 )
 from observatory.mobpro import aggregate_fd as aggregate
 
-try:
-    import distributed
-except ImportError:  # pragma: no cover
-    distributed = None
-
-requires_distributed = pytest.mark.skipif(
-    distributed is None, reason="dask.distributed is not installed"
-)
-
 COLUMNS = ["COMMUNE", "ARM", "DCLT", "TRANS", "IPONDI"]
 
 # RP2021: every one of the 6 codes, an arrondissement of residence, work abroad.
@@ -458,7 +449,6 @@ def test_read_fd_missing_file_and_bad_scheduler(tmp_path):
 
 
 # --------------------------------------------------------------------- distributed
-@requires_distributed
 def test_read_fd_on_local_cluster_equals_memory(tmp_path, local_cluster):
     frame = synthetic_fd()
     path = write_csv(frame, tmp_path / "FD_MOBPRO_2019.csv")
@@ -471,7 +461,6 @@ def test_read_fd_on_local_cluster_equals_memory(tmp_path, local_cluster):
     assert_same_flows(table, aggregate(frame, 2019))
 
 
-@requires_distributed
 def test_bad_value_on_local_cluster_names_the_line(tmp_path, local_cluster):
     frame = synthetic_fd(1_200)
     frame.loc[1_000, "DCLT"] = "XX"

