@@ -40,6 +40,10 @@ def test_shipped_configs_load():
             r"\[territories\] unknown key\(s\) \['depth'\]",
         ),
         (
+            MINIMAL + '[compute]\nscheduler = "gpu"\n',
+            r"\[compute\] scheduler: scheduler must be one of .*got 'gpu'",
+        ),
+        (
             '[inputs]\ncommunes = "a.shp"\n',
             r"\[inputs\] missing key\(s\) \['epci_composition', 'flows'\]",
         ),
@@ -61,6 +65,7 @@ def test_shipped_configs_load():
     ],
     ids=[
         "unknown-key",
+        "scheduler",
         "missing-key",
         "depth-0",
         "depth-str",
