@@ -23,8 +23,8 @@ from observatory.config import (
     default_config_path,
     load_config,
 )
-from observatory.errors import ObservatoryError
-from observatory.refresh import (
+from observatory.core.errors import ObservatoryError
+from observatory.runs.refresh import (
     EXIT_ERROR,
     EXIT_LOCKED,
     EXIT_OK,
@@ -35,7 +35,7 @@ from observatory.refresh import (
 )
 
 if TYPE_CHECKING:
-    from observatory.refresh import Outcome
+    from observatory.runs.refresh import Outcome
 
 logger = logging.getLogger("observatory")
 
@@ -308,7 +308,7 @@ def _output_dir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _execute(args: argparse.Namespace, config: Config) -> int:
-    from observatory import refresh
+    from observatory.runs import refresh
 
     output = _output_dir(args, config).resolve()
     restore = refresh.install_signal_handlers()
@@ -339,8 +339,8 @@ def _execute(args: argparse.Namespace, config: Config) -> int:
 
 
 def _fetch(config: Config, offline: bool) -> int:
-    from observatory.fetch import fetch_source
-    from observatory.inputs import cache_dir, load_config_catalogue, source_refs
+    from observatory.sources.fetch import fetch_source
+    from observatory.sources.inputs import cache_dir, load_config_catalogue, source_refs
 
     catalogue = load_config_catalogue(config)
     wanted = sorted({ref.source for ref in source_refs(config).values()})
@@ -372,8 +372,12 @@ def _fetch(config: Config, offline: bool) -> int:
 
 
 def _sources(config: Config) -> int:
-    from observatory.fetch import cached_provenance
-    from observatory.inputs import cache_dir, catalogue_path, load_config_catalogue
+    from observatory.sources.fetch import cached_provenance
+    from observatory.sources.inputs import (
+        cache_dir,
+        catalogue_path,
+        load_config_catalogue,
+    )
 
     catalogue = load_config_catalogue(config)
     cache = cache_dir(config)
@@ -428,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sources":
             return _sources(config)
         if args.command == "status":
-            from observatory.refresh import status
+            from observatory.runs.refresh import status
 
             text, code = status(config, _output_dir(args, config))
             sys.stdout.write(text + "\n")

@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-from observatory.errors import ConfigError
+from observatory.core.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -158,7 +158,7 @@ class SourcesSection:
 
 @dataclass(frozen=True, slots=True)
 class ComputeSection:
-    """Where parallel work runs (see :mod:`observatory.compute`), FD partition size.
+    """Where parallel work runs (see :mod:`observatory.core.compute`), FD partition size.
 
     ``scheduler`` is ``"threads"`` (default), ``"processes"``, ``"synchronous"``
     or the address of a dask.distributed scheduler, ``"tcp://host:8786"``.
@@ -261,7 +261,7 @@ def _coerce(value: Any, hint: Any, where: str, base: Path) -> Any:
 
 def check_scheduler(scheduler: str | None, where: str) -> None:
     """Refuse a dask scheduler that is neither local nor an address, naming ``where``."""
-    from observatory.compute import scheduler_kind
+    from observatory.core.compute import scheduler_kind
 
     try:
         scheduler_kind(scheduler)

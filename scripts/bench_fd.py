@@ -4,7 +4,7 @@ One run measures, on the same synthetic national-size file (written by
 ``scripts/make_synthetic_fd.py``), first the CSV then the Parquet variant, three
 ways of computing workers by (residence, workplace, mode):
 
-- ``ours``: ``observatory.mobpro.read_fd(path, progress=False)`` (dask, out of
+- ``ours``: ``observatory.readers.fd_mobpro.read_fd(path, progress=False)`` (dask, out of
   core: ``aggregate_fd``'s aggregation on each partition, on integer keys, then
   a tree sum of the partial sums whose last merge runs in key ranges);
 - ``duckdb``: ``SELECT CASE WHEN ARM <> 'ZZZZZ' THEN ARM ELSE COMMUNE END,
@@ -21,7 +21,7 @@ resident set size: the larger of the child's own high-water mark (``VmHWM`` of
 over ``execve`` from the forking parent) and the peak of the summed RSS of its
 process tree, sampled every 20 ms (for dask's process scheduler). The three results are then compared: number of groups, total of
 workers, and a group-by-group join (``TRANS`` mapped to the modes of
-``observatory.mobpro``).
+``observatory.readers.fd_mobpro``).
 
 Targets, reported as pass/fail (never asserted): ours <= 1.5x DuckDB's wall
 time, ours >= 4x faster than pandas, and, on the CSV, ours' peak RSS < 2 GB.
@@ -87,7 +87,7 @@ SWEEP = [
 
 
 def run_ours(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Aggregate with ``observatory.mobpro.read_fd``.
+    """Aggregate with ``observatory.readers.fd_mobpro.read_fd``.
 
     Parameters
     ----------
@@ -101,7 +101,7 @@ def run_ours(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     tuple
         The result table (origin, destination, mode, workers) and extra facts.
     """
-    from observatory.mobpro import read_fd
+    from observatory.readers.fd_mobpro import read_fd
 
     start = time.perf_counter()
     table, report = read_fd(path, progress=False, **options)
@@ -229,7 +229,7 @@ def worker(spec: dict[str, Any]) -> int:
     if spec["method"] == "ours":
         import dask.dataframe  # noqa: F401
 
-        import observatory.mobpro  # noqa: F401
+        import observatory.readers.fd_mobpro  # noqa: F401
     elif spec["method"] == "duckdb":
         import duckdb  # noqa: F401
     import pandas as pd
@@ -322,7 +322,7 @@ def compare(tables: dict[str, Path]) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from observatory.mobpro import trans_to_mode
+    from observatory.readers.fd_mobpro import trans_to_mode
 
     keys = ["origin", "destination", "mode"]
     frames = {}
@@ -467,7 +467,7 @@ def mobpro_sha256() -> str | None:
     """
     # Imported here, not at the top: a worker must not load observatory before
     # it times its own imports.
-    from observatory.files import sha256_file
+    from observatory.core.files import sha256_file
 
     path = REPO_ROOT / "observatory" / "mobpro.py"
     return sha256_file(path) if path.exists() else None

@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # Imported here, not at the top: the worker runs this script too, and times
     # its own import of observatory.
-    from observatory.refresh import code_sha256
+    from observatory.runs.refresh import code_sha256
 
     summary = summarise(runs)
     result = {

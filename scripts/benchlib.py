@@ -290,7 +290,7 @@ def merge_results(path: Path, key: str, value: dict[str, Any]) -> None:
     """
     # Imported here, not at the top: bench_fd's worker loads this module before
     # it times its own import of observatory.
-    from observatory.files import write_json_atomic
+    from observatory.core.files import write_json_atomic
 
     data: dict[str, Any] = {}
     if path.exists():

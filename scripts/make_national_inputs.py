@@ -104,7 +104,7 @@ from make_synthetic_fd import (
     start_sampling,
 )
 
-from observatory.files import sha256_file, write_json_atomic
+from observatory.core.files import sha256_file, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "data" / "pipeline"

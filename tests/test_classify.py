@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from observatory.classify import classify_epci
 from observatory.config import configs_dir, load_classification
+from observatory.systems.classify import classify_epci
 
 RULES = load_classification(configs_dir() / "classification.toml")
 EPS = 1e-9

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FLOW_HEADER, FLOW_ROWS, write_config, write_flows
 
-from observatory.compute import computer, scheduler_kind
 from observatory.config import load_config
-from observatory.errors import ConfigError, SourceError
-from observatory.pipeline import run
+from observatory.core.compute import computer, scheduler_kind
+from observatory.core.errors import ConfigError, SourceError
+from observatory.runs.pipeline import run
 
 LAYERS = ("epci_indicators", "flows", "metropoles", "flow_matrix")
 

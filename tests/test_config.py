@@ -3,7 +3,7 @@
 import pytest
 
 from observatory.config import configs_dir, load_classification, load_config
-from observatory.errors import ConfigError
+from observatory.core.errors import ConfigError
 
 
 def _write(tmp_path, text, name="c.toml"):
@@ -127,8 +127,8 @@ def test_custom_classification_file(tmp_path):
 
 
 def test_shipped_catalogue_and_france_config():
-    from observatory.fetch import load_catalogue
-    from observatory.inputs import load_config_catalogue, source_refs
+    from observatory.sources.fetch import load_catalogue
+    from observatory.sources.inputs import load_config_catalogue, source_refs
 
     catalogue = load_catalogue(configs_dir() / "sources.toml")
     assert {
@@ -155,7 +155,7 @@ def test_shipped_catalogue_and_france_config():
 
 
 def test_unknown_source_id_is_named(tmp_path):
-    from observatory.inputs import load_config_catalogue
+    from observatory.sources.inputs import load_config_catalogue
 
     path = _write(
         tmp_path,
@@ -171,7 +171,7 @@ def test_unknown_source_id_is_named(tmp_path):
 
 
 def test_shipped_overseas_config_reads_each_territory_from_its_archive():
-    from observatory.inputs import configured_inputs, load_config_catalogue
+    from observatory.sources.inputs import configured_inputs, load_config_catalogue
 
     config = load_config(configs_dir() / "overseas.toml")
     catalogue = load_config_catalogue(config)

@@ -14,9 +14,9 @@ import pytest
 
 from observatory.cli import main
 from observatory.config import load_config
-from observatory.errors import OutputError
-from observatory.export import geoparquet_table, publish
-from observatory.schemas import layer_fields
+from observatory.core.errors import OutputError
+from observatory.layers.geoparquet import geoparquet_table, publish
+from observatory.layers.schemas import layer_fields
 
 LAYERS = ("epci_indicators", "flows", "metropoles")
 
@@ -189,7 +189,7 @@ def test_manifest(outputs):
 
 
 def test_docs_data_dictionary_is_in_sync(outputs):
-    from observatory.schemas import data_dictionary_markdown
+    from observatory.layers.schemas import data_dictionary_markdown
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "data-dictionary.md"
     assert (

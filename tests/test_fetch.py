@@ -45,15 +45,17 @@ from pytest_httpserver import HTTPServer
 from shapely.geometry import Point
 from werkzeug import Request, Response
 
-from observatory import fetch
-from observatory.errors import ConfigError, SourceError
-from observatory.fetch import (
+from observatory.core.errors import ConfigError, SourceError
+from observatory.readers.base_flux import read_base_flux
+from observatory.readers.communes import read_communes
+from observatory.readers.epci import read_epci_composition
+from observatory.sources import fetch
+from observatory.sources.fetch import (
     Source,
     cached_provenance,
     fetch_source,
     load_catalogue,
 )
-from observatory.normalise import read_base_flux, read_communes, read_epci_composition
 
 FLOWS_ZIP = "base-flux-mobilite-domicile-lieu-travail-2021-csv.zip"
 FLOWS_CSV = "base-flux-mobilite-domicile-lieu-travail-2021.csv"
@@ -305,7 +307,7 @@ def test_fetch_base_flux_zip(server, cache, caplog):
     )
     source = flows_source(server)
     assert cached_provenance(source, cache) is None
-    with caplog.at_level("INFO", logger="observatory.fetch"):
+    with caplog.at_level("INFO", logger="observatory.sources.fetch"):
         result = fetch_source(source, cache, **FAST)
 
     assert result.status == "downloaded"

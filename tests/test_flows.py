@@ -17,19 +17,21 @@ import pytest
 from conftest import COMMUNE_ROWS, E1, E2, E3, FLOW_ROWS, M
 
 from observatory.config import ReliabilitySection
-from observatory.flows import (
+from observatory.geography import (
     REST_OF_FRANCE,
     UNMATCHED,
     abroad_code,
+    place_names,
+    rollup_arrondissements,
+)
+from observatory.systems.flows import (
     compare_vintages,
     epci_indicators,
     flows_epci,
     flows_with_previous,
-    place_names,
     reliability_class,
     system_matrix,
 )
-from observatory.normalise import rollup_arrondissements
 
 
 @pytest.fixture

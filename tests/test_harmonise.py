@@ -17,14 +17,9 @@ import pandas as pd
 import pytest
 from conftest import MVT_HEADER
 
-from observatory.errors import DataError
-from observatory.harmonise import (
-    harmonise_codes,
-    harmonise_flows,
-    passage_from_mouvements,
-    passage_map,
-    read_commune_passage,
-)
+from observatory.core.errors import DataError
+from observatory.readers.passage import passage_from_mouvements, read_commune_passage
+from observatory.systems.harmonise import harmonise_codes, harmonise_flows, passage_map
 
 ETALAB_HEADER = "code_ancien,code_actuel,nom_actuel,nom_ancien,source"
 

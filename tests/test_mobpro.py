@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 import pytest
 from shapely.geometry import Point, box
 
-from observatory.errors import ConfigError, DataError, SourceError
-from observatory.mobpro import (
+from observatory.core.errors import ConfigError, DataError, SourceError
+from observatory.readers.fd_mobpro import (
     INTRA_COMMUNE_FACTOR,
     MODES,
     commune_pairs,
@@ -43,7 +43,7 @@ from observatory.mobpro import (
     read_fd,
     trans_to_mode,
 )
-from observatory.mobpro import aggregate_fd as aggregate
+from observatory.readers.fd_mobpro import aggregate_fd as aggregate
 
 COLUMNS = ["COMMUNE", "ARM", "DCLT", "TRANS", "IPONDI"]
 
@@ -605,7 +605,7 @@ def test_read_fd_csv_with_latin1_bytes_in_other_columns(tmp_path):
 
 # --------------------------------------------------------------------- integer keys
 def test_code_packing_round_trips_and_keeps_code_point_order():
-    from observatory.mobpro import _pack, _symbols, _unpack
+    from observatory.readers.fd_mobpro import _pack, _symbols, _unpack
 
     rng = np.random.default_rng(4)
     alphabet = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
@@ -625,7 +625,7 @@ def test_code_packing_round_trips_and_keeps_code_point_order():
     ["", "010011", "01 01", "2a004", "01\x0001", "\u0660\u0661\u0660\u0660\u0661"],
 )
 def test_code_packing_refuses_what_is_no_code(code):
-    from observatory.mobpro import _pack, _symbols
+    from observatory.readers.fd_mobpro import _pack, _symbols
 
     assert _pack(_symbols(pd.Series([code, None], dtype="string"))).tolist() == [-1, -1]
 
@@ -835,7 +835,12 @@ def test_read_fd_report_counts(tmp_path):
 
 @pytest.mark.parametrize("ranges", [1, 2, 4, 7])
 def test_final_ranges_laid_end_to_end_are_the_whole_merge(ranges):
-    from observatory.mobpro import _final_range, _flow_table, _merge_sums, _sum_fd
+    from observatory.readers.fd_mobpro import (
+        _final_range,
+        _flow_table,
+        _merge_sums,
+        _sum_fd,
+    )
 
     frame = synthetic_fd(4_000, seed=8)
     # Partitions of uneven sizes, one of them empty.

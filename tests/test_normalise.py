@@ -15,14 +15,11 @@ from conftest import (
 )
 from shapely.geometry import box
 
-from observatory.errors import DataError, SourceError
-from observatory.normalise import (
-    is_abroad_code,
-    is_commune_code,
-    read_base_flux,
-    read_communes,
-    read_epci_composition,
-)
+from observatory.core.errors import DataError, SourceError
+from observatory.geography import is_abroad_code, is_commune_code
+from observatory.readers.base_flux import read_base_flux
+from observatory.readers.communes import read_communes
+from observatory.readers.epci import read_epci_composition
 
 
 @pytest.mark.parametrize(

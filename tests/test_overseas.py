@@ -20,9 +20,10 @@ from conftest import (
 from shapely.geometry import box
 
 from observatory.config import load_config
-from observatory.errors import DataError
-from observatory.normalise import communes_by_territory, territory_of
-from observatory.pipeline import run
+from observatory.core.errors import DataError
+from observatory.geography import territory_of
+from observatory.readers.communes import communes_by_territory
+from observatory.runs.pipeline import run
 
 # La Réunion, in its official CRS (RGR92 / UTM 40S, EPSG:2975), with the CINOR as
 # pole: P (Saint-Denis + Sainte-Marie), R1 east and R2 west of it, R3 east of R1.

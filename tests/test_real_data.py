@@ -12,7 +12,11 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from observatory.territories import build_crowns, epci_from_communes, select_metropoles
+from observatory.systems.crowns import (
+    build_crowns,
+    epci_from_communes,
+    select_metropoles,
+)
 
 LYON, BORDEAUX, NANCY, BREST = "200046977", "243300316", "245400676", "242900314"
 OVERSEAS = ("971", "972", "973", "974", "976")
@@ -239,7 +243,8 @@ def test_overseas_departments_in_their_own_crs(shared_real):
 
     from pyproj import Geod
 
-    from observatory.normalise import TERRITORY_CRS, communes_by_territory
+    from observatory.geography import TERRITORY_CRS
+    from observatory.readers.communes import communes_by_territory
 
     communes = datafrance_communes(shared_real, overseas=True)
     assert communes.crs.to_epsg() == 4326
@@ -280,7 +285,7 @@ def test_insee_published_base_flux_is_read_as_published(shared_real):
 
     It agrees with the unrounded IDF flows to INSEE's rounding (0.5 worker).
     """
-    from observatory.normalise import read_base_flux
+    from observatory.readers.base_flux import read_base_flux
 
     published = read_base_flux(shared_real / "insee_baseflux_2014_idf_sup100.csv")
     assert published.vintage == 2014

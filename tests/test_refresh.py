@@ -38,11 +38,11 @@ from conftest import FLOW_ROWS, flows_text, write_config, write_flows, zip_bytes
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from observatory import refresh
 from observatory.cli import main
 from observatory.config import configs_dir
-from observatory.refresh import EXIT_LOCKED, Layout, Lock, Locked, read_state
-from observatory.stages import PAUSE_AT_ENV, PAUSE_FILE_ENV
+from observatory.core.timing import PAUSE_AT_ENV, PAUSE_FILE_ENV
+from observatory.runs import refresh
+from observatory.runs.refresh import EXIT_LOCKED, Layout, Lock, Locked, read_state
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")

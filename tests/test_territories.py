@@ -11,8 +11,8 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
-from observatory.errors import DataError
-from observatory.territories import (
+from observatory.core.errors import DataError
+from observatory.systems.crowns import (
     build_crowns,
     epci_adjacency,
     epci_from_communes,

@@ -14,7 +14,7 @@ Layout of an output folder::
 Guarantees, and how:
 
 - **atomic publication**: a run is written to ``.staging-<run id>/``, validated,
-  flushed, and renamed to ``<run id>/`` (:func:`observatory.export.publish`);
+  flushed, and renamed to ``<run id>/`` (:func:`observatory.layers.geoparquet.publish`);
   ``latest`` then switches in one rename (:func:`switch_latest`). A reader opening
   ``latest/...`` gets one complete run, never a mix.
 - **failure leaves the last good outputs**: nothing outside the staging folder
@@ -51,14 +51,21 @@ from typing import TYPE_CHECKING, Any
 
 from observatory import __version__
 from observatory.config import Config, SourceRef
-from observatory.errors import ObservatoryError, OutputError, SourceError
-from observatory.files import (
+from observatory.core.errors import ObservatoryError, OutputError, SourceError
+from observatory.core.files import (
     fsync_path,
     sha256_file,
     write_json_atomic,
     write_text_atomic,
 )
-from observatory.inputs import (
+from observatory.core.timing import (
+    STAGING_PREFIX,
+    failed_stage,
+    new_run_id,
+    pause_point,
+    stage,
+)
+from observatory.sources.inputs import (
     GEOGRAPHY_ROLES,
     ResolvedInput,
     cache_dir,
@@ -68,37 +75,49 @@ from observatory.inputs import (
     resolve_inputs,
     source_refs,
 )
-from observatory.stages import (
-    STAGING_PREFIX,
-    failed_stage,
-    new_run_id,
-    pause_point,
-    stage,
-)
 
 if TYPE_CHECKING:
     from types import FrameType
 
-    from observatory.pipeline import RunReport
+    from observatory.runs.pipeline import RunReport
+
 
 logger = logging.getLogger(__name__)
+
 
 #: Exit codes of ``observatory run`` and ``observatory refresh``.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75  # 75: EX_TEMPFAIL
 
+
 META_DIR = ".observatory"
+
+
 LATEST = "latest"
+
+
 #: Format of log lines, on stderr and in the run logs.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 LATEST_FILE = "LATEST"
+
+
 #: A lock from another host (whose process cannot be checked) older than this
 #: is stale, as is a lock whose pid cannot be matched to its process.
 STALE_LOCK_AFTER_S = 6 * 3600
+
+
 #: An unreadable lock file younger than this may be one being written.
 LOCK_GRACE_S = 60
+
+
 #: Attempt logs older than this are deleted (those the state names are kept).
 LOG_RETENTION_DAYS = 30
+
+
 RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
+
+
 _LEFTOVER_PREFIXES = (
     STAGING_PREFIX,
     ".trash-",
@@ -460,6 +479,8 @@ def lock_status(layout: Layout) -> str:
 
 # --------------------------------------------------------------------- signals
 _critical = 0
+
+
 _pending: int | None = None
 
 
@@ -955,7 +976,7 @@ def _execute_locked(
         else:
             logger.info("recomputing: %s", "; ".join(reasons))
             outcome.reasons = reasons
-            from observatory import pipeline  # heavy imports only when computing
+            from observatory.runs import pipeline  # heavy imports only when computing
 
             outcome.report = pipeline.run(
                 config,
@@ -1157,8 +1178,8 @@ def status(config: Config, output_dir: Path) -> tuple[str, int]:
     written and nothing is downloaded: whether a source changed upstream is only
     known to the next ``refresh``.
     """
-    from observatory.fetch import cached_provenance
-    from observatory.inputs import load_config_catalogue
+    from observatory.sources.fetch import cached_provenance
+    from observatory.sources.inputs import load_config_catalogue
 
     layout = Layout(Path(output_dir).resolve())
     state = read_state(layout)

@@ -27,10 +27,17 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+
 #: A run is written to ``<output>/.staging-<run id>/`` before it is published.
 STAGING_PREFIX = ".staging-"
+
+
 PAUSE_AT_ENV = "OBSERVATORY_TEST_PAUSE_AT"
+
+
 PAUSE_FILE_ENV = "OBSERVATORY_TEST_PAUSE_FILE"
+
+
 _PAUSE_LIMIT_S = 120.0  # a forgotten hook must not hang a process forever
 
 

@@ -15,8 +15,8 @@ read dictionary-encoded (Arrow), checked and mapped on their distinct values.
 
 The result is a long table ``origin_commune, destination_commune, mode, workers``
 (workers: sum of ``IPONDI``, all decimals kept). Arrondissements are **kept**
-(``75104``, ``69381``...), as :func:`observatory.normalise.read_base_flux` keeps
-them, so both sources compare pair by pair; :func:`observatory.flows.flows_epci`
+(``75104``, ``69381``...), as :func:`observatory.readers.base_flux.read_base_flux` keeps
+them, so both sources compare pair by pair; :func:`observatory.systems.flows.flows_epci`
 rolls them up later. Modes are harmonised across census vintages (:data:`MODES`).
 
 Distances (:func:`distance_km`, :func:`person_km`) are **straight lines** between
@@ -43,19 +43,19 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from observatory.compute import computer, scheduler_kind
-from observatory.errors import DataError, SourceError
-from observatory.files import CHUNK
-from observatory.normalise import (
+from observatory.core.compute import computer, scheduler_kind
+from observatory.core.errors import DataError, SourceError, examples_at
+from observatory.core.files import CHUNK
+from observatory.geography import (
     ARRONDISSEMENT_RANGES,
     TARGET_CRS,
-    examples_at,
     is_abroad_code,
     is_commune_code,
     rollup_arrondissements,
 )
 
 logger = logging.getLogger(__name__)
+
 
 #: Harmonised transport modes, in display order:
 #:
@@ -79,6 +79,7 @@ MODES: tuple[str, ...] = (
     "public_transport",
 )
 
+
 #: Last census vintage whose ``TRANS`` has 5 modes. From RP 2017 on, bicycles
 #: and motorised two-wheelers are apart: the questionnaire split them in the 2015
 #: annual survey, and RP 2017 (surveys 2015-2019) is the first vintage made only
@@ -88,6 +89,7 @@ MODES: tuple[str, ...] = (
 #: RP 2017-2018 two-wheeler shares.]
 LAST_FIVE_MODE_VINTAGE = 2016
 
+
 #: ``TRANS`` codes of RP 2016 and earlier.
 TRANS_FIVE_MODES: dict[str, str] = {
     "1": "none",
@@ -96,6 +98,8 @@ TRANS_FIVE_MODES: dict[str, str] = {
     "4": "car",
     "5": "public_transport",
 }
+
+
 #: ``TRANS`` codes of RP 2017 and later.
 TRANS_SIX_MODES: dict[str, str] = {
     "1": "none",
@@ -106,26 +110,45 @@ TRANS_SIX_MODES: dict[str, str] = {
     "6": "public_transport",
 }
 
+
 #: Columns read from the file.
 FD_COLUMNS: tuple[str, ...] = ("COMMUNE", "ARM", "DCLT", "TRANS", "IPONDI")
+
+
 #: Keys of the long table returned by :func:`aggregate_fd` and :func:`read_fd`.
 FLOW_KEYS: tuple[str, ...] = ("origin_commune", "destination_commune", "mode")
+
+
 PAIR_KEYS: tuple[str, ...] = ("origin_commune", "destination_commune")
+
 
 #: Mean distance between two points drawn uniformly in a disc of radius 1.
 INTRA_COMMUNE_FACTOR = 128 / (45 * math.pi)
+
 
 _ARRONDISSEMENTS = frozenset(
     str(code)
     for first, last, _ in ARRONDISSEMENT_RANGES
     for code in range(first, last + 1)
 )
+
+
 _VINTAGE_IN_NAME = re.compile(r"(?:RP|MOBPRO_)((?:19|20)\d{2})(?!\d)", re.IGNORECASE)
+
+
 _INTEGRAL = re.compile(r"^([0-9]+)\.0*$")
+
+
 _MAX_LISTED = 5
+
+
 #: Estimated bytes in memory per FD_MOBPRO row read (5 columns), for partitions.
 _BYTES_PER_ROW = 100
+
+
 _SPLIT_EVERY = 16
+
+
 #: Key ranges of the last merge of partial sums, merged in parallel.
 _FINAL_RANGES = 4
 
@@ -134,7 +157,7 @@ class _PartitionError(DataError):
     """A DataError raised in one partition; carries its number (picklable)."""
 
     def __init__(self, message: str, partition: int) -> None:
-        super().__init__(message, partition)
+        super().__init__(message)
         self.message = message
         self.partition = partition
 
@@ -187,14 +210,32 @@ def _map_trans(trans: pd.Series, coding: dict[str, str]) -> pd.Series:
 # fifth of the rows of a national file). Leading zeros and Corsica's 2A/2B are
 # characters like the others.
 _CODE_SYMBOLS = b"\x000123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 _CODE_BASE = len(_CODE_SYMBOLS)
+
+
 _CODE_WIDTH = 5
+
+
 _CODE_BITS = 27  # 37**5 < 2**27
+
+
 _MODE_ORDER: tuple[str, ...] = tuple(sorted(MODES))
+
+
 _MODE_RANK = {mode: rank for rank, mode in enumerate(_MODE_ORDER)}
+
+
 _MODE_BITS = 3  # 7 modes
+
+
 _SYMBOL_VALUE = np.full(128, -1, dtype=np.int64)
+
+
 _SYMBOL_VALUE[np.frombuffer(_CODE_SYMBOLS, dtype=np.uint8)] = np.arange(_CODE_BASE)
+
+
 _DIGIT_VALUES = (_SYMBOL_VALUE[ord("0")], _SYMBOL_VALUE[ord("9")])
 
 
@@ -280,8 +321,8 @@ def _dictionaries_as_arrow(arrow_type: Any) -> pd.ArrowDtype | None:
 def _code_table(uniques: pd.Series, *, abroad: bool) -> np.ndarray:
     """Packed code of each distinct value, -1 if invalid; one more -1 for missing.
 
-    The patterns of :func:`observatory.normalise.is_commune_code` (and
-    :func:`~observatory.normalise.is_abroad_code`) decide, except for plain
+    The patterns of :func:`observatory.geography.is_commune_code` (and
+    :func:`~observatory.geography.is_abroad_code`) decide, except for plain
     5-digit codes outside 99xxx, which are commune codes by those patterns and
     are most values: they skip the regular expressions.
     """
@@ -674,8 +715,8 @@ def _sum_counts(keys: np.ndarray, sums: np.ndarray) -> dict[str, Any]:
 def commune_pairs(flows_by_mode: pd.DataFrame) -> pd.DataFrame:
     """Sum flows over modes: ``origin_commune, destination_commune, workers``.
 
-    The result has the shape of :attr:`observatory.normalise.CommuneFlows.table`,
-    for :func:`observatory.flows.flows_epci` and :func:`compare_with_base_flux`.
+    The result has the shape of :attr:`observatory.readers.base_flux.CommuneFlows.table`,
+    for :func:`observatory.systems.flows.flows_epci` and :func:`compare_with_base_flux`.
     """
     _require(flows_by_mode, (*PAIR_KEYS, "workers"), "flows")
     table = flows_by_mode.groupby(list(PAIR_KEYS), sort=True, observed=True)[
@@ -1241,7 +1282,7 @@ def commune_points(
     ----------
     communes
         Polygons with their code, e.g. from
-        :func:`observatory.normalise.read_communes`.
+        :func:`observatory.readers.communes.read_communes`.
     code_column
         Column holding the commune code.
     crs
@@ -1411,7 +1452,7 @@ def compare_with_base_flux(
         :func:`commune_pairs`; a table by mode is summed over modes too).
     base
         Same columns (``CommuneFlows.table`` of
-        :func:`observatory.normalise.read_base_flux`).
+        :func:`observatory.readers.base_flux.read_base_flux`).
     tolerance, relative_tolerance
         A pair is a gap when ``|fd - base| > tolerance + relative_tolerance *
         max(|fd|, |base|)``; a pair missing on one side counts as 0 there.

@@ -5,11 +5,11 @@ A run's files are first written to a staging folder
 folder is then renamed to ``<output>/<run_id>/`` in one step. A failed run
 removes its staging folder and leaves the outputs of earlier runs as they were.
 Switching ``<output>/latest`` to the new run folder and pruning old ones is
-:mod:`observatory.refresh`'s job.
+:mod:`observatory.runs.refresh`'s job.
 
 GeoParquet files follow the 1.1.0 specification: WKB geometry, PROJJSON CRS, a
 ``bbox`` covering column, zstd compression and the column types of
-:mod:`observatory.schemas`. The geometry field carries **no**
+:mod:`observatory.layers.schemas`. The geometry field carries **no**
 ``ARROW:extension:name = geoarrow.wkb`` annotation: GDAL 3.9-3.12 built with Arrow
 >= 21 (QGIS 3.44 / 4.0 bundles) report an unknown CRS on such columns
 (OSGeo/gdal#14320, fixed in GDAL 3.13). Files written by GDAL itself carry no
@@ -39,18 +39,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from observatory.errors import OutputError
-from observatory.files import fsync_path
-from observatory.normalise import MAINLAND, TERRITORY_EPSG
-from observatory.schemas import Field
-from observatory.stages import STAGING_PREFIX, pause_point
+from observatory.core.errors import OutputError
+from observatory.core.files import fsync_path
+from observatory.core.timing import STAGING_PREFIX, pause_point
+from observatory.geography import MAINLAND, TERRITORY_EPSG
+from observatory.layers.schemas import Field
 
 logger = logging.getLogger(__name__)
 
+
 GEOPARQUET_VERSION = "1.1.0"
+
+
 #: Official projected CRS a layer may be written in (one per territory).
 OFFICIAL_EPSG = frozenset(TERRITORY_EPSG.values())
+
+
 ROW_GROUP_SIZE = 50_000
+
+
 METADATA_KEY = b"observatory"
 
 
@@ -243,7 +250,7 @@ def publish(
     validated and flushed to disk; the folder is then renamed to
     ``output_dir/<run_id>/`` in one step (same filesystem). A failure removes the
     staging folder and touches nothing else; a killed process leaves it behind
-    for the next run to remove (:func:`observatory.refresh.remove_leftovers`).
+    for the next run to remove (:func:`observatory.runs.refresh.remove_leftovers`).
 
     Parameters
     ----------

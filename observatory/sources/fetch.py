@@ -57,30 +57,54 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from observatory import __version__
-from observatory.errors import ConfigError, SourceError
-from observatory.files import CHUNK, sha256_file, write_json_atomic
+from observatory.core.errors import ConfigError, SourceError
+from observatory.core.files import CHUNK, sha256_file, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
+
 #: Formats a source may have; the first bytes of each binary one.
 FORMATS = ("zip", "7z", "csv", "xlsx", "parquet")
+
+
 ARCHIVE_FORMATS = ("zip", "7z")
+
+
 MAGIC = {
     "zip": b"PK\x03\x04",
     "xlsx": b"PK\x03\x04",
     "7z": b"7z\xbc\xaf\x27\x1c",
     "parquet": b"PAR1",
 }
+
+
 RETRY_STATUSES = (500, 502, 503, 504)
+
+
 PROVENANCE = "provenance.json"
+
+
 EXTRACTED = "extracted"
 
+
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
 _HTML_STARTS = (b"<!doctype html", b"<html")
+
+
 _HEAD = 1024  # bytes sniffed for HTML pages and magic numbers
+
+
 _STALE_SECONDS = 3600  # a temporary file untouched this long is a crash leftover
+
+
 _MAX_LISTED = 20
+
+
 _STRING_FIELDS = (
     "title",
     "publisher",
@@ -90,6 +114,8 @@ _STRING_FIELDS = (
     "licence",
     "attribution",
 )
+
+
 _INTEGER_FIELDS = ("size", "vintage", "geography")
 
 

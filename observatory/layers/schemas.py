@@ -27,6 +27,7 @@ class Field:
 
 _S, _F, _I = pa.string(), pa.float64(), pa.int32()
 
+
 _METROPOLE_KEY = [
     Field(
         "metropole_code",
@@ -36,6 +37,7 @@ _METROPOLE_KEY = [
     ),
     Field("metropole_name", _S, "Name of the métropole", "Métropole"),
 ]
+
 
 EPCI_INDICATORS = [
     *_METROPOLE_KEY,
@@ -159,6 +161,7 @@ EPCI_INDICATORS = [
     Field("class_rule", _S, "The rule that gave the class", "Règle appliquée"),
 ]
 
+
 _VINTAGES = [
     Field(
         "vintage",
@@ -174,6 +177,7 @@ _VINTAGES = [
     ),
 ]
 
+
 _CHANGE_LABELS = {
     "employed_residents": "actifs occupés résidents",
     "jobs": "emplois",
@@ -183,6 +187,7 @@ _CHANGE_LABELS = {
     "attraction_share": "attraction",
     "self_containment_share": "autocontention",
 }
+
 
 _CHANGES = [
     field
@@ -203,9 +208,11 @@ _CHANGES = [
     )
 ]
 
+
 EPCI_INDICATORS += [*_VINTAGES, *_CHANGES]
 
-#: French labels of the harmonised transport modes (observatory.mobpro.MODES).
+
+#: French labels of the harmonised transport modes (observatory.readers.fd_mobpro.MODES).
 MODE_LABELS = {
     "none": "sans transport (travail à domicile)",
     "walk": "marche à pied",
@@ -215,6 +222,7 @@ MODE_LABELS = {
     "car": "voiture, camion, fourgonnette",
     "public_transport": "transports en commun",
 }
+
 
 _MODES_TO_FROM = [
     Field(
@@ -228,7 +236,9 @@ _MODES_TO_FROM = [
     for mode, label in MODE_LABELS.items()
 ]
 
+
 EPCI_INDICATORS += _MODES_TO_FROM
+
 
 _FLOW_MODES = [
     *(
@@ -264,6 +274,7 @@ _FLOW_MODES = [
         if mode != "none"
     ),
 ]
+
 
 FLOWS = [
     *_METROPOLE_KEY,
@@ -324,6 +335,7 @@ FLOWS = [
     *_FLOW_MODES,
 ]
 
+
 FLOW_MATRIX = [
     Field(
         "metropole_code",
@@ -347,6 +359,7 @@ FLOW_MATRIX = [
     Field("destination_name", _S, "Name of the place of work", "Destination"),
     Field("workers", _F, "Employed people aged 15+ (weighted count)", "Actifs occupés"),
 ]
+
 
 _METROPOLES_FIXED = [
     *_METROPOLE_KEY,
@@ -435,7 +448,7 @@ _METROPOLES_FIXED = [
 
 def metropoles_fields(classification: ClassificationSection) -> list[Field]:
     """Return the fields of the métropoles layer, one class count per class."""
-    from observatory.classify import NO_DATA_CLASS
+    from observatory.systems.classify import NO_DATA_CLASS
 
     counts = [
         Field(
@@ -472,7 +485,7 @@ def data_dictionary_markdown(classification: ClassificationSection) -> str:
     lines = [
         "# Data dictionary",
         "",
-        "Generated from `observatory/schemas.py` (`python -m observatory.schemas`); "
+        "Generated from `observatory/layers/schemas.py` (`python -m observatory.layers.schemas`); "
         "a test keeps this page in sync. Every GeoParquet layer also has a `geometry` "
         "column (WKB, EPSG:2154; an overseas department's layers, "
         "`<layer>_<territory>.parquet`, in its own CRS) and a `bbox` covering "

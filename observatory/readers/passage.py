@@ -1,25 +1,4 @@
-"""Harmonise the commune codes of every input to one target geography.
-
-Census vintage N comes in the geography of 1 January N+2; boundaries and EPCI of
-another year use other codes wherever communes merged (communes nouvelles) or
-changed code. This module reads INSEE's commune passage information, resolves it
-into an ``old_code -> new_code`` map and applies it to flows or code columns.
-
-Recognised passage layouts (detected by their columns):
-
-- INSEE COG "mouvements des communes" (``v_mvt_commune_YYYY.csv``,
-  ``mvtcommune_YYYY.csv``): ``MOD, DATE_EFF, TYPECOM_AV, COM_AV, ...,
-  TYPECOM_AP, COM_AP, ...``; events are replayed in ``DATE_EFF`` order;
-- the etalab-derived table of historical codes: ``code_ancien, code_actuel``
-  (plus ``nom_actuel, nom_ancien, source``).
-
-Rules shared by :func:`harmonise_codes` and :func:`harmonise_flows`: the
-arrondissements of Paris, Lyon and Marseille roll up to their commune; abroad
-codes and codes already in the target geography are kept; other codes go through
-the passage when it gives them a single new code. An old code that INSEE reused
-(one old code, several new codes) is never split: it is kept and reported, as is
-every code that is still outside the target geography.
-"""
+"""Read commune passage tables: INSEE's COG events or an etalab-style table."""
 
 from __future__ import annotations
 
@@ -31,17 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from observatory.errors import DataError
-from observatory.normalise import (
-    examples_at,
-    is_abroad_code,
+from observatory.core.errors import DataError, examples_at
+from observatory.geography import (
     is_commune_code,
-    on_distinct,
-    read_text,
-    rollup_arrondissements,
 )
+from observatory.readers.text import read_text
 
 logger = logging.getLogger(__name__)
+
 
 #: Columns of INSEE's "mouvements des communes" file, in published order.
 MOUVEMENTS_COLUMNS = (
@@ -60,6 +36,8 @@ MOUVEMENTS_COLUMNS = (
     "NCCENR_AP",
     "LIBELLE_AP",
 )
+
+
 #: The mouvements columns this module uses (the others may be absent).
 MOUVEMENTS_REQUIRED = (
     "MOD",
@@ -69,16 +47,27 @@ MOUVEMENTS_REQUIRED = (
     "TYPECOM_AP",
     "COM_AP",
 )
+
+
 #: Columns of the etalab-derived table of historical codes.
 ETALAB_COLUMNS = ("code_ancien", "code_actuel", "nom_actuel", "nom_ancien", "source")
+
+
 ETALAB_REQUIRED = ("code_ancien", "code_actuel")
+
 
 # MOD 20 (création) and 21 (rétablissement) list the commune that gives territory
 # before the new or restored one: that commune keeps existing, so such a
 # COM -> COM row is not a disappearance.
 _KEEPS_EXISTING = frozenset({"20", "21"})
+
+
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
+
+
 _MAX_LISTED = 5
+
+
 _PASSAGE_COLUMNS = ["old_code", "new_code"]
 
 
@@ -362,224 +351,3 @@ def read_commune_passage(path: Path, until: date | None = None) -> pd.DataFrame:
         f", events until {until}" if until is not None else "",
     )
     return passage
-
-
-def passage_map(passage: pd.DataFrame) -> pd.DataFrame:
-    """Resolve a passage into final codes and flag ambiguous old codes.
-
-    Parameters
-    ----------
-    passage
-        ``old_code``, ``new_code``; ``a -> b`` and ``b -> c`` give ``a -> c``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``old_code``, ``new_code``, ``ambiguous`` (True on every row of an old code
-        that has several new codes, e.g. codes INSEE reused), sorted by code.
-        Raises :class:`DataError` on a cycle.
-    """
-    missing = [c for c in _PASSAGE_COLUMNS if c not in passage.columns]
-    if missing:
-        msg = f"commune passage: missing column(s) {missing}; expected {_PASSAGE_COLUMNS}, found {list(passage.columns)}"
-        raise DataError(msg)
-    pairs = pd.DataFrame(
-        {c: passage[c].astype("string").str.strip() for c in _PASSAGE_COLUMNS}
-    )
-    empty = pairs.isna().any(axis=1) | (pairs == "").any(axis=1)
-    if empty.any():
-        msg = f"commune passage: {int(empty.sum())} row(s) without old_code or new_code"
-        raise DataError(msg)
-    resolved = _resolve_chains(pairs)
-    resolved["ambiguous"] = (
-        resolved.groupby("old_code")["new_code"].transform("size") > 1
-    )
-    resolved = resolved.sort_values(_PASSAGE_COLUMNS).reset_index(drop=True)
-    resolved[_PASSAGE_COLUMNS] = resolved[_PASSAGE_COLUMNS].astype("string")
-    resolved["ambiguous"] = resolved["ambiguous"].astype(bool)
-    return resolved
-
-
-# --------------------------------------------------------------------- harmonise
-def _targets(target_codes: set[str] | pd.Index) -> pd.Index:
-    return pd.Index(sorted(str(c) for c in target_codes), dtype="string")
-
-
-def _plan(
-    codes: pd.Series, mapping: pd.DataFrame, targets: pd.Index, roll_up: bool
-) -> pd.DataFrame:
-    # One row per distinct code: what it becomes and why.
-    unique = pd.Series(codes.dropna().unique(), dtype="string")
-    rolled = rollup_arrondissements(unique) if roll_up else unique
-    single = mapping[~mapping["ambiguous"]].set_index("old_code")["new_code"]
-    ambiguous = mapping.loc[mapping["ambiguous"], "old_code"]
-    keep = rolled.isin(targets) | is_abroad_code(rolled)
-    in_passage = ~keep & rolled.isin(single.index)
-    new = rolled.mask(in_passage, rolled.map(single))
-    return pd.DataFrame(
-        {
-            "rolled": rolled.to_numpy(),
-            "new": new.to_numpy(),
-            "mapped": in_passage.to_numpy(),
-            "ambiguous": (~keep & rolled.isin(ambiguous)).to_numpy(),
-        },
-        index=pd.Index(unique, dtype="string"),
-    )
-
-
-def harmonise_codes(
-    codes: pd.Series,
-    passage: pd.DataFrame,
-    target_codes: set[str] | pd.Index,
-    *,
-    roll_up: bool = True,
-) -> pd.Series:
-    """Map commune codes to the target geography.
-
-    Parameters
-    ----------
-    codes
-        Commune codes as strings (any table: flows, composition, geometries).
-    passage
-        ``old_code``, ``new_code`` (raw, or from :func:`passage_map`).
-    target_codes
-        Commune codes of the target geography.
-    roll_up
-        Replace Paris, Lyon and Marseille arrondissements by their commune first.
-
-    Returns
-    -------
-    pandas.Series
-        Same index and name; codes in the target and abroad codes unchanged, other
-        codes replaced by their single new code. Ambiguous and unknown codes are
-        unchanged; missing values stay missing.
-    """
-    codes = codes.astype("string")
-    plan = _plan(codes, passage_map(passage), _targets(target_codes), roll_up)
-    return on_distinct(codes, lambda u: u.map(plan["new"]).astype("string"))
-
-
-def _volume(flows: pd.DataFrame, codes: list[str]) -> dict[str, float]:
-    # Workers on the rows that touch each code; an internal flow counts once.
-    origin, destination = flows["origin_commune"], flows["destination_commune"]
-    as_origin = flows[origin.isin(codes)].groupby("origin_commune")["workers"].sum()
-    as_destination_only = (
-        flows[destination.isin(codes) & (origin != destination)]
-        .groupby("destination_commune")["workers"]
-        .sum()
-    )
-    total = as_origin.add(as_destination_only, fill_value=0.0).sort_index()
-    return {str(k): float(v) for k, v in total.items()}
-
-
-def harmonise_flows(
-    flows: pd.DataFrame,
-    passage: pd.DataFrame,
-    target_codes: set[str] | pd.Index,
-) -> tuple[pd.DataFrame, dict[str, object]]:
-    """Map the commune codes of flows to the target geography and re-aggregate.
-
-    Parameters
-    ----------
-    flows
-        ``origin_commune``, ``destination_commune`` (strings), ``workers``, as read
-        from the base flux (arrondissements and abroad codes may appear).
-    passage
-        ``old_code``, ``new_code`` (raw, or from :func:`passage_map`).
-    target_codes
-        Commune codes of the target geography.
-
-    Returns
-    -------
-    tuple
-        The flows with harmonised codes, summed by (origin, destination), sorted;
-        and a report: ``codes_mapped`` {old: new} (passage only),
-        ``arrondissements_rolled_up`` {arrondissement: commune},
-        ``workers_mapped`` (workers on rows with an end mapped through the
-        passage), ``unmapped_codes`` and ``ambiguous_codes`` {code: workers on
-        the rows touching it}, ``workers_total_before``, ``workers_total_after``.
-    """
-    columns = ["origin_commune", "destination_commune", "workers"]
-    missing = [c for c in columns if c not in flows.columns]
-    if missing:
-        msg = f"flows: missing column(s) {missing}; expected {columns}, found {list(flows.columns)}"
-        raise DataError(msg)
-    mapping = passage_map(passage)
-    targets = _targets(target_codes)
-    origin = flows["origin_commune"].astype("string")
-    destination = flows["destination_commune"].astype("string")
-    workers = flows["workers"].astype("float64")
-    blank = origin.isna() | destination.isna()
-    if blank.any():
-        # Grouping would drop these rows and their workers with them.
-        msg = f"flows: {int(blank.sum())} row(s) without an origin or destination code; every row needs both"
-        raise DataError(msg)
-    plan = _plan(pd.concat([origin, destination]), mapping, targets, roll_up=True)
-
-    def new_code(codes: pd.Series) -> pd.Series:
-        return codes.map(plan["new"]).astype("string")
-
-    def mapped(codes: pd.Series) -> pd.Series:
-        return codes.map(plan["mapped"]).fillna(False).astype(bool)
-
-    new_origin = on_distinct(origin, new_code)
-    new_destination = on_distinct(destination, new_code)
-    through_passage = on_distinct(origin, mapped) | on_distinct(destination, mapped)
-    out = (
-        pd.DataFrame(
-            {
-                "origin_commune": new_origin,
-                "destination_commune": new_destination,
-                "workers": workers,
-            }
-        )
-        .groupby(["origin_commune", "destination_commune"], as_index=False, sort=True)[
-            "workers"
-        ]
-        .sum()
-    )
-    out[columns[:2]] = out[columns[:2]].astype("string")
-
-    ambiguous = plan.loc[plan["ambiguous"], "new"].unique().tolist()
-    final = pd.Series(plan["new"].unique(), dtype="string")
-    outside = final[
-        ~final.isin(targets) & ~is_abroad_code(final) & ~final.isin(ambiguous)
-    ].tolist()
-    rolled = plan[(plan["rolled"] != plan.index)]
-    report: dict[str, object] = {
-        "codes_mapped": {
-            str(k): str(v)
-            for k, v in plan.loc[plan["mapped"], "new"].sort_index().items()
-        },
-        "arrondissements_rolled_up": {
-            str(k): str(v) for k, v in rolled["rolled"].sort_index().items()
-        },
-        "workers_mapped": float(workers[through_passage].sum()),
-        "unmapped_codes": _volume(out, outside),
-        "ambiguous_codes": _volume(out, ambiguous),
-        "workers_total_before": float(workers.sum()),
-        "workers_total_after": float(out["workers"].sum()),
-    }
-    logger.info(
-        "harmonise: %d commune pairs -> %d; %d code(s) mapped (%.1f workers), "
-        "%d arrondissement(s) rolled up",
-        len(flows),
-        len(out),
-        len(report["codes_mapped"]),  # type: ignore[arg-type]
-        report["workers_mapped"],
-        len(report["arrondissements_rolled_up"]),  # type: ignore[arg-type]
-    )
-    for key, what in (
-        ("ambiguous_codes", "ambiguous old code(s) (several new codes) left unmapped"),
-        ("unmapped_codes", "code(s) outside the target geography left as they are"),
-    ):
-        found: dict[str, float] = report[key]  # type: ignore[assignment]
-        if found:
-            logger.warning(
-                "harmonise: %d %s (%.1f workers): %s",
-                len(found),
-                what,
-                sum(found.values()),
-                _listed(list(found)),
-            )
-    return out, report

@@ -9,6 +9,8 @@ from observatory.config import ClassificationSection
 
 #: Class of the métropole itself (crown 0), outside the rules.
 METROPOLE_CLASS = "metropole"
+
+
 #: Class of an EPCI with no employed resident in the flows (nothing to classify).
 NO_DATA_CLASS = "sans_donnees"
 
@@ -21,7 +23,7 @@ def classify_epci(
     Parameters
     ----------
     indicators
-        Output of :func:`observatory.flows.epci_indicators`.
+        Output of :func:`observatory.systems.flows.epci_indicators`.
     rules
         Ordered rules; the first whose conditions all hold (``indicator >=
         threshold``) gives the class. A missing indicator satisfies no condition.

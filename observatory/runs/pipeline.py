@@ -17,10 +17,18 @@ import pyarrow as pa
 import shapely
 
 from observatory import __version__
-from observatory.classify import NO_DATA_CLASS, classify_epci
 from observatory.config import Config
-from observatory.errors import DataError
-from observatory.export import (
+from observatory.core.errors import DataError
+from observatory.core.files import sha256_file
+from observatory.core.timing import new_run_id, stage
+from observatory.geography import (
+    TERRITORY_CRS,
+    TERRITORY_EPSG,
+    TERRITORY_NAMES,
+    place_names,
+    territory_of,
+)
+from observatory.layers.geoparquet import (
     data_dictionary_csv,
     geoparquet_table,
     layer_stem,
@@ -28,38 +36,32 @@ from observatory.export import (
     publish,
     qgis_aliases,
 )
-from observatory.files import sha256_file
-from observatory.flows import (
-    ORDER_OF_MAGNITUDE,
-    compare_vintages,
-    flows_epci,
-    flows_epci_by_mode,
-    flows_with_previous,
-    place_names,
-    reliability_class,
-    system_matrix,
-)
-from observatory.inputs import (
+from observatory.layers.schemas import layer_fields
+from observatory.readers.base_flux import read_base_flux
+from observatory.readers.communes import communes_by_territory, read_communes
+from observatory.readers.epci import EpciComposition, read_epci_composition
+from observatory.sources.inputs import (
     GEOGRAPHY_ROLES,
     ResolvedInput,
     input_files,
     resolve_inputs,
     role_inputs,
 )
-from observatory.normalise import (
-    TERRITORY_CRS,
-    TERRITORY_EPSG,
-    TERRITORY_NAMES,
-    EpciComposition,
-    communes_by_territory,
-    read_base_flux,
-    read_communes,
-    read_epci_composition,
-    territory_of,
+from observatory.systems.classify import NO_DATA_CLASS, classify_epci
+from observatory.systems.crowns import (
+    build_crowns,
+    epci_from_communes,
+    select_metropoles,
 )
-from observatory.schemas import layer_fields
-from observatory.stages import new_run_id, stage
-from observatory.territories import build_crowns, epci_from_communes, select_metropoles
+from observatory.systems.flows import (
+    ORDER_OF_MAGNITUDE,
+    compare_vintages,
+    flows_epci,
+    flows_epci_by_mode,
+    flows_with_previous,
+    reliability_class,
+    system_matrix,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +266,7 @@ def _vintage_flows(
     commune_epci: pd.DataFrame,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any] | None]:
     """Harmonise one vintage's commune flows (when a passage is given), sum by EPCI."""
-    from observatory.harmonise import harmonise_flows
+    from observatory.systems.harmonise import harmonise_flows
 
     passage, target = harmonisation
     harmonised = None
@@ -291,8 +293,8 @@ def _systems_by_vintage(
 
     import dask
 
-    from observatory.compute import computer
-    from observatory.flows import epci_totals, pair_flows, system_indicators
+    from observatory.core.compute import computer
+    from observatory.systems.flows import epci_totals, pair_flows, system_indicators
 
     def shared(value: Any, name: str) -> Any:
         # Named: dask would otherwise hash large frames to name them.
@@ -366,15 +368,15 @@ def _detailed_flows(
     warnings: list[str],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read FD_MOBPRO out of core and return modes, distances and person-km by EPCI pair."""
-    from observatory import mobpro
-    from observatory.harmonise import harmonise_codes
+    from observatory.readers import fd_mobpro as mobpro
+    from observatory.systems.harmonise import harmonise_codes
 
     by_mode, read_report = mobpro.read_fd(
         path,
         config.inputs.fd_vintage,
         scheduler=config.compute.scheduler,
         blocksize=config.compute.blocksize,
-        progress=True,  # shown only on a terminal (observatory.compute)
+        progress=True,  # shown only on a terminal (observatory.core.compute)
     )
     check = mobpro.compare_with_base_flux(by_mode, base_flux)
     if read_report.get("vintage") != vintage:
@@ -419,7 +421,7 @@ def _detailed_flows(
 
 def _pair_modes(by_mode: pd.DataFrame) -> pd.DataFrame:
     """Modal shares, straight-line distance and person-km of each EPCI pair."""
-    from observatory.mobpro import MODES, modal_split
+    from observatory.readers.fd_mobpro import MODES, modal_split
 
     keys = ["origin_code", "destination_code"]
     commune_keys = {
@@ -452,7 +454,7 @@ def _pair_modes(by_mode: pd.DataFrame) -> pd.DataFrame:
 def _with_pair_modes(
     lines: gpd.GeoDataFrame, pair_modes: pd.DataFrame | None
 ) -> gpd.GeoDataFrame:
-    from observatory.mobpro import MODES
+    from observatory.readers.fd_mobpro import MODES
 
     columns = [f"{m}_share" for m in MODES] + ["distance_km", "person_km"]
     columns += [f"{m}_person_km" for m in MODES if m != "none"]
@@ -467,7 +469,7 @@ def _with_metropole_modes(
     indicators: pd.DataFrame, pair_modes: pd.DataFrame | None
 ) -> pd.DataFrame:
     """Add the modal shares of the flows to and from the métropole (null for crown 0)."""
-    from observatory.mobpro import MODES
+    from observatory.readers.fd_mobpro import MODES
 
     out = indicators.copy()
     shares = [f"{m}_share" for m in MODES]
@@ -502,8 +504,8 @@ def run(
     """Run the whole job described by ``config`` and publish its run folder.
 
     The layers are published as ``output_dir/<run_id>/`` (see
-    :func:`observatory.export.publish`); switching ``output_dir/latest`` to it is
-    left to :func:`observatory.refresh.execute`, which calls this function.
+    :func:`observatory.layers.geoparquet.publish`); switching ``output_dir/latest`` to it is
+    left to :func:`observatory.runs.refresh.execute`, which calls this function.
 
     Parameters
     ----------
@@ -644,7 +646,7 @@ def run(
     passage = target = None
     if "commune_passage" in inputs:
         with stage("harmonise", timings):
-            from observatory.harmonise import read_commune_passage
+            from observatory.readers.passage import read_commune_passage
 
             # Events after the target geography's 1 January would move codes to
             # communes that do not exist yet in the composition.

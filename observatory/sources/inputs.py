@@ -3,7 +3,7 @@
 An input is either a local path or a reference to a catalogue entry
 (``{ source = "insee_epci_2025", member = "EPCI_au_01-01-2025.xlsx" }``); the
 latter is fetched into the cache (or taken from it with ``offline=True``) by
-:mod:`observatory.fetch`, and its provenance follows it into the run manifest.
+:mod:`observatory.sources.fetch`, and its provenance follows it into the run manifest.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from observatory.config import Config, SourceRef, configs_dir, default_cache_dir
-from observatory.errors import ConfigError, ObservatoryError, SourceError
+from observatory.core.errors import ConfigError, ObservatoryError, SourceError
 
 if TYPE_CHECKING:
-    from observatory.fetch import FetchResult, Source
+    from observatory.sources.fetch import FetchResult, Source
+
 
 logger = logging.getLogger(__name__)
+
 
 INPUT_ROLES = (
     "communes",
@@ -30,8 +32,12 @@ INPUT_ROLES = (
     "epci_list",
     "fd_mobpro",
 )
+
+
 #: Inputs in the target geography (``[inputs] geography``): boundaries, composition.
 GEOGRAPHY_ROLES = ("communes", "epci_composition")
+
+
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
 
@@ -67,7 +73,7 @@ def cache_dir(config: Config) -> Path:
 
 def load_config_catalogue(config: Config) -> dict[str, Source]:
     """Load the catalogue of ``config`` and check that every referenced id exists."""
-    from observatory.fetch import load_catalogue
+    from observatory.sources.fetch import load_catalogue
 
     path = catalogue_path(config)
     catalogue = load_catalogue(path)
@@ -115,7 +121,7 @@ def fetch_config_sources(
     config: Config, offline: bool = False
 ) -> dict[str, FetchResult]:
     """Fetch (or find in the cache) every source a config names, by source id."""
-    from observatory.fetch import fetch_source
+    from observatory.sources.fetch import fetch_source
 
     catalogue = load_config_catalogue(config)
     results: dict[str, FetchResult] = {}

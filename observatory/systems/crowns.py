@@ -26,8 +26,8 @@ import shapely
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import dijkstra
 
-from observatory.errors import DataError
-from observatory.normalise import METROPOLE_NATURES
+from observatory.core.errors import DataError
+from observatory.geography import METROPOLE_NATURES
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Where a run's parallel work goes: dask's local schedulers or a dask.distributed cluster.
 
 Two kinds of work are spread: the partitions of the detailed FD_MOBPRO file
-(:mod:`observatory.mobpro`) and, in :mod:`observatory.pipeline`, the census
+(:mod:`observatory.readers.fd_mobpro`) and, in :mod:`observatory.runs.pipeline`, the census
 vintages (harmonising and aggregating each flow file) crossed with the métropole
 systems (matrix and indicators of each). Both go through :func:`computer`, so the
 same task graph runs on one machine (``threads``, ``processes``,
@@ -16,9 +16,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from observatory.errors import ConfigError, SourceError
+from observatory.core.errors import ConfigError, SourceError
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
+
+
 _ADDRESS = re.compile(r"(?:tcp|tls|inproc|ucx|ws|wss)://\S+")
 
 

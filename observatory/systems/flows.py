@@ -20,70 +20,26 @@ import numpy as np
 import pandas as pd
 
 from observatory.config import ReliabilitySection
-from observatory.normalise import is_abroad_code, on_distinct, rollup_arrondissements
+from observatory.geography import (
+    ABROAD_PREFIX,
+    REST_OF_FRANCE,
+    UNMATCHED,
+    is_abroad,
+    is_abroad_code,
+    is_pseudo,
+    on_distinct,
+    rollup_arrondissements,
+)
 
 logger = logging.getLogger(__name__)
 
-ABROAD = "ABROAD"
-ABROAD_PREFIX = f"{ABROAD}-"
-UNMATCHED = "UNMATCHED"
-REST_OF_FRANCE = "REST_OF_FRANCE"
-PSEUDO_CODES = (UNMATCHED, REST_OF_FRANCE)
-
-#: INSEE country codes of the countries French residents commute to most.
-COUNTRY_NAMES = {
-    "99109": "Allemagne",
-    "99127": "Italie",
-    "99130": "Andorre",
-    "99131": "Belgique",
-    "99132": "Royaume-Uni",
-    "99134": "Espagne",
-    "99135": "Pays-Bas",
-    "99136": "Irlande",
-    "99137": "Luxembourg",
-    "99138": "Monaco",
-    "99140": "Suisse",
-}
-
-
-def place_names(codes: pd.Series, epci_names: pd.Series) -> pd.Series:
-    """Name each place code: the EPCI's name, or a French label for pseudo-places.
-
-    ``ABROAD-99140`` becomes "Étranger : Suisse", ``REST_OF_FRANCE`` "Reste de la
-    France", ``UNMATCHED`` "Commune non rattachée à un EPCI".
-    """
-    codes = codes.astype("string")
-    names = codes.map(epci_names).astype("string")
-    country = codes.str.removeprefix(ABROAD_PREFIX)
-    abroad = is_abroad(codes)
-    abroad_names = "Étranger : " + country.map(COUNTRY_NAMES).fillna(
-        "pays " + country
-    ).astype("string")
-    names = names.mask(abroad, abroad_names)
-    names = names.mask(codes == REST_OF_FRANCE, "Reste de la France")
-    return names.mask(codes == UNMATCHED, "Commune non rattachée à un EPCI")
-
-
-def abroad_code(country: str) -> str:
-    """Return the place code of work places in a country: ``ABROAD-99140``."""
-    return f"{ABROAD_PREFIX}{country}"
-
-
-def is_pseudo(codes: pd.Series) -> pd.Series:
-    """Tell which place codes are not EPCI (abroad, unmatched, rest of France)."""
-    codes = codes.astype("string")
-    return (codes.isin(PSEUDO_CODES) | codes.str.startswith(ABROAD_PREFIX)).fillna(
-        False
-    )
-
-
-def is_abroad(codes: pd.Series) -> pd.Series:
-    """Tell which place codes are work places abroad (any country)."""
-    return codes.astype("string").str.startswith(ABROAD_PREFIX).fillna(False)
-
 
 RELIABLE = "reliable"
+
+
 USABLE = "usable"
+
+
 ORDER_OF_MAGNITUDE = "order_of_magnitude"
 
 
@@ -147,7 +103,7 @@ def flows_epci_by_mode(
     ----------
     commune_flows
         ``origin_commune``, ``destination_commune``, ``mode``, ``workers`` and
-        ``person_km`` (:func:`observatory.mobpro.person_km`).
+        ``person_km`` (:func:`observatory.readers.fd_mobpro.person_km`).
     commune_epci
         ``commune_code``, ``epci_code``.
 

@@ -1,0 +1,1 @@
+"""Plumbing every stage uses: typed errors, atomic files, stage timing, dask."""

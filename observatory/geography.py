@@ -1,0 +1,240 @@
+"""The geography vocabulary: code rules, territories and their CRS, places.
+
+Commune codes (5 characters, ``2A``/``2B`` in Corsica), EPCI SIREN, the
+municipal arrondissements of Paris, Lyon and Marseille, the codes of work places
+abroad and the pseudo-places of flow tables; each territory's official CRS.
+Every stage reads these from here; nothing here touches disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+
+TARGET_CRS = "EPSG:2154"
+
+
+#: ADMIN EXPRESS territories and their official projected CRS (IGN's per-territory
+#: editions: ``LAMB93_FXX``, ``RGAF09UTM20_GLP``/``_MTQ``, ``UTM22RGFG95_GUF``,
+#: ``RGR92UTM40S_REU``, ``RGM04UTM38S_MYT``). Mainland France includes Corsica.
+TERRITORY_EPSG = {
+    "FXX": 2154,
+    "GLP": 5490,
+    "MTQ": 5490,
+    "GUF": 2972,
+    "REU": 2975,
+    "MYT": 4471,
+}
+
+
+TERRITORY_CRS = {code: f"EPSG:{epsg}" for code, epsg in TERRITORY_EPSG.items()}
+
+
+TERRITORY_NAMES = {
+    "FXX": "France métropolitaine",
+    "GLP": "Guadeloupe",
+    "MTQ": "Martinique",
+    "GUF": "Guyane",
+    "REU": "La Réunion",
+    "MYT": "Mayotte",
+}
+
+
+MAINLAND = "FXX"
+
+
+#: Département prefix of the overseas departments' commune codes.
+_OVERSEAS_PREFIX = {
+    "971": "GLP",
+    "972": "MTQ",
+    "973": "GUF",
+    "974": "REU",
+    "976": "MYT",
+}
+
+
+# [0-9], not \d: Python's \d also matches Arabic-Indic and other digits.
+COMMUNE_CODE = re.compile(r"^(?:(?!99)[0-9]{5}|2[AB][0-9]{3})$")  # 99xxx: countries
+
+
+SIREN = re.compile(r"^[0-9]{9}$")
+
+
+# INSEE codes countries as 99xxx; the detailed file also uses border-commune codes.
+ABROAD_CODE = re.compile(
+    r"^(?:99[0-9]{3}|(?:AL|BE|LU|SU|MO|IT|ES|AN)[0-9A-Z]{1,3}|ZZZZZ)$"
+)
+
+
+#: INSEE's code for "no EPCI" in the composition file.
+NO_EPCI = "ZZZZZZZZZ"
+
+
+#: Paris, Lyon and Marseille arrondissements -> their commune.
+ARRONDISSEMENT_RANGES = (
+    (75101, 75120, "75056"),
+    (69381, 69389, "69123"),
+    (13201, 13216, "13055"),
+)
+
+
+METROPOLE_NATURES = ("ME", "METLYON")
+
+
+KNOWN_NATURES = ("ME", "METLYON", "CU", "CA", "CC")
+
+
+# --------------------------------------------------------------------- pure helpers
+def on_distinct(values: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Return ``func(values)``, computed once per distinct value.
+
+    A national flow file repeats about 35,000 commune codes over a million rows:
+    string work on the distinct codes, then a take back to the rows, is an order
+    of magnitude faster than element-wise work on every row. ``func`` must map
+    each value independently (a Series to a Series of the same length).
+    """
+    positions, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype=values.dtype)
+    if (positions < 0).any():  # missing values get func(<NA>) too
+        distinct = pd.concat(
+            [distinct, pd.Series([pd.NA], dtype=values.dtype)], ignore_index=True
+        )
+        positions = np.where(positions < 0, len(distinct) - 1, positions)
+    result = func(distinct)
+    return result.iloc[positions].set_axis(values.index).rename(values.name)
+
+
+def _full_match(codes: pd.Series, pattern: str) -> pd.Series:
+    return on_distinct(
+        codes.astype("string"),
+        lambda u: u.str.fullmatch(pattern).fillna(False).astype(bool),
+    )
+
+
+def is_commune_code(codes: pd.Series) -> pd.Series:
+    """Tell which values are INSEE commune codes (5 characters, 2A/2B for Corsica)."""
+    return _full_match(codes, COMMUNE_CODE.pattern)
+
+
+def is_abroad_code(codes: pd.Series) -> pd.Series:
+    """Tell which values designate a work place abroad (INSEE country codes 99xxx...)."""
+    return _full_match(codes, ABROAD_CODE.pattern)
+
+
+def territory_of(codes: pd.Series) -> pd.Series:
+    """Return the ADMIN EXPRESS territory of commune codes (``FXX``, ``REU``...).
+
+    Codes of the overseas collectivities (``975``, ``977``, ``978``, ``98x``:
+    outside ADMIN EXPRESS and the EPCI) and anything that is not a commune code
+    give ``<NA>``; so do abroad codes.
+    """
+    return on_distinct(codes.astype("string"), _territory_distinct)
+
+
+def _territory_distinct(codes: pd.Series) -> pd.Series:
+    prefix = codes.str[:3]
+    out = prefix.map(_OVERSEAS_PREFIX).astype("string")
+    overseas = prefix.str[:2].isin(["97", "98"]).fillna(False)
+    mainland = is_commune_code(codes) & ~overseas
+    return out.mask(mainland.fillna(False), MAINLAND)
+
+
+def rollup_arrondissements(codes: pd.Series) -> pd.Series:
+    """Replace Paris, Lyon and Marseille arrondissement codes by their commune code.
+
+    Parameters
+    ----------
+    codes
+        Commune codes as strings.
+
+    Returns
+    -------
+    pandas.Series
+        Same index; ``75101``-``75120`` become ``75056``, ``69381``-``69389``
+        ``69123``, ``13201``-``13216`` ``13055``; other values are unchanged.
+    """
+    return on_distinct(codes.astype("string"), _rollup_distinct)
+
+
+def _rollup_distinct(codes: pd.Series) -> pd.Series:
+    out = codes.astype("string")
+    digits = out.str.fullmatch(r"[0-9]{5}").fillna(False).to_numpy(dtype=bool)
+    numeric = np.zeros(len(out), dtype=np.int64)
+    numeric[digits] = out[digits].astype("int64").to_numpy()
+    for first, last, commune in ARRONDISSEMENT_RANGES:
+        out = out.mask((numeric >= first) & (numeric <= last), commune)
+    return out
+
+
+ABROAD = "ABROAD"
+
+
+ABROAD_PREFIX = f"{ABROAD}-"
+
+
+UNMATCHED = "UNMATCHED"
+
+
+REST_OF_FRANCE = "REST_OF_FRANCE"
+
+
+PSEUDO_CODES = (UNMATCHED, REST_OF_FRANCE)
+
+
+#: INSEE country codes of the countries French residents commute to most.
+COUNTRY_NAMES = {
+    "99109": "Allemagne",
+    "99127": "Italie",
+    "99130": "Andorre",
+    "99131": "Belgique",
+    "99132": "Royaume-Uni",
+    "99134": "Espagne",
+    "99135": "Pays-Bas",
+    "99136": "Irlande",
+    "99137": "Luxembourg",
+    "99138": "Monaco",
+    "99140": "Suisse",
+}
+
+
+def place_names(codes: pd.Series, epci_names: pd.Series) -> pd.Series:
+    """Name each place code: the EPCI's name, or a French label for pseudo-places.
+
+    ``ABROAD-99140`` becomes "Étranger : Suisse", ``REST_OF_FRANCE`` "Reste de la
+    France", ``UNMATCHED`` "Commune non rattachée à un EPCI".
+    """
+    codes = codes.astype("string")
+    names = codes.map(epci_names).astype("string")
+    country = codes.str.removeprefix(ABROAD_PREFIX)
+    abroad = is_abroad(codes)
+    abroad_names = "Étranger : " + country.map(COUNTRY_NAMES).fillna(
+        "pays " + country
+    ).astype("string")
+    names = names.mask(abroad, abroad_names)
+    names = names.mask(codes == REST_OF_FRANCE, "Reste de la France")
+    return names.mask(codes == UNMATCHED, "Commune non rattachée à un EPCI")
+
+
+def abroad_code(country: str) -> str:
+    """Return the place code of work places in a country: ``ABROAD-99140``."""
+    return f"{ABROAD_PREFIX}{country}"
+
+
+def is_pseudo(codes: pd.Series) -> pd.Series:
+    """Tell which place codes are not EPCI (abroad, unmatched, rest of France)."""
+    codes = codes.astype("string")
+    return (codes.isin(PSEUDO_CODES) | codes.str.startswith(ABROAD_PREFIX)).fillna(
+        False
+    )
+
+
+def is_abroad(codes: pd.Series) -> pd.Series:
+    """Tell which place codes are work places abroad (any country)."""
+    return codes.astype("string").str.startswith(ABROAD_PREFIX).fillna(False)

@@ -1,0 +1,1 @@
+"""The output layers: their building, schemas and writers (GeoParquet, styles)."""

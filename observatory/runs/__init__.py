@@ -1,0 +1,1 @@
+"""A run from end to end: the pipeline of named stages, the run folder, lock, state, refresh, status."""

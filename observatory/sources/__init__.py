@@ -1,0 +1,1 @@
+"""EDGE: the sources catalogue, downloads, archives and the cache, down to verified local paths."""

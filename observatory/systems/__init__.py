@@ -1,0 +1,1 @@
+"""PURE: crowns, harmonisation, flows and indicators, modes, distances, classification."""
