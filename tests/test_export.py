@@ -15,8 +15,9 @@ import pytest
 from observatory.cli import main
 from observatory.config import load_config
 from observatory.core.errors import OutputError
-from observatory.layers.geoparquet import geoparquet_table, publish
+from observatory.layers.geoparquet import geoparquet_table
 from observatory.layers.schemas import layer_fields
+from observatory.runs.publish import publish
 
 LAYERS = ("epci_indicators", "flows", "metropoles")
 

@@ -33,13 +33,13 @@ from observatory.layers.geoparquet import (
     geoparquet_table,
     layer_stem,
     plain_table,
-    publish,
     qgis_aliases,
 )
 from observatory.layers.schemas import layer_fields
 from observatory.readers.base_flux import read_base_flux
 from observatory.readers.communes import communes_by_territory, read_communes
 from observatory.readers.epci import EpciComposition, read_epci_composition
+from observatory.runs.publish import publish
 from observatory.sources.inputs import (
     GEOGRAPHY_ROLES,
     ResolvedInput,
@@ -504,7 +504,7 @@ def run(
     """Run the whole job described by ``config`` and publish its run folder.
 
     The layers are published as ``output_dir/<run_id>/`` (see
-    :func:`observatory.layers.geoparquet.publish`); switching ``output_dir/latest`` to it is
+    :func:`observatory.runs.publish.publish`); switching ``output_dir/latest`` to it is
     left to :func:`observatory.runs.refresh.execute`, which calls this function.
 
     Parameters

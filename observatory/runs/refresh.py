@@ -14,7 +14,7 @@ Layout of an output folder::
 Guarantees, and how:
 
 - **atomic publication**: a run is written to ``.staging-<run id>/``, validated,
-  flushed, and renamed to ``<run id>/`` (:func:`observatory.layers.geoparquet.publish`);
+  flushed, and renamed to ``<run id>/`` (:func:`observatory.runs.publish.publish`);
   ``latest`` then switches in one rename (:func:`switch_latest`). A reader opening
   ``latest/...`` gets one complete run, never a mix.
 - **failure leaves the last good outputs**: nothing outside the staging folder

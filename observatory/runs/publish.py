@@ -1,0 +1,157 @@
+"""Publish a run's files: write into a staging folder, validate, rename in one step.
+
+Nothing of a run is visible in ``<output>/<run_id>/`` before every file has
+been written, read back and validated; a failure leaves no trace but the
+staging folder, which the next run removes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from observatory.core.errors import OutputError
+from observatory.core.files import fsync_path
+from observatory.core.timing import STAGING_PREFIX, pause_point
+from observatory.layers.geoparquet import (
+    GEOPARQUET_VERSION,
+    ROW_GROUP_SIZE,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def validate_written(path: Path, expected_rows: int, epsg: int | None) -> None:
+    """Read a written file back and check what readers rely on.
+
+    ``epsg`` is the CRS a spatial layer must carry; None for a plain table.
+
+    Raises
+    ------
+    OutputError
+        When the row count, the GeoParquet metadata, the covering or the CRS is
+        not what was meant to be written.
+    """
+    meta = pq.read_metadata(path)
+    if meta.num_rows != expected_rows:
+        msg = f"{path}: {meta.num_rows} rows written, {expected_rows} expected"
+        raise OutputError(msg)
+    if epsg is None:
+        return
+    geo = json.loads(meta.metadata[b"geo"])
+    column = geo["columns"].get(geo.get("primary_column", ""), {})
+    problems = []
+    if geo.get("version") != GEOPARQUET_VERSION:
+        problems.append(f"version {geo.get('version')!r}")
+    if column.get("encoding") != "WKB":
+        problems.append("encoding is not WKB")
+    if "bbox" not in column.get("covering", {}):
+        problems.append("no bbox covering")
+    crs_id = (column.get("crs") or {}).get("id", {})
+    if (crs_id.get("authority"), crs_id.get("code")) != ("EPSG", epsg):
+        problems.append(f"crs is not EPSG:{epsg} ({crs_id})")
+    field = pq.read_schema(path).field("geometry")
+    if field.metadata and b"ARROW:extension:name" in field.metadata:
+        problems.append("geometry carries an Arrow extension annotation")
+    if problems:
+        msg = f"{path}: invalid GeoParquet: {', '.join(problems)}"
+        raise OutputError(msg)
+    back = gpd.read_parquet(path)
+    if back.crs is None or back.crs.to_epsg() != epsg:
+        msg = f"{path}: reads back with CRS {back.crs}, expected EPSG:{epsg}"
+        raise OutputError(msg)
+
+
+
+def publish(
+    output_dir: Path,
+    run_id: str,
+    tables: Mapping[str, tuple[pa.Table, int | None]],
+    texts: Mapping[str, str],
+    manifest: dict[str, Any],
+) -> dict[str, Path]:
+    """Write and validate a run's files, then publish them as ``output_dir/<run_id>/``.
+
+    Everything is written to ``output_dir/.staging-<run_id>/``, read back,
+    validated and flushed to disk; the folder is then renamed to
+    ``output_dir/<run_id>/`` in one step (same filesystem). A failure removes the
+    staging folder and touches nothing else; a killed process leaves it behind
+    for the next run to remove (:func:`observatory.runs.refresh.remove_leftovers`).
+
+    Parameters
+    ----------
+    output_dir
+        Folder holding the run folders, created if needed.
+    run_id
+        Names the run folder (and the staging folder ``.staging-<run_id>``).
+    tables
+        ``{file stem: (arrow table, EPSG code of a spatial layer or None)}``,
+        written as ``<stem>.parquet``.
+    texts
+        ``{file name: content}`` for the side files (QGIS styles, dictionary).
+    manifest
+        Written as ``manifest.json`` after the row counts, files and the time
+        spent writing (``timings_s.write``) are added.
+
+    Returns
+    -------
+    dict
+        Published paths (inside ``output_dir/<run_id>/``) by file name.
+    """
+    started = time.perf_counter()
+    final = Path(output_dir) / run_id
+    staging = Path(output_dir) / f"{STAGING_PREFIX}{run_id}"
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as exc:
+        msg = f"{output_dir}: cannot create the output folder ({exc.strerror or exc})"
+        raise OutputError(msg) from exc
+    try:
+        names = []
+        for stem, (table, epsg) in tables.items():
+            path = staging / f"{stem}.parquet"
+            pq.write_table(
+                table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE
+            )
+            validate_written(path, table.num_rows, epsg)
+            fsync_path(path)
+            names.append(path.name)
+            logger.info("wrote %s (%d rows)", path.name, table.num_rows)
+            pause_point("write.partial")
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+            fsync_path(staging / name)
+            names.append(name)
+        manifest["files"] = sorted([*names, "manifest.json"])
+        manifest["rows"] = {stem: table.num_rows for stem, (table, _) in tables.items()}
+        manifest.setdefault("timings_s", {})["write"] = round(
+            time.perf_counter() - started, 3
+        )
+        (staging / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n",
+            encoding="utf-8",
+        )
+        fsync_path(staging / "manifest.json")
+        fsync_path(staging)
+        staging.rename(final)  # one step: the run folder appears complete
+        fsync_path(Path(output_dir))
+        logger.info("published %s", final)
+        return {name: final / name for name in manifest["files"]}
+    except OSError as exc:
+        msg = (
+            f"{output_dir}: writing run {run_id} failed ({exc.strerror or exc}); "
+            "earlier outputs left in place"
+        )
+        raise OutputError(msg) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
