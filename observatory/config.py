@@ -106,6 +106,36 @@ class TerritoriesSection:
     contiguity_tolerance_m: float = 100.0
     min_shared_border_m: float = 500.0
 
+    def check(self, where: str) -> None:
+        """Refuse SIREN lists, depths and distances that cannot build crowns."""
+        for key in ("metropoles", "poles"):
+            for code in getattr(self, key):
+                if not (
+                    isinstance(code, str)
+                    and len(code) == 9
+                    and code.isascii()
+                    and code.isdigit()
+                ):
+                    msg = f"{where} {key}: expected 9-digit SIREN strings, got {code!r}"
+                    raise ConfigError(msg)
+        if self.crown_depth < 1:
+            msg = f"{where} crown_depth must be >= 1, got {self.crown_depth}"
+            raise ConfigError(msg)
+        if self.contiguity_tolerance_m < 0 or self.min_shared_border_m <= 0:
+            msg = (
+                f"{where} contiguity_tolerance_m must be >= 0 and "
+                "min_shared_border_m > 0"
+            )
+            raise ConfigError(msg)
+        if self.min_shared_border_m <= 2 * self.contiguity_tolerance_m:
+            # A corner contact measures about 2 x tolerance: the bar must be above it.
+            msg = (
+                f"{where} min_shared_border_m ({self.min_shared_border_m:g}) "
+                "must exceed twice contiguity_tolerance_m "
+                f"({self.contiguity_tolerance_m:g}), or corner contacts count as borders"
+            )
+            raise ConfigError(msg)
+
 
 @dataclass(frozen=True, slots=True)
 class ReliabilitySection:
@@ -113,6 +143,12 @@ class ReliabilitySection:
 
     reliable_min: float = 500.0
     usable_min: float = 200.0
+
+    def check(self, where: str) -> None:
+        """Refuse thresholds out of order."""
+        if not 0 < self.usable_min <= self.reliable_min:
+            msg = f"{where} expected 0 < usable_min <= reliable_min"
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +203,10 @@ class ComputeSection:
     scheduler: str | None = None
     blocksize: str = "64MiB"
 
+    def check(self, where: str) -> None:
+        """Refuse a scheduler that is neither local nor an address."""
+        check_scheduler(self.scheduler, f"{where} scheduler")
+
 
 #: How ``outputs/latest`` is switched: a symlink, a copied folder, or the first
 #: that works (symlinks are refused by some Windows shares).
@@ -180,6 +220,15 @@ class OutputSection:
     dir: Path | None = None
     keep_runs: int = 5
     latest: str = "auto"
+
+    def check(self, where: str) -> None:
+        """Refuse a retention below one run and an unknown ``latest`` mode."""
+        if self.keep_runs < 1:
+            msg = f"{where} keep_runs must be >= 1, got {self.keep_runs}"
+            raise ConfigError(msg)
+        if self.latest not in LATEST_MODES:
+            msg = f"{where} latest must be one of {list(LATEST_MODES)}, got {self.latest!r}"
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,12 +338,15 @@ def _section(raw: dict[str, Any], name: str, cls: type[T], path: Path) -> T:
         msg = f"{path}: [{name}] missing key(s) {missing}"
         raise ConfigError(msg)
     hints = get_type_hints(cls)
-    return cls(
+    section = cls(
         **{
             key: _coerce(value, hints[key], f"{path}: [{name}] {key}", path.parent)
             for key, value in table.items()
         }
     )
+    if check := getattr(section, "check", None):
+        check(f"{path}: [{name}]")
+    return section
 
 
 def load_classification(path: Path) -> ClassificationSection:
@@ -378,7 +430,6 @@ def load_config(path: str | Path) -> Config:
     """
     path = Path(path).expanduser().resolve()
     raw, data = _read_toml(path)
-    base = path.parent
     known_tables = {
         "run",
         "inputs",
@@ -393,76 +444,29 @@ def load_config(path: str | Path) -> Config:
         msg = f"{path}: unknown table(s) {unknown}; expected some of {sorted(known_tables)}"
         raise ConfigError(msg)
 
-    run = _section(raw, "run", RunSection, path)
-    inputs = _section(raw, "inputs", InputsSection, path)
-    sources = _section(raw, "sources", SourcesSection, path)
-    compute = _section(raw, "compute", ComputeSection, path)
-    check_scheduler(compute.scheduler, f"{path}: [compute] scheduler")
-    territories = _section(raw, "territories", TerritoriesSection, path)
-    for key in ("metropoles", "poles"):
-        for code in getattr(territories, key):
-            if not (
-                isinstance(code, str)
-                and len(code) == 9
-                and code.isascii()
-                and code.isdigit()
-            ):
-                msg = (
-                    f"{path}: [territories] {key}: expected 9-digit SIREN strings, "
-                    f"got {code!r}"
-                )
-                raise ConfigError(msg)
-    if territories.crown_depth < 1:
-        msg = f"{path}: [territories] crown_depth must be >= 1, got {territories.crown_depth}"
-        raise ConfigError(msg)
-    if territories.contiguity_tolerance_m < 0 or territories.min_shared_border_m <= 0:
-        msg = (
-            f"{path}: [territories] contiguity_tolerance_m must be >= 0 and "
-            "min_shared_border_m > 0"
-        )
-        raise ConfigError(msg)
-    if territories.min_shared_border_m <= 2 * territories.contiguity_tolerance_m:
-        # A corner contact measures about 2 x tolerance: the bar must be above it.
-        msg = (
-            f"{path}: [territories] min_shared_border_m ({territories.min_shared_border_m:g}) "
-            "must exceed twice contiguity_tolerance_m "
-            f"({territories.contiguity_tolerance_m:g}), or corner contacts count as borders"
-        )
-        raise ConfigError(msg)
-
-    reliability = _section(raw, "reliability", ReliabilitySection, path)
-    if not 0 < reliability.usable_min <= reliability.reliable_min:
-        msg = f"{path}: [reliability] expected 0 < usable_min <= reliable_min"
-        raise ConfigError(msg)
-
-    cls_t = raw.get("classification", {})
-    if not isinstance(cls_t, dict) or set(cls_t) - {"file"}:
-        msg = f"{path}: [classification] accepts only the key 'file'"
-        raise ConfigError(msg)
-    rules_path = (
-        _coerce(cls_t["file"], Path, f"{path}: [classification] file", base)
-        if "file" in cls_t
-        else configs_dir() / "classification.toml"
-    )
-    classification = load_classification(rules_path)
-    output = _section(raw, "output", OutputSection, path)
-    if output.keep_runs < 1:
-        msg = f"{path}: [output] keep_runs must be >= 1, got {output.keep_runs}"
-        raise ConfigError(msg)
-    if output.latest not in LATEST_MODES:
-        msg = f"{path}: [output] latest must be one of {list(LATEST_MODES)}, got {output.latest!r}"
-        raise ConfigError(msg)
-
     return Config(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
-        run=run,
-        inputs=inputs,
-        sources=sources,
-        compute=compute,
-        territories=territories,
-        reliability=reliability,
-        classification=classification,
-        output=output,
+        run=_section(raw, "run", RunSection, path),
+        inputs=_section(raw, "inputs", InputsSection, path),
+        sources=_section(raw, "sources", SourcesSection, path),
+        compute=_section(raw, "compute", ComputeSection, path),
+        territories=_section(raw, "territories", TerritoriesSection, path),
+        reliability=_section(raw, "reliability", ReliabilitySection, path),
+        classification=load_classification(_classification_path(raw, path)),
+        output=_section(raw, "output", OutputSection, path),
         raw=raw,
     )
+
+
+def _classification_path(raw: dict[str, Any], path: Path) -> Path:
+    """Return the rules file of ``[classification] file``, or the shipped one."""
+    table = raw.get("classification", {})
+    if not isinstance(table, dict) or set(table) - {"file"}:
+        msg = f"{path}: [classification] accepts only the key 'file'"
+        raise ConfigError(msg)
+    if "file" in table:
+        return _coerce(
+            table["file"], Path, f"{path}: [classification] file", path.parent
+        )
+    return configs_dir() / "classification.toml"

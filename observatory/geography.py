@@ -2,8 +2,9 @@
 
 Commune codes (5 characters, ``2A``/``2B`` in Corsica), EPCI SIREN, the
 municipal arrondissements of Paris, Lyon and Marseille, the codes of work places
-abroad and the pseudo-places of flow tables; each territory's official CRS.
-Every stage reads these from here; nothing here touches disk.
+abroad and the pseudo-places of flow tables; each territory's official CRS; old
+commune codes followed to their latest ones. Every stage reads these from here;
+nothing here touches disk.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
+from observatory.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,9 @@ def on_distinct(values: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd
         )
         positions = np.where(positions < 0, len(distinct) - 1, positions)
     result = func(distinct)
-    return result.iloc[positions].set_axis(values.index).rename(values.name)
+    out = result.iloc[positions].set_axis(values.index)
+    out.name = values.name
+    return out
 
 
 def _full_match(codes: pd.Series, pattern: str) -> pd.Series:
@@ -238,3 +243,58 @@ def is_pseudo(codes: pd.Series) -> pd.Series:
 def is_abroad(codes: pd.Series) -> pd.Series:
     """Tell which place codes are work places abroad (any country)."""
     return codes.astype("string").str.startswith(ABROAD_PREFIX).fillna(False)
+
+
+# --------------------------------------------------------------------- code passage
+#: Columns of a commune passage: each old code and a code it became.
+PASSAGE_COLUMNS = ("old_code", "new_code")
+
+
+def listed_codes(codes: list[str], limit: int = 5) -> str:
+    """Quote the first ``limit`` codes for a message, and say how many more."""
+    shown = ", ".join(repr(code) for code in codes[:limit])
+    more = len(codes) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def resolve_code_chains(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Follow ``old_code -> new_code`` chains to the latest codes.
+
+    ``a -> b`` and ``b -> c`` give ``a -> c`` (and ``b -> c``); identity rows and
+    duplicates go. The readers of passage files and the harmonisation both
+    resolve chains this way.
+
+    Raises
+    ------
+    DataError
+        On a cycle: following the chains leads back to a code, so no current
+        code can be chosen.
+    """
+    pairs = pairs[pairs["old_code"] != pairs["new_code"]].drop_duplicates()
+    for _ in range(len(pairs) + 1):
+        chained = pairs["new_code"].isin(pairs["old_code"])
+        if not chained.any():
+            return pairs.reset_index(drop=True)
+        following = pairs[chained].merge(
+            pairs, left_on="new_code", right_on="old_code", suffixes=("", "_next")
+        )
+        pairs = pd.concat(
+            [
+                pairs[~chained],
+                following[["old_code", "new_code_next"]].rename(
+                    columns={"new_code_next": "new_code"}
+                ),
+            ],
+            ignore_index=True,
+        ).drop_duplicates()
+        loops = pairs["old_code"] == pairs["new_code"]
+        if loops.any():
+            codes = sorted(pairs.loc[loops, "old_code"].unique().tolist())
+            msg = (
+                f"commune passage: cycle through code(s) {listed_codes(codes)}: "
+                "following old_code -> new_code leads back to the same code, so no "
+                "current code can be chosen; fix or remove these rows"
+            )
+            raise DataError(msg)
+    msg = "commune passage: chains do not end (cycle)"  # pragma: no cover
+    raise DataError(msg)  # pragma: no cover

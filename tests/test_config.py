@@ -127,7 +127,7 @@ def test_custom_classification_file(tmp_path):
 
 
 def test_shipped_catalogue_and_france_config():
-    from observatory.sources.fetch import load_catalogue
+    from observatory.sources.catalogue import load_catalogue
     from observatory.sources.inputs import load_config_catalogue, source_refs
 
     catalogue = load_catalogue(configs_dir() / "sources.toml")

@@ -189,6 +189,64 @@ def test_manifest(outputs):
     assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
 
 
+def test_manifest_keys_keep_their_order(outputs):
+    # Readers of manifest.json and of the layers' metadata see these keys in
+    # this order; the records they are serialised from must keep it.
+    out, _ = outputs
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert list(manifest) == [
+        "run_id",
+        "package",
+        "python",
+        "started",
+        "config",
+        "classification",
+        "synthetic_flows",
+        "flows_vintage",
+        "previous_vintage",
+        "geography",
+        "inputs",
+        "systems",
+        "territories",
+        "flows",
+        "flows_previous",
+        "fd_mobpro",
+        "harmonisation",
+        "warnings",
+        "refresh",
+        "timings_s",
+        "files",
+        "rows",
+    ]
+    assert list(manifest["inputs"][0]) == [
+        "role",
+        "path",
+        "size",
+        "sha256",
+        "geography",
+    ]
+    assert list(manifest["territories"]) == [
+        "communes_with_geometry",
+        "communes_without_epci",
+        "communes_epci_from_geometry_file",
+        "communes_epci_disagreeing",
+        "territories",
+    ]
+    provenance = json.loads(
+        pq.read_metadata(out / "flows.parquet").metadata[b"observatory"]
+    )
+    assert list(provenance) == [
+        "run_id",
+        "package",
+        "created",
+        "config",
+        "config_sha256",
+        "flows_vintage",
+        "synthetic_flows",
+        "inputs",
+    ]
+
+
 def test_docs_data_dictionary_is_in_sync(outputs):
     from observatory.layers.schemas import data_dictionary_markdown
 

@@ -6,7 +6,7 @@ COG CARTO (shapefiles deep inside a 7z). Every failure test checks the message a
 user sees and that the cache holds nothing partial.
 
 Cases: catalogue loading and its errors; success for the three archives (file,
-provenance, extracted members readable by ``observatory.normalise``); cache hit
+provenance, extracted members readable by ``observatory.readers``); cache hit
 with no request; 404 (no retry); 500 then success; 503 until the retries run out;
 timeout; truncated body; pinned sha256 / size mismatch; KeyboardInterrupt during
 a download; ETag unchanged (304) and changed; redirect; HTML instead of the file;
@@ -31,6 +31,7 @@ import geopandas as gpd
 import py7zr
 import pyogrio
 import pytest
+import requests
 from conftest import (
     FLOW_HEADER,
     FLOW_ROWS,
@@ -49,13 +50,9 @@ from observatory.core.errors import ConfigError, SourceError
 from observatory.readers.base_flux import read_base_flux
 from observatory.readers.communes import read_communes
 from observatory.readers.epci import read_epci_composition
-from observatory.sources import fetch
-from observatory.sources.fetch import (
-    Source,
-    cached_provenance,
-    fetch_source,
-    load_catalogue,
-)
+from observatory.sources import archives
+from observatory.sources.cache import STALE_SECONDS, cached_provenance, fetch_source
+from observatory.sources.catalogue import MAGIC, Source, load_catalogue
 
 FLOWS_ZIP = "base-flux-mobilite-domicile-lieu-travail-2021-csv.zip"
 FLOWS_CSV = "base-flux-mobilite-domicile-lieu-travail-2021.csv"
@@ -307,14 +304,15 @@ def test_fetch_base_flux_zip(server, cache, caplog):
     )
     source = flows_source(server)
     assert cached_provenance(source, cache) is None
-    with caplog.at_level("INFO", logger="observatory.sources.fetch"):
+    with caplog.at_level("INFO", logger="observatory.sources"):
         result = fetch_source(source, cache, **FAST)
 
     assert result.status == "downloaded"
     assert result.path == cache / "base_flux_2021" / FLOWS_ZIP
     assert result.path.read_bytes() == body
     record = json.loads((cache / "base_flux_2021" / "provenance.json").read_text())
-    assert record == result.provenance == cached_provenance(source, cache)
+    assert record == result.provenance.to_dict()
+    assert result.provenance == cached_provenance(source, cache)
     assert record["source_id"] == "base_flux_2021"
     assert record["url"] == record["final_url"] == source.url
     assert record["etag"] == '"v1"'
@@ -359,7 +357,7 @@ def test_fetch_epci_xlsx_in_zip(server, cache, epci_zip):
     ]
     composition = read_epci_composition(xlsx)
     assert "METLYON" in set(composition.epci["epci_nature"])
-    assert result.provenance["pinned_sha256"] == sha256(epci_zip)
+    assert result.provenance.pinned_sha256 == sha256(epci_zip)
     assert leftovers(cache) == []
 
 
@@ -420,7 +418,7 @@ def test_same_content_is_not_extracted_again(server, cache):
     assert second.status == "downloaded"
     assert len(server.log) == 2
     assert second.members[FLOWS_CSV].stat().st_ino == before
-    assert second.provenance["extracted"] == first.provenance["extracted"]
+    assert second.provenance.extracted == first.provenance.extracted
 
 
 def test_corrupted_extracted_member_is_extracted_again(server, cache, caplog):
@@ -430,7 +428,7 @@ def test_corrupted_extracted_member_is_extracted_again(server, cache, caplog):
     source = flows_source(server, sha256=sha256(body))
     first = fetch_source(source, cache, **FAST)
     csv = first.members[FLOWS_CSV]
-    assert first.provenance["extracted"]["sha256"] == {FLOWS_CSV: sha256(flows_csv())}
+    assert first.provenance.extracted.sha256 == {FLOWS_CSV: sha256(flows_csv())}
     csv.write_bytes(csv.read_bytes().replace(b";300", b";999"))
     second = fetch_source(source, cache, **FAST)
     assert second.status == "up_to_date"
@@ -562,17 +560,28 @@ def test_pinned_mismatch_keeps_nothing(server, cache, pins, match):
     assert leftovers(cache) == []
 
 
-def test_interrupted_download_leaves_no_part(server, cache, monkeypatch):
+class InterruptedSession(requests.Session):
+    """A session whose body stream ends in Ctrl-C once every byte is on disk."""
+
+    def get(self, *args, **kwargs):
+        response = super().get(*args, **kwargs)
+        chunks = response.iter_content
+
+        def iter_content(*a, **k):
+            yield from chunks(*a, **k)
+            raise KeyboardInterrupt
+
+        response.iter_content = iter_content
+        return response
+
+
+def test_interrupted_download_leaves_no_part(server, cache):
     server.expect_request(f"/fichier/8201899/{FLOWS_ZIP}").respond_with_data(
         flows_zip()
     )
-
-    def interrupt(*args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(fetch, "_verify", interrupt)  # Ctrl-C once the body is on disk
-    with pytest.raises(KeyboardInterrupt):
-        fetch_source(flows_source(server), cache, **FAST)
+    with InterruptedSession() as session, pytest.raises(KeyboardInterrupt):
+        fetch_source(flows_source(server), cache, session=session, **FAST)
+    assert len(server.log) == 1  # the whole body was sent
     assert list((cache / "base_flux_2021").iterdir()) == []
 
 
@@ -594,8 +603,8 @@ def test_unchanged_etag_gets_304(server, cache):
     assert response.status_code == 304
     assert response.get_data() == b""
     assert second.path.stat().st_ino == inode
-    assert second.provenance["sha256"] == first.provenance["sha256"]
-    assert second.provenance["fetched_at"] == first.provenance["fetched_at"]
+    assert second.provenance.sha256 == first.provenance.sha256
+    assert second.provenance.fetched_at == first.provenance.fetched_at
     assert second.members == first.members
     assert leftovers(cache) == []
 
@@ -620,7 +629,7 @@ def test_changed_etag_replaces_file_and_provenance(server, cache):
     assert second.path == first.path
     assert second.path.read_bytes() == new
     record = cached_provenance(source, cache)
-    assert (record["etag"], record["sha256"]) == ('"v2"', sha256(new))
+    assert (record.etag, record.sha256) == ('"v2"', sha256(new))
     assert second.members[FLOWS_CSV].read_bytes() == flows_csv(extra_workers=1)
     assert leftovers(cache) == []
 
@@ -664,8 +673,8 @@ def test_redirect_records_final_url(server, cache):
     )
     server.expect_request(new).respond_with_data(body, content_type="application/zip")
     result = fetch_source(flows_source(server), cache, **FAST)
-    assert result.provenance["url"] == server.url_for(old)
-    assert result.provenance["final_url"] == server.url_for(new)
+    assert result.provenance.url == server.url_for(old)
+    assert result.provenance.final_url == server.url_for(new)
     assert result.path.name == FLOWS_ZIP
     assert result.path.read_bytes() == body
 
@@ -711,7 +720,7 @@ def test_wrong_magic_bytes(server, cache, fmt, body):
     server.expect_request(f"/file.{fmt}").respond_with_data(body)
     source = make_source(server, f"/file.{fmt}", fmt, id="wrong")
     found = re.escape(repr(body[:8]))
-    expected = re.escape(repr(fetch.MAGIC[fmt]))
+    expected = re.escape(repr(MAGIC[fmt]))
     with pytest.raises(
         SourceError,
         match=rf"^wrong: .* did not return a {fmt} file: it starts with {found}, a {fmt} file starts with {expected}",
@@ -777,9 +786,9 @@ def test_bytes_counted_while_writing(server, cache, admin_express_7z, monkeypatc
     """An archive that understates its sizes is still stopped at the bound."""
     body = flows_zip() if fmt == "zip" else admin_express_7z
     members = (FLOWS_CSV,) if fmt == "zip" else ("*/COMMUNE.*",)
-    listing = fetch._list_archive
+    listing = archives.list_archive
     monkeypatch.setattr(
-        fetch, "_list_archive", lambda *a: dict.fromkeys(listing(*a), 1)
+        archives, "list_archive", lambda *a: dict.fromkeys(listing(*a), 1)
     )
     server.expect_request(f"/liar.{fmt}").respond_with_data(body)
     source = make_source(server, f"/liar.{fmt}", fmt, id="liar", members=members)
@@ -839,7 +848,7 @@ def test_stale_part_from_a_killed_run_is_removed(server, cache):
     folder.mkdir(parents=True)
     stale = folder / f".{FLOWS_ZIP}.abcd1234.part"
     stale.write_bytes(b"PK\x03\x04half")
-    old = stale.stat().st_mtime - 2 * fetch._STALE_SECONDS
+    old = stale.stat().st_mtime - 2 * STALE_SECONDS
     os.utime(stale, (old, old))
     server.expect_request(f"/fichier/8201899/{FLOWS_ZIP}").respond_with_data(
         flows_zip()

@@ -26,12 +26,19 @@ from observatory.geography import (
 )
 from observatory.systems.flows import (
     compare_vintages,
-    epci_indicators,
+    epci_totals,
     flows_epci,
     flows_with_previous,
+    pair_flows,
     reliability_class,
+    system_indicators,
     system_matrix,
 )
+
+
+def epci_indicators(flows, crowns, thresholds):
+    """Indicators of every system at once, as the pipeline computes them one by one."""
+    return system_indicators(pair_flows(flows), epci_totals(flows), crowns, thresholds)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Commune code harmonisation (observatory.harmonise).
+"""Commune code harmonisation (observatory.readers.passage, observatory.systems.harmonise).
 
 Cases covered: a merger into a commune nouvelle (flows summed, a flow between the
 two old communes becomes internal), a chained change, a Paris arrondissement, an
@@ -10,6 +10,7 @@ flows of RP 2014 brought to the 2026 geography.
 from __future__ import annotations
 
 import gzip
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -284,6 +285,25 @@ def test_read_mouvements(tmp_path):
     }
 
 
+def test_read_mouvements_zipped_as_plain(tmp_path):
+    plain = _write(tmp_path / "v_mvt_commune_2026.csv", MVT_HEADER, MVT_ROWS)
+    path = tmp_path / "v_mvt_commune_2026.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.write(plain, "v_mvt_commune_2026.csv")
+    pd.testing.assert_frame_equal(
+        read_commune_passage(path), read_commune_passage(plain)
+    )
+
+
+def test_bad_code_error_names_file_and_line(tmp_path):
+    path = _write(tmp_path / "historiques.csv", ETALAB_HEADER, ["0100,01002,B,A,x"])
+    with pytest.raises(
+        DataError, match=r"code_ancien must be .*line 2: '0100'"
+    ) as info:
+        read_commune_passage(path)
+    assert (info.value.path, info.value.line) == (path, 2)
+
+
 @pytest.mark.parametrize(
     ("until", "expected"),
     [
@@ -471,7 +491,7 @@ def test_mouvements_commune_only_deleguee_is_reported_not_guessed(caplog):
     events = pd.DataFrame(
         [row.split(",") for row in rows], columns=MVT_HEADER.split(",")
     )
-    with caplog.at_level("WARNING", logger="observatory.harmonise"):
+    with caplog.at_level("WARNING", logger="observatory.readers.passage"):
         passage = passage_from_mouvements(events)
     assert passage.empty
     assert list(passage.columns) == ["old_code", "new_code"]

@@ -1,5 +1,11 @@
-"""Readers of the official formats, and clear errors on bad input."""
+"""Readers of the official formats, and clear errors on bad input.
 
+Also the one opener of plain, gzipped and zipped inputs (observatory.core.archives):
+same bytes whatever the packing, the member picked, and errors naming the file
+and the members found.
+"""
+
+import gzip
 import zipfile
 
 import pandas as pd
@@ -15,6 +21,7 @@ from conftest import (
 )
 from shapely.geometry import box
 
+from observatory.core.archives import compression_of, open_member
 from observatory.core.errors import DataError, SourceError
 from observatory.geography import is_abroad_code, is_commune_code
 from observatory.readers.base_flux import read_base_flux
@@ -156,8 +163,9 @@ def test_flows_negative(tmp_path):
     path = write_flows(
         tmp_path / "flux.csv", rows=[("01001", "01002", "-3")], zipped=False
     )
-    with pytest.raises(DataError, match=r"must be >= 0; line 2: '-3'"):
+    with pytest.raises(DataError, match=r"must be >= 0; line 2: '-3'") as info:
         read_base_flux(path)
+    assert (info.value.path, info.value.line) == (path, 2)
 
 
 @pytest.mark.parametrize(
@@ -257,11 +265,85 @@ def test_composition_bad_siren_names_the_row(tmp_path):
 
 
 def test_read_base_flux_gzip(tmp_path):
-    import gzip
-
     plain = write_flows(tmp_path / "flux.csv", zipped=False)
     packed = tmp_path / "flux.csv.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     pd.testing.assert_frame_equal(
         read_base_flux(packed).table, read_base_flux(plain).table
     )
+
+
+# ---------------------------------------------------------------- archives
+def _csv_files(names):
+    return [name for name in names if name.endswith(".csv")]
+
+
+def _read_all(path):
+    with open_member(path, _csv_files, what="CSV file") as opened:
+        return opened.stream.read()
+
+
+@pytest.mark.parametrize("packing", ["plain", "gzip", "gzip-named-csv", "zip"])
+def test_open_member_gives_the_same_bytes_whatever_the_packing(tmp_path, packing):
+    data = b"CODGEO;DCLT\n01001;01002\n"
+    if packing == "plain":
+        path = tmp_path / "flows.csv"
+        path.write_bytes(data)
+    elif packing.startswith("gzip"):  # told by the suffix or by the magic bytes
+        path = tmp_path / ("flows.csv" if packing == "gzip-named-csv" else "f.gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path = tmp_path / "flows.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("__MACOSX/._flows.csv", b"resource fork")
+            archive.writestr("notice.txt", b"read me")
+            archive.writestr("data/flows.csv", data)
+    with open_member(path, _csv_files, what="CSV file") as opened:
+        assert opened.stream.read() == data
+    member = "data/flows.csv" if packing == "zip" else None
+    assert opened.name == member
+    assert opened.where == f"{path}" + (f" [{member}]" if member else "")
+    assert compression_of(path) == {"plain": None, "zip": "zip"}.get(packing, "gzip")
+
+
+def test_open_member_names_the_files_of_the_archive(tmp_path):
+    path = tmp_path / "flows.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", b"1")
+        archive.writestr("b.csv", b"2")
+        archive.writestr("folder/", b"")
+    with pytest.raises(
+        DataError,
+        match=r"flows\.zip: expected one CSV file in the archive, "
+        r"found \['a\.csv', 'b\.csv'\]$",
+    ) as info:
+        _read_all(path)
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("f.csv.gz", b"not gzip", r"f\.csv\.gz: not a valid gzip file \(Not a gzipped"),
+        ("f.csv.gz", gzip.compress(b"x" * 1000)[:20], r"not a valid gzip file \(Compr"),
+        ("f.zip", b"not a zip", r"f\.zip: not a valid zip archive$"),
+    ],
+    ids=["not-gzip", "truncated-gzip", "not-zip"],
+)
+def test_open_member_refuses_a_corrupt_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as info:
+        _read_all(path)
+    assert info.value.path == path
+
+
+def test_open_member_refuses_a_corrupt_zip_member(tmp_path):
+    path = tmp_path / "flows.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("flows.csv", bytes(range(256)) * 400)
+    packed = bytearray(path.read_bytes())
+    packed[60:80] = bytes(20)  # inside the deflated data
+    path.write_bytes(bytes(packed))
+    with pytest.raises(DataError, match=r"flows\.zip: corrupt zip archive: "):
+        _read_all(path)

@@ -4,9 +4,10 @@ Each test fails if its guarantee breaks:
 
 - unchanged inputs -> "up to date", nothing written; one changed input byte, the
   config, the classification rules or the package -> recomputed;
-- a run SIGKILLed at a chosen stage (a subprocess paused by the test hook
-  ``OBSERVATORY_TEST_PAUSE_AT``) leaves ``latest/`` byte-identical, and the next
-  run cleans up and succeeds; SIGTERM (cron's ``timeout``) is a recorded failure;
+- a run SIGKILLed at a chosen stage (a subprocess that pauses when the package
+  logs the start of that stage, or the first file written) leaves ``latest/``
+  byte-identical, and the next run cleans up and succeeds; SIGTERM (cron's
+  ``timeout``) is a recorded failure;
 - disk full while writing the run or the ``latest`` copy: same guarantee, one
   line on stderr naming the stage and the log;
 - a corrupted cached source (archive or extracted member) is fetched or
@@ -38,11 +39,16 @@ from conftest import FLOW_ROWS, flows_text, write_config, write_flows, zip_bytes
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from observatory.cli import main
+from observatory.cli import EXIT_LOCKED, main
 from observatory.config import configs_dir
-from observatory.core.timing import PAUSE_AT_ENV, PAUSE_FILE_ENV
-from observatory.runs import refresh
-from observatory.runs.refresh import EXIT_LOCKED, Layout, Lock, Locked, read_state
+from observatory.runs.layout import Layout
+from observatory.runs.lock import (
+    LOCK_GRACE_S,
+    STALE_LOCK_AFTER_S,
+    Lock,
+    Locked,
+    process_identity,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
@@ -71,6 +77,11 @@ def cli(config: Path, *args: str) -> int:
 
 def layout(config: Path) -> Layout:
     return Layout(config.parent / "out")
+
+
+def read_state(out: Layout) -> dict:
+    """The state file, as JSON: what it records is what cron's users read."""
+    return json.loads(out.state.read_text(encoding="utf-8"))
 
 
 def run_folders(config: Path) -> list[str]:
@@ -115,6 +126,40 @@ def stray(config: Path) -> list[str]:
     )
 
 
+#: Where a paused refresh stops: the log message it pauses on.
+PAUSE_POINTS = {
+    "read": "read: started",  # the stage that reads the inputs begins
+    "write.partial": "wrote epci_indicators.parquet",  # one file of the run staged
+    "publish.renamed": "latest: started",  # the run folder is complete, not shown
+    "publish.switched": "prune: started",  # latest shows the new run
+}
+
+
+#: ``observatory`` with its arguments, pausing (to be killed) when the package
+#: logs a message starting with ``$PAUSE_AT``, after writing its pid to
+#: ``$PAUSE_FLAG``: fault injection from outside, nothing in the package.
+PAUSING_MAIN = """
+import logging, os, sys, time
+from pathlib import Path
+
+
+class PauseAt(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith(os.environ["PAUSE_AT"]):
+            Path(os.environ["PAUSE_FLAG"]).write_text(str(os.getpid()))
+            deadline = time.monotonic() + 120  # never hang a forgotten process
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise RuntimeError("paused at " + os.environ["PAUSE_AT"] + ", never killed")
+
+
+logging.getLogger("observatory").addHandler(PauseAt())
+from observatory.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def start_paused(config: Path, point: str, *args: str) -> subprocess.Popen[str]:
     """Start ``observatory refresh`` in a subprocess that pauses at ``point``."""
     flag = config.parent / f"paused-{point}"
@@ -122,14 +167,14 @@ def start_paused(config: Path, point: str, *args: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        PAUSE_AT_ENV: point,
-        PAUSE_FILE_ENV: str(flag),
+        "PAUSE_AT": PAUSE_POINTS[point],
+        "PAUSE_FLAG": str(flag),
     }
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "observatory",
+            "-c",
+            PAUSING_MAIN,
             "refresh",
             "--config",
             str(config),
@@ -225,9 +270,11 @@ def test_changed_config_or_package_recomputes(project, capsys, monkeypatch, what
             encoding="utf-8",
         )
     elif what == "package version":
-        monkeypatch.setattr(refresh, "__version__", "99.0")
+        monkeypatch.setattr("observatory.runs.fingerprint.__version__", "99.0")
     else:
-        monkeypatch.setattr(refresh, "code_sha256", lambda: "0" * 64)
+        monkeypatch.setattr(
+            "observatory.runs.fingerprint.code_sha256", lambda: "0" * 64
+        )
     assert cli(project) == 0
     assert f"Recomputed because: {what} changed" in capsys.readouterr().out
     assert len(run_folders(project)) == 2
@@ -494,6 +541,27 @@ def test_disk_full_while_copying_latest(project, monkeypatch, capsys):
     )
 
 
+def test_a_bug_names_its_stage_and_logs_its_traceback(project, monkeypatch, capsys):
+    def bug(*args, **kwargs):
+        return 1 / 0
+
+    monkeypatch.setattr("observatory.runs.execute.switch_latest", bug)
+    assert cli(project, "-q") == 1
+    line = capsys.readouterr().err.strip()
+    assert re.fullmatch(
+        r"observatory refresh failed at stage 'latest': unexpected error "
+        r"ZeroDivisionError: division by zero \(a bug: the traceback is in the "
+        r"log\); log: \S+\.log",
+        line,
+    )
+    log = Path(line.rsplit("; log: ", 1)[1]).read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in log
+    state = read_state(layout(project))
+    assert state["last_attempt"]["stage"] == "latest"
+    assert state["last_attempt"]["source"] is None
+    assert not layout(project).lock.exists()
+
+
 def test_latest_falls_back_to_a_copy_without_symlinks(project, monkeypatch, capsys):
     def no_symlinks(self, *args, **kwargs):
         raise OSError(errno.EPERM, "Operation not permitted")
@@ -544,13 +612,13 @@ def test_lock_of_a_dead_process_is_recovered(tmp_path):
     ("case", "age", "stale"),
     [
         ("other-host", 60, False),
-        ("other-host", refresh.STALE_LOCK_AFTER_S + 60, True),
+        ("other-host", STALE_LOCK_AFTER_S + 60, True),
         ("being-written", 5, False),
-        ("being-written", refresh.LOCK_GRACE_S + 5, True),
+        ("being-written", LOCK_GRACE_S + 5, True),
         ("live", 60, False),
         (
             "live",
-            refresh.STALE_LOCK_AFTER_S + 60,
+            STALE_LOCK_AFTER_S + 60,
             False,
         ),  # never steal from a live process
         ("pid-reused", 60, True),
@@ -559,7 +627,7 @@ def test_lock_of_a_dead_process_is_recovered(tmp_path):
 def test_lock_staleness(tmp_path, case, age, stale):
     path = tmp_path / "lock"
     me = {"host": socket.gethostname(), "pid": os.getpid()}
-    identity = refresh._process_identity(os.getpid())
+    identity = process_identity(os.getpid())
     if case == "other-host":
         _write_lock(
             path, host="elsewhere", pid=1, run_id="x", started_epoch=time.time() - age

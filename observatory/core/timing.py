@@ -1,44 +1,27 @@
-"""Stages of a run: timing, naming the stage a failure happened in, a test hook.
+"""Stages of a run: its id, the time each stage takes, the stage a failure crossed.
 
 Light on purpose (no pandas, no pyarrow): ``observatory refresh`` imports it
-when it only has to say "up to date".
-
-:func:`stage` times a block, logs its start and end, and tags an exception
-raised inside it with the stage's name (attribute ``observatory_stage``) so that
-``observatory refresh`` can say *where* a run failed.
-
-:func:`pause_point` is a **test hook** and nothing else: when the environment
-variable ``OBSERVATORY_TEST_PAUSE_AT`` names the point reached, the process
-writes its pid to the file named by ``OBSERVATORY_TEST_PAUSE_FILE`` (if set) and
-sleeps until it is killed. The tests use it to SIGKILL a run at a chosen stage,
-deterministically. Unset (always, outside the tests), it does nothing.
+when it only has to say "up to date". :func:`stage` times a block and names the
+stage of a failure inside it: the ``stage`` field of an
+:class:`~observatory.core.errors.ObservatoryError`, else a :class:`StageTimings` record.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
+
+from observatory.core.errors import ObservatoryError
 
 logger = logging.getLogger(__name__)
 
 
 #: A run is written to ``<output>/.staging-<run id>/`` before it is published.
 STAGING_PREFIX = ".staging-"
-
-
-PAUSE_AT_ENV = "OBSERVATORY_TEST_PAUSE_AT"
-
-
-PAUSE_FILE_ENV = "OBSERVATORY_TEST_PAUSE_FILE"
-
-
-_PAUSE_LIMIT_S = 120.0  # a forgotten hook must not hang a process forever
 
 
 def new_run_id(started: datetime) -> str:
@@ -50,36 +33,63 @@ def new_run_id(started: datetime) -> str:
     return f"{started:%Y%m%dT%H%M%S}.{millis:03d}Z-{secrets.token_hex(3)}"
 
 
-def failed_stage(exc: BaseException) -> str | None:
-    """Return the stage an exception was raised in, if :func:`stage` tagged it."""
-    return getattr(exc, "observatory_stage", None)
+class StageTimings(dict[str, float]):
+    """Seconds spent in each stage that ended, and the stage a failure crossed.
+
+    To the manifest and the state file it is a plain ``{stage: seconds}``. An
+    exception that is not an :class:`ObservatoryError` (a bug, a signal, a full
+    disk) has no ``stage`` field: :func:`stage` records the innermost stage it
+    crossed here instead, and :meth:`failed_stage` answers for both kinds.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._failure: tuple[str, BaseException] | None = None
+
+    def record_failure(self, name: str, exc: BaseException) -> None:
+        """Record that ``exc`` left stage ``name``, unless an inner stage did first."""
+        if self._failure is None or self._failure[1] is not exc:
+            self._failure = (name, exc)
+
+    def failed_stage(self, exc: BaseException) -> str | None:
+        """Return the stage ``exc`` was raised in, None when it crossed no stage."""
+        if isinstance(exc, ObservatoryError) and exc.stage is not None:
+            return exc.stage
+        if self._failure is not None and self._failure[1] is exc:
+            return self._failure[0]
+        return None
 
 
 @contextmanager
 def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
-    """Time the block as stage ``name`` into ``timings`` and tag its failures."""
+    """Time the block as stage ``name`` into ``timings``; name the stage of its failures.
+
+    An :class:`ObservatoryError` raised inside gets ``stage = name`` unless an
+    inner stage set it; any other exception is recorded in ``timings`` when it is
+    a :class:`StageTimings`.
+    """
     logger.info("%s: started", name)
-    pause_point(name)
     start = time.perf_counter()
     try:
         yield
     except BaseException as exc:
-        if failed_stage(exc) is None:
-            exc.observatory_stage = name  # type: ignore[attr-defined]
+        if isinstance(exc, ObservatoryError):
+            if exc.stage is None:
+                exc.stage = name
+        elif isinstance(timings, StageTimings):
+            timings.record_failure(name, exc)
         raise
     timings[name] = round(time.perf_counter() - start, 3)
     logger.info("%s: done in %.2f s", name, timings[name])
 
 
-def pause_point(name: str) -> None:
-    """Test hook: sleep here, to be killed, when ``$OBSERVATORY_TEST_PAUSE_AT == name``."""
-    if os.environ.get(PAUSE_AT_ENV) != name:
-        return
-    logger.warning("test hook %s=%s: pausing until killed", PAUSE_AT_ENV, name)
-    if flag := os.environ.get(PAUSE_FILE_ENV):
-        Path(flag).write_text(str(os.getpid()), encoding="utf-8")
-    deadline = time.monotonic() + _PAUSE_LIMIT_S
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-    msg = f"test hook {PAUSE_AT_ENV}={name}: not killed within {_PAUSE_LIMIT_S:g} s"
-    raise RuntimeError(msg)
+def human_duration(seconds: float) -> str:
+    """Return a duration as people say it: ``45 s``, ``12 min``, ``3.5 h``, ``2.0 days``."""
+    seconds = max(seconds, 0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -1,11 +1,4 @@
-"""Write the output layers: GeoParquet 1.1, a manifest, a data dictionary, QGIS aliases.
-
-A run's files are first written to a staging folder
-``<output>/.staging-<run_id>/``, read back, validated and flushed to disk; the
-folder is then renamed to ``<output>/<run_id>/`` in one step. A failed run
-removes its staging folder and leaves the outputs of earlier runs as they were.
-Switching ``<output>/latest`` to the new run folder and pruning old ones is
-:mod:`observatory.runs.refresh`'s job.
+"""Turn layers into typed Arrow tables: GeoParquet 1.1 for maps, plain Parquet for the matrix.
 
 GeoParquet files follow the 1.1.0 specification: WKB geometry, PROJJSON CRS, a
 ``bbox`` covering column, zstd compression and the column types of
@@ -18,18 +11,17 @@ annotation either, and the CRS is read from the ``geo`` metadata.
 Each territory's layers are written in its official projected CRS: EPSG:2154
 (Lambert-93) for mainland France as ``<layer>.parquet``, the overseas
 departments' UTM CRS as ``<layer>_<territory>.parquet`` (``flows_REU.parquet``
-in EPSG:2975...).
+in EPSG:2975...). Writing and publishing the files is
+:mod:`observatory.runs.publish`'s job.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
 from collections.abc import Mapping
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import geopandas as gpd
 import pandas as pd
@@ -37,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from observatory.core.errors import OutputError
-from observatory.geography import MAINLAND, TERRITORY_EPSG
+from observatory.geography import TERRITORY_EPSG
 from observatory.layers.schemas import Field
 
 logger = logging.getLogger(__name__)
@@ -87,11 +79,6 @@ def _typed_columns(
             )
         )
     return schema_fields, columns
-
-
-def layer_stem(layer: str, territory: str) -> str:
-    """Return the file stem of a map layer: ``flows`` (mainland), ``flows_REU``..."""
-    return layer if territory == MAINLAND else f"{layer}_{territory}"
 
 
 def geoparquet_table(
@@ -160,32 +147,3 @@ def plain_table(
     return pa.Table.from_arrays(
         columns, schema=pa.schema(schema_fields, metadata=metadata)
     )
-
-
-def qgis_aliases(fields: list[Field]) -> str:
-    """Return a QGIS style (``.qml``) holding French field aliases.
-
-    QGIS loads ``<layer>.qml`` next to a file-based layer as its default style, so
-    the attribute table shows the French labels while field names stay stable.
-    """
-    aliases = "\n".join(
-        f'    <alias field={quoteattr(f.name)} index="{i}" name={quoteattr(f.alias_fr)}/>'
-        for i, f in enumerate(fields)
-    )
-    return (
-        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-        '<qgis version="3.34.0" styleCategories="Fields">\n'
-        f"  <aliases>\n{aliases}\n  </aliases>\n"
-        "</qgis>\n"
-    )
-
-
-def data_dictionary_csv(layers: Mapping[str, list[Field]]) -> str:
-    """Return the data dictionary of the layers as CSV text."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["layer", "column", "type", "description", "alias_fr"])
-    for layer, fields in layers.items():
-        for f in fields:
-            writer.writerow([layer, f.name, str(f.type), f.description, f.alias_fr])
-    return out.getvalue()

@@ -2,17 +2,22 @@
 
 This is the single source of the data dictionary: the GeoParquet writer casts
 every layer to these types (stable across runs), stores the descriptions as field
-metadata, writes QGIS field aliases from the French labels, and
-``docs/data-dictionary.md`` is generated from it (a test keeps it in sync).
+metadata, writes QGIS field aliases from the French labels; the dictionary itself
+is rendered here as CSV (in each run) and as ``docs/data-dictionary.md`` (a test
+keeps it in sync).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from observatory.config import ClassificationSection
+from observatory.systems.classify import NO_DATA_CLASS
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +217,7 @@ _CHANGES = [
 EPCI_INDICATORS += [*_VINTAGES, *_CHANGES]
 
 
-#: French labels of the harmonised transport modes (observatory.readers.fd_mobpro.MODES).
+#: French labels of the harmonised transport modes (observatory.systems.modes.MODES).
 MODE_LABELS = {
     "none": "sans transport (travail à domicile)",
     "walk": "marche à pied",
@@ -448,8 +453,6 @@ _METROPOLES_FIXED = [
 
 def metropoles_fields(classification: ClassificationSection) -> list[Field]:
     """Return the fields of the métropoles layer, one class count per class."""
-    from observatory.systems.classify import NO_DATA_CLASS
-
     counts = [
         Field(
             f"n_class_{rule.class_code}",
@@ -511,6 +514,17 @@ def data_dictionary_markdown(classification: ClassificationSection) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+def data_dictionary_csv(layers: Mapping[str, list[Field]]) -> str:
+    """Return the data dictionary of the layers as CSV text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["layer", "column", "type", "description", "alias_fr"])
+    for layer, fields in layers.items():
+        for f in fields:
+            writer.writerow([layer, f.name, str(f.type), f.description, f.alias_fr])
+    return out.getvalue()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,8 @@
-"""Read INSEE's EPCI composition (xlsx with title rows, or a CSV export)."""
+"""Read INSEE's EPCI composition (xlsx with title rows, or a CSV export).
+
+The EPCI list (code, name, nature) and the commune -> EPCI composition, checked
+row by row; communes outside any EPCI are left out.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from observatory.core.errors import DataError, examples_at
+from observatory.core.errors import MAX_LISTED, DataError, examples_at
 from observatory.geography import KNOWN_NATURES, NO_EPCI, SIREN, is_commune_code
 from observatory.readers.text import (
-    _MAX_LISTED,
-    _check_exists,
-    _clean_str,
-    _find_header,
-    _read_csv_text,
+    check_exists,
+    clean_str,
+    find_header,
+    read_csv_text,
     read_text,
 )
 
@@ -28,6 +31,123 @@ class EpciComposition:
 
     epci: pd.DataFrame  # epci_code, epci_name, epci_nature
     composition: pd.DataFrame  # commune_code, commune_name, epci_code
+
+
+def _read_workbook(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the composition and EPCI sheets of INSEE's workbook, under their headers."""
+    try:
+        sheets = pd.read_excel(
+            path, sheet_name=None, header=None, dtype=str, engine="calamine"
+        )
+    except Exception as exc:  # calamine raises its own error types on bad files
+        msg = f"{path}: cannot read as an xlsx workbook: {exc}"
+        raise DataError(msg, path=path) from exc
+    missing = [s for s in ("EPCI", "Composition_communale") if s not in sheets]
+    if missing:
+        msg = f"{path}: missing sheet(s) {missing}; found {list(sheets)} (INSEE's file has 'EPCI' and 'Composition_communale')"
+        raise DataError(msg, path=path)
+    comp = find_header(
+        sheets["Composition_communale"],
+        ("CODGEO", "EPCI"),
+        path,
+        "Composition_communale",
+    )
+    return comp, find_header(sheets["EPCI"], ("EPCI", "NATURE_EPCI"), path, "EPCI")
+
+
+def _read_csv_export(
+    path: Path, epci_list: Path | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read the composition CSV (and the EPCI list CSV), indexed by file line."""
+    comp = read_csv_text(path, read_text(path), "EPCI composition")
+    comp.index = comp.index + 2  # header is line 1
+    if epci_list is None:
+        return comp, None
+    check_exists(epci_list, "EPCI list")
+    epci_sheet = read_csv_text(epci_list, read_text(epci_list), "EPCI list")
+    epci_sheet.index = epci_sheet.index + 2
+    return comp, epci_sheet
+
+
+def _refuse(
+    bad: pd.Series, values: pd.Series, what: str, word: str, path: Path
+) -> None:
+    """Raise a :class:`DataError` quoting the ``bad`` values with their rows."""
+    if bad.any():
+        at = values.index[bad.to_numpy()]
+        msg = what + examples_at(values[bad].tolist(), at, word)
+        raise DataError(msg, path=path, line=int(at[0]))
+
+
+def _checked_composition(
+    comp: pd.DataFrame, where: str, word: str, path: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check codes row by row; return the rows kept and the composition table."""
+    missing_cols = [c for c in ("CODGEO", "EPCI") if c not in comp.columns]
+    if missing_cols:
+        msg = f"{where}: missing column(s) {missing_cols}; expected CODGEO, LIBGEO, EPCI, LIBEPCI, ...; found {list(comp.columns)}"
+        raise DataError(msg, path=path)
+    comp = comp.assign(CODGEO=clean_str(comp["CODGEO"]), EPCI=clean_str(comp["EPCI"]))
+    comp = comp[comp["CODGEO"].notna() & (comp["CODGEO"] != "")]
+    codes, epci = comp["CODGEO"], comp["EPCI"]
+    _refuse(
+        ~is_commune_code(codes),
+        codes,
+        f"{where}: CODGEO must be a 5-character commune code; ",
+        word,
+        path,
+    )
+    siren = epci.str.fullmatch(SIREN.pattern).fillna(False) | (epci == NO_EPCI)
+    _refuse(
+        ~siren,
+        epci,
+        f"{where}: EPCI must be a 9-digit SIREN (or {NO_EPCI}); ",
+        word,
+        path,
+    )
+    _refuse(
+        codes.duplicated(keep=False),
+        codes,
+        f"{where}: each commune must appear once; ",
+        word,
+        path,
+    )
+    comp = comp[comp["EPCI"] != NO_EPCI]
+    composition = pd.DataFrame(
+        {
+            "commune_code": comp["CODGEO"].to_numpy(),
+            "commune_name": clean_str(comp["LIBGEO"]).to_numpy()
+            if "LIBGEO" in comp
+            else pd.NA,
+            "epci_code": comp["EPCI"].to_numpy(),
+        }
+    ).astype("string")
+    return comp, composition
+
+
+def _epci_table(
+    table: pd.DataFrame, path: Path, epci_list: Path | None
+) -> pd.DataFrame:
+    """Build the EPCI list: ``epci_code``, ``epci_name``, ``epci_nature``, one row each."""
+    need = [c for c in ("EPCI", "NATURE_EPCI") if c not in table.columns]
+    if need:
+        msg = f"{epci_list or path}: EPCI list lacks column(s) {need}; found {list(table.columns)}"
+        raise DataError(msg, path=epci_list or path)
+    epci = pd.DataFrame(
+        {
+            "epci_code": clean_str(table["EPCI"]).to_numpy(),
+            "epci_name": clean_str(table["LIBEPCI"]).to_numpy()
+            if "LIBEPCI" in table
+            else pd.NA,
+            "epci_nature": clean_str(table["NATURE_EPCI"]).to_numpy(),
+        }
+    ).astype("string")
+    epci = epci[epci["epci_code"].str.fullmatch(SIREN.pattern).fillna(False)]
+    epci = epci.drop_duplicates("epci_code").reset_index(drop=True)
+    unknown = sorted(set(epci["epci_nature"].dropna()) - set(KNOWN_NATURES))
+    if unknown:
+        logger.warning("%s: unexpected NATURE_EPCI value(s) %s", path, unknown)
+    return epci
 
 
 def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComposition:
@@ -48,113 +168,37 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
         ``epci`` (epci_code, epci_name, epci_nature) and ``composition``
         (commune_code, commune_name, epci_code). Communes outside any EPCI
         (``ZZZZZZZZZ``) are left out.
+
+    Raises
+    ------
+    SourceError
+        A file does not exist.
+    DataError
+        Unreadable file, missing sheets or columns, bad or repeated codes
+        (naming the row or line), or EPCI of the composition not in the list.
     """
-    _check_exists(path, "EPCI composition")
+    check_exists(path, "EPCI composition")
     suffix = path.suffix.lower()
-    line_word = "line"
+    epci_sheet: pd.DataFrame | None
     if suffix in (".xlsx", ".xlsm"):
-        try:
-            sheets = pd.read_excel(
-                path, sheet_name=None, header=None, dtype=str, engine="calamine"
-            )
-        except Exception as exc:  # calamine raises its own error types on bad files
-            msg = f"{path}: cannot read as an xlsx workbook: {exc}"
-            raise DataError(msg) from exc
-        missing = [s for s in ("EPCI", "Composition_communale") if s not in sheets]
-        if missing:
-            msg = f"{path}: missing sheet(s) {missing}; found {list(sheets)} (INSEE's file has 'EPCI' and 'Composition_communale')"
-            raise DataError(msg)
-        comp = _find_header(
-            sheets["Composition_communale"],
-            ("CODGEO", "EPCI"),
-            path,
-            "Composition_communale",
-        )
-        epci_sheet = _find_header(sheets["EPCI"], ("EPCI", "NATURE_EPCI"), path, "EPCI")
-        where = f"{path}: sheet 'Composition_communale'"
-        line_word = "row"
+        comp, epci_sheet = _read_workbook(path)
+        where, word = f"{path}: sheet 'Composition_communale'", "row"
     elif suffix in (".csv", ".txt"):
-        comp = _read_csv_text(path, read_text(path), "EPCI composition")
-        comp.index = comp.index + 2  # header is line 1
-        where = str(path)
-        epci_sheet = None
-        if epci_list is not None:
-            _check_exists(epci_list, "EPCI list")
-            epci_sheet = _read_csv_text(epci_list, read_text(epci_list), "EPCI list")
-            epci_sheet.index = epci_sheet.index + 2
+        comp, epci_sheet = _read_csv_export(path, epci_list)
+        where, word = str(path), "line"
     else:
         msg = f"{path}: unsupported EPCI composition format {suffix!r}; expected .xlsx or .csv"
-        raise DataError(msg)
-
-    missing_cols = [c for c in ("CODGEO", "EPCI") if c not in comp.columns]
-    if missing_cols:
-        msg = f"{where}: missing column(s) {missing_cols}; expected CODGEO, LIBGEO, EPCI, LIBEPCI, ...; found {list(comp.columns)}"
-        raise DataError(msg)
-    comp = comp.assign(CODGEO=_clean_str(comp["CODGEO"]), EPCI=_clean_str(comp["EPCI"]))
-    comp = comp[comp["CODGEO"].notna() & (comp["CODGEO"] != "")]
-    bad = ~is_commune_code(comp["CODGEO"])
-    if bad.any():
-        msg = f"{where}: CODGEO must be a 5-character commune code; " + examples_at(
-            comp.loc[bad, "CODGEO"].tolist(), comp.index[bad.to_numpy()], line_word
-        )
-        raise DataError(msg)
-    bad = ~(
-        comp["EPCI"].str.fullmatch(SIREN.pattern).fillna(False)
-        | (comp["EPCI"] == NO_EPCI)
-    )
-    if bad.any():
-        msg = f"{where}: EPCI must be a 9-digit SIREN (or {NO_EPCI}); " + examples_at(
-            comp.loc[bad, "EPCI"].tolist(), comp.index[bad.to_numpy()], line_word
-        )
-        raise DataError(msg)
-    dup = comp["CODGEO"].duplicated(keep=False)
-    if dup.any():
-        msg = f"{where}: each commune must appear once; " + examples_at(
-            comp.loc[dup, "CODGEO"].tolist(), comp.index[dup.to_numpy()], line_word
-        )
-        raise DataError(msg)
-    comp = comp[comp["EPCI"] != NO_EPCI]
-
-    composition = pd.DataFrame(
-        {
-            "commune_code": comp["CODGEO"].to_numpy(),
-            "commune_name": _clean_str(comp["LIBGEO"]).to_numpy()
-            if "LIBGEO" in comp
-            else pd.NA,
-            "epci_code": comp["EPCI"].to_numpy(),
-        }
-    ).astype("string")
-
-    if epci_sheet is not None:
-        need = [c for c in ("EPCI", "NATURE_EPCI") if c not in epci_sheet.columns]
-        if need:
-            msg = f"{epci_list or path}: EPCI list lacks column(s) {need}; found {list(epci_sheet.columns)}"
-            raise DataError(msg)
-        table = epci_sheet
-    elif "NATURE_EPCI" in comp.columns:
-        table = comp
-    else:
+        raise DataError(msg, path=path)
+    comp, composition = _checked_composition(comp, where, word, path)
+    if epci_sheet is None and "NATURE_EPCI" not in comp.columns:
         msg = (
             f"{path}: no NATURE_EPCI column to tell métropoles apart; add it, use INSEE's xlsx, "
             "or point [inputs] epci_list to a CSV export of the 'EPCI' sheet"
         )
-        raise DataError(msg)
-    epci = pd.DataFrame(
-        {
-            "epci_code": _clean_str(table["EPCI"]).to_numpy(),
-            "epci_name": _clean_str(table["LIBEPCI"]).to_numpy()
-            if "LIBEPCI" in table
-            else pd.NA,
-            "epci_nature": _clean_str(table["NATURE_EPCI"]).to_numpy(),
-        }
-    ).astype("string")
-    epci = epci[epci["epci_code"].str.fullmatch(SIREN.pattern).fillna(False)]
-    epci = epci.drop_duplicates("epci_code").reset_index(drop=True)
-    unknown = sorted(set(epci["epci_nature"].dropna()) - set(KNOWN_NATURES))
-    if unknown:
-        logger.warning("%s: unexpected NATURE_EPCI value(s) %s", path, unknown)
+        raise DataError(msg, path=path)
+    epci = _epci_table(comp if epci_sheet is None else epci_sheet, path, epci_list)
     orphans = sorted(set(composition["epci_code"]) - set(epci["epci_code"]))
     if orphans:
-        msg = f"{path}: EPCI {orphans[:_MAX_LISTED]} appear in the composition but not in the EPCI list"
-        raise DataError(msg)
+        msg = f"{path}: EPCI {orphans[:MAX_LISTED]} appear in the composition but not in the EPCI list"
+        raise DataError(msg, path=path)
     return EpciComposition(epci=epci, composition=composition.reset_index(drop=True))

@@ -1,18 +1,28 @@
-"""Read commune passage tables: INSEE's COG events or an etalab-style table."""
+"""Read commune passage tables: INSEE's COG events or an etalab-style table.
+
+Either layout (told apart by its columns) becomes ``old_code -> new_code`` pairs:
+INSEE's "mouvements des communes" are replayed in date order, the etalab table
+of historical codes is taken as it is. Chains are followed by
+:func:`observatory.geography.resolve_code_chains`.
+"""
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from observatory.core.archives import open_member
 from observatory.core.errors import DataError, examples_at
 from observatory.geography import (
+    PASSAGE_COLUMNS,
     is_commune_code,
+    listed_codes,
+    resolve_code_chains,
 )
 from observatory.readers.text import read_text
 
@@ -65,32 +75,25 @@ _KEEPS_EXISTING = frozenset({"20", "21"})
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
 
 
-_MAX_LISTED = 5
-
-
-_PASSAGE_COLUMNS = ["old_code", "new_code"]
+_PASSAGE_COLUMNS = list(PASSAGE_COLUMNS)
 
 
 # --------------------------------------------------------------------- helpers
-def _listed(values: list[str]) -> str:
-    shown = ", ".join(repr(v) for v in values[:_MAX_LISTED])
-    more = len(values) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
 def _empty_passage() -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series(dtype="string") for c in _PASSAGE_COLUMNS},
     )
 
 
-def _check_codes(codes: pd.Series, column: str, where: str) -> None:
+def _check_codes(
+    codes: pd.Series, column: str, where: str, path: Path | None = None
+) -> None:
     bad = ~is_commune_code(codes)
     if bad.any():
         msg = f"{where}: {column} must be a 5-character commune code; " + examples_at(
             codes[bad], codes[bad].index, "line"
         )
-        raise DataError(msg)
+        raise DataError(msg, path=path, line=int(codes[bad].index[0]))
 
 
 def _parse_dates(values: pd.Series, where: str) -> pd.Series:
@@ -105,45 +108,85 @@ def _parse_dates(values: pd.Series, where: str) -> pd.Series:
         msg = f"{where}: DATE_EFF must be a date like 2019-01-01; " + examples_at(
             values[bad], values[bad].index, "line"
         )
-        raise DataError(msg)
+        raise DataError(msg, line=int(values[bad].index[0]))
     return parsed
 
 
-def _resolve_chains(pairs: pd.DataFrame) -> pd.DataFrame:
-    # Replace every new code that is itself an old code by its own new codes,
-    # until no new code is an old code. A code that comes back to itself is a
-    # cycle: the passage cannot say which code is the current one.
-    pairs = pairs[pairs["old_code"] != pairs["new_code"]].drop_duplicates()
-    for _ in range(len(pairs) + 1):
-        chained = pairs["new_code"].isin(pairs["old_code"])
-        if not chained.any():
-            return pairs.reset_index(drop=True)
-        following = pairs[chained].merge(
-            pairs, left_on="new_code", right_on="old_code", suffixes=("", "_next")
-        )
-        pairs = pd.concat(
-            [
-                pairs[~chained],
-                following[["old_code", "new_code_next"]].rename(
-                    columns={"new_code_next": "new_code"}
-                ),
-            ],
-            ignore_index=True,
-        ).drop_duplicates()
-        loops = pairs["old_code"] == pairs["new_code"]
-        if loops.any():
-            codes = sorted(pairs.loc[loops, "old_code"].unique().tolist())
-            msg = (
-                f"commune passage: cycle through code(s) {_listed(codes)}: following "
-                "old_code -> new_code leads back to the same code, so no current "
-                "code can be chosen; fix or remove these rows"
+# --------------------------------------------------------------------- mouvements
+_MOUVEMENTS = "mouvements des communes"
+
+
+def _events(events: pd.DataFrame, until: date | None) -> pd.DataFrame:
+    """Keep the required columns, stripped, with their ``date``, up to ``until``."""
+    missing = [c for c in MOUVEMENTS_REQUIRED if c not in events.columns]
+    if missing:
+        msg = f"{_MOUVEMENTS}: missing column(s) {missing}; expected {list(MOUVEMENTS_COLUMNS)}"
+        raise DataError(msg)
+    ev = pd.DataFrame(
+        {c: events[c].astype("string").str.strip() for c in MOUVEMENTS_REQUIRED}
+    )
+    ev["date"] = _parse_dates(ev["DATE_EFF"], _MOUVEMENTS)
+    if until is not None:
+        later = ev["date"] > pd.Timestamp(until)
+        if later.any():
+            logger.debug(
+                "%s: %d row(s) after %s ignored", _MOUVEMENTS, int(later.sum()), until
             )
-            raise DataError(msg)
-    msg = "commune passage: chains do not end (cycle)"  # pragma: no cover
-    raise DataError(msg)  # pragma: no cover
+        ev = ev[~later]
+    _check_codes(ev.loc[ev["TYPECOM_AV"] == "COM", "COM_AV"], "COM_AV", _MOUVEMENTS)
+    _check_codes(ev.loc[ev["TYPECOM_AP"] == "COM", "COM_AP"], "COM_AP", _MOUVEMENTS)
+    return ev
 
 
-# --------------------------------------------------------------------- passage
+def _warn_unmapped(ev: pd.DataFrame) -> None:
+    """Warn of communes that became déléguée/associée without a successor named."""
+    # A COM that only has COMD/COMA "after" rows in an event has no chef-lieu
+    # we could map it to: tell rather than guess.
+    before_com = ev["TYPECOM_AV"] == "COM"
+    deleguee = ev[before_com & ev["TYPECOM_AP"].isin(["COMD", "COMA"])]
+    has_com = pd.MultiIndex.from_frame(
+        ev.loc[before_com & (ev["TYPECOM_AP"] == "COM"), ["date", "COM_AV"]]
+    )
+    orphan = ~pd.MultiIndex.from_frame(deleguee[["date", "COM_AV"]]).isin(has_com)
+    if orphan.any():
+        codes = sorted(str(code) for code in deleguee.loc[orphan, "COM_AV"].unique())
+        logger.warning(
+            "%s: %d commune(s) became déléguée/associée without a COM 'after' row "
+            "naming the commune they joined; left unmapped: %s",
+            _MOUVEMENTS,
+            len(codes),
+            listed_codes(codes),
+        )
+
+
+def _successors(ev: pd.DataFrame) -> dict[str, set[str]]:
+    """Replay the events by date: each vanished commune and its successors."""
+    before_com = ev["TYPECOM_AV"] == "COM"
+    after_com = ev["TYPECOM_AP"] == "COM"
+    gone = ev[
+        before_com
+        & after_com
+        & (ev["COM_AV"] != ev["COM_AP"])
+        & ~ev["MOD"].isin(_KEEPS_EXISTING)
+    ]
+    alive_by_date = ev.loc[after_com, ["date", "COM_AP"]].groupby("date")["COM_AP"]
+    alive_at: dict[Any, set[str]] = {d: set(codes) for d, codes in alive_by_date}
+    gone_at: dict[Any, dict[Any, set[str]]] = {
+        d: frame.groupby("COM_AV")["COM_AP"].agg(set).to_dict()
+        for d, frame in gone.groupby("date")
+    }
+    successors: dict[str, set[str]] = {}
+    for day in sorted(alive_at.keys() | gone_at.keys()):
+        alive = alive_at.get(day, set())
+        for code in alive:
+            successors.pop(code, None)
+        for old, new in gone_at.get(day, {}).items():
+            # Listed as an existing COM on the same date: it only gave territory.
+            if old not in alive:
+                successors[old] = new
+    return successors
+
+
 def passage_from_mouvements(
     events: pd.DataFrame, until: date | None = None
 ) -> pd.DataFrame:
@@ -171,92 +214,38 @@ def passage_from_mouvements(
     pandas.DataFrame
         ``old_code``, ``new_code``: one row per pair; an old code with several
         new codes (territory shared out) keeps them all.
+
+    Raises
+    ------
+    DataError
+        Missing columns, bad dates or codes (with their line), or a cycle.
     """
-    where = "mouvements des communes"
-    missing = [c for c in MOUVEMENTS_REQUIRED if c not in events.columns]
-    if missing:
-        msg = (
-            f"{where}: missing column(s) {missing}; expected {list(MOUVEMENTS_COLUMNS)}"
-        )
-        raise DataError(msg)
-    ev = pd.DataFrame(
-        {c: events[c].astype("string").str.strip() for c in MOUVEMENTS_REQUIRED}
-    )
-    ev["date"] = _parse_dates(ev["DATE_EFF"], where)
-    if until is not None:
-        later = ev["date"] > pd.Timestamp(until)
-        if later.any():
-            logger.debug(
-                "%s: %d row(s) after %s ignored", where, int(later.sum()), until
-            )
-        ev = ev[~later]
-    before_com = ev["TYPECOM_AV"] == "COM"
-    after_com = ev["TYPECOM_AP"] == "COM"
-    _check_codes(ev.loc[before_com, "COM_AV"], "COM_AV", where)
-    _check_codes(ev.loc[after_com, "COM_AP"], "COM_AP", where)
-
-    gone = ev[
-        before_com
-        & after_com
-        & (ev["COM_AV"] != ev["COM_AP"])
-        & ~ev["MOD"].isin(_KEEPS_EXISTING)
-    ]
-    # A COM that only has COMD/COMA "after" rows in an event has no chef-lieu
-    # we could map it to: tell rather than guess.
-    deleguee = ev[before_com & ev["TYPECOM_AP"].isin(["COMD", "COMA"])]
-    has_com = pd.MultiIndex.from_frame(
-        ev.loc[before_com & after_com, ["date", "COM_AV"]]
-    )
-    orphan = ~pd.MultiIndex.from_frame(deleguee[["date", "COM_AV"]]).isin(has_com)
-    if orphan.any():
-        codes = sorted(deleguee.loc[orphan, "COM_AV"].unique().tolist())
-        logger.warning(
-            "%s: %d commune(s) became déléguée/associée without a COM 'after' row "
-            "naming the commune they joined; left unmapped: %s",
-            where,
-            len(codes),
-            _listed(codes),
-        )
-
-    alive_by_date = ev.loc[after_com, ["date", "COM_AP"]].groupby("date")["COM_AP"]
-    alive_at = {d: set(codes) for d, codes in alive_by_date}
-    gone_at = {
-        d: frame.groupby("COM_AV")["COM_AP"].agg(set).to_dict()
-        for d, frame in gone.groupby("date")
-    }
-    successors: dict[str, set[str]] = {}
-    for day in sorted(alive_at.keys() | gone_at.keys()):
-        alive = alive_at.get(day, set())
-        for code in alive:
-            successors.pop(code, None)
-        for old, new in gone_at.get(day, {}).items():
-            # Listed as an existing COM on the same date: it only gave territory.
-            if old not in alive:
-                successors[old] = new
+    ev = _events(events, until)
+    _warn_unmapped(ev)
     pairs = pd.DataFrame(
-        [(old, new) for old, news in successors.items() for new in sorted(news)],
+        [(old, new) for old, news in _successors(ev).items() for new in sorted(news)],
         columns=_PASSAGE_COLUMNS,
         dtype="string",
     )
     if pairs.empty:
         return _empty_passage()
     return (
-        _resolve_chains(pairs)
+        resolve_code_chains(pairs)
         .sort_values(_PASSAGE_COLUMNS)
         .reset_index(drop=True)
         .astype("string")
     )
 
 
+# --------------------------------------------------------------------- files
+def _csv_members(names: list[str]) -> list[str]:
+    """Pick the CSV files of a zip archive."""
+    return [name for name in names if name.lower().endswith(".csv")]
+
+
 def _read_table(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            msg = f"{path}: not a valid gzip file: {exc}"
-            raise DataError(msg) from exc
-    text = read_text(path, raw)
+    with open_member(path, _csv_members, what="CSV file") as opened:
+        text = read_text(path, opened.stream.read())
     header = text.split("\n", 1)[0]
     sep = max((",", ";", "\t"), key=header.count)
     try:
@@ -265,10 +254,51 @@ def _read_table(path: Path) -> pd.DataFrame:
         )
     except (pd.errors.ParserError, ValueError) as exc:
         msg = f"{path}: cannot parse as a CSV file: {exc}"
-        raise DataError(msg) from exc
+        raise DataError(msg, path=path) from exc
     frame.columns = [str(c).strip().strip('"') for c in frame.columns]
     frame.index = frame.index + 2  # line numbers: the header is line 1
     return frame
+
+
+def _etalab_passage(
+    frame: pd.DataFrame, path: Path, until: date | None
+) -> pd.DataFrame:
+    """Old -> current codes of the etalab table, identity rows left out."""
+    lower = {c.lower(): c for c in frame.columns}
+    if until is not None:
+        # No dates: codes go to the table's own year. Right when that year is
+        # the target geography; say so rather than refuse.
+        logger.warning(
+            "%s: the etalab table has no event dates; old codes map to the "
+            "codes of its own year whatever the target (%s)",
+            path,
+            until,
+        )
+    old = frame[lower["code_ancien"]].astype("string").str.strip()
+    new = frame[lower["code_actuel"]].astype("string").str.strip()
+    _check_codes(old, "code_ancien", str(path), path)
+    _check_codes(new, "code_actuel", str(path), path)
+    return (
+        pd.DataFrame({"old_code": old, "new_code": new})
+        .loc[lambda f: f["old_code"] != f["new_code"]]
+        .drop_duplicates()
+        .sort_values(_PASSAGE_COLUMNS)
+        .reset_index(drop=True)
+        .astype("string")
+    )
+
+
+def _mouvements_passage(
+    frame: pd.DataFrame, path: Path, until: date | None
+) -> pd.DataFrame:
+    """Old -> latest codes of INSEE's mouvements, errors naming the file."""
+    upper = {c.upper(): c for c in frame.columns}
+    events = frame.rename(columns={upper[c]: c for c in MOUVEMENTS_REQUIRED})
+    try:
+        return passage_from_mouvements(events, until=until)
+    except DataError as exc:
+        msg = f"{path}: {exc}"
+        raise DataError(msg, path=path, line=exc.line) from exc
 
 
 def read_commune_passage(path: Path, until: date | None = None) -> pd.DataFrame:
@@ -278,7 +308,8 @@ def read_commune_passage(path: Path, until: date | None = None) -> pd.DataFrame:
     ----------
     path
         INSEE's ``v_mvt_commune_YYYY.csv`` / ``mvtcommune_YYYY.csv`` or the
-        etalab-derived ``code_ancien, code_actuel`` table; plain or gzipped CSV.
+        etalab-derived ``code_ancien, code_actuel`` table; plain, gzipped or
+        zipped CSV.
     until
         Mouvements only: ignore events that take effect after this date.
 
@@ -288,60 +319,41 @@ def read_commune_passage(path: Path, until: date | None = None) -> pd.DataFrame:
         ``old_code``, ``new_code`` (strings), one row per pair, identity rows
         left out. Mouvements are replayed so that each old code maps to its latest
         code (see :func:`passage_from_mouvements`); chains in other layouts are
-        resolved by :func:`passage_map`.
+        resolved by :func:`observatory.systems.harmonise.passage_map`.
+
+    Raises
+    ------
+    DataError
+        No such file, neither layout, missing columns, or bad values (with
+        their line).
     """
     if not path.exists():
         msg = f"{path}: commune passage file not found"
-        raise DataError(msg)
+        raise DataError(msg, path=path)
     frame = _read_table(path)
-    upper = {c.upper(): c for c in frame.columns}
-    lower = {c.lower(): c for c in frame.columns}
+    upper = {c.upper() for c in frame.columns}
+    lower = {c.lower() for c in frame.columns}
     expected = (
         f"expected INSEE mouvements des communes columns {list(MOUVEMENTS_COLUMNS)} "
         f"or etalab columns {list(ETALAB_COLUMNS)}; found {list(frame.columns)}"
     )
+    required: tuple[str, ...]
     if any(c in lower for c in ETALAB_REQUIRED):
-        missing = [c for c in ETALAB_REQUIRED if c not in lower]
-        if missing:
-            msg = f"{path}: missing column(s) {missing}; {expected}"
-            raise DataError(msg)
-        if until is not None:
-            # No dates: codes go to the table's own year. Right when that year is
-            # the target geography; say so rather than refuse.
-            logger.warning(
-                "%s: the etalab table has no event dates; old codes map to the "
-                "codes of its own year whatever the target (%s)",
-                path,
-                until,
-            )
-        old = frame[lower["code_ancien"]].astype("string").str.strip()
-        new = frame[lower["code_actuel"]].astype("string").str.strip()
-        _check_codes(old, "code_ancien", str(path))
-        _check_codes(new, "code_actuel", str(path))
-        passage = (
-            pd.DataFrame({"old_code": old, "new_code": new})
-            .loc[lambda f: f["old_code"] != f["new_code"]]
-            .drop_duplicates()
-            .sort_values(_PASSAGE_COLUMNS)
-            .reset_index(drop=True)
-            .astype("string")
-        )
-        layout = "etalab historical codes"
+        layout, present, required = "etalab historical codes", lower, ETALAB_REQUIRED
     elif any(c in upper for c in MOUVEMENTS_REQUIRED):
-        missing = [c for c in MOUVEMENTS_REQUIRED if c not in upper]
-        if missing:
-            msg = f"{path}: missing column(s) {missing}; {expected}"
-            raise DataError(msg)
-        events = frame.rename(columns={upper[c]: c for c in MOUVEMENTS_REQUIRED})
-        try:
-            passage = passage_from_mouvements(events, until=until)
-        except DataError as exc:
-            msg = f"{path}: {exc}"
-            raise DataError(msg) from exc
-        layout = "INSEE mouvements des communes"
+        layout, present = "INSEE mouvements des communes", upper
+        required = MOUVEMENTS_REQUIRED
     else:
         msg = f"{path}: not a commune passage file; {expected}"
-        raise DataError(msg)
+        raise DataError(msg, path=path, line=1)
+    missing = [c for c in required if c not in present]
+    if missing:
+        msg = f"{path}: missing column(s) {missing}; {expected}"
+        raise DataError(msg, path=path, line=1)
+    if layout == "etalab historical codes":
+        passage = _etalab_passage(frame, path, until)
+    else:
+        passage = _mouvements_passage(frame, path, until)
     logger.info(
         "%s: %d obsolete commune code(s) -> %d code(s) (%s%s)",
         path,

@@ -1,4 +1,9 @@
-"""Shared by the readers: decoding text files, finding headers and fields."""
+"""Shared by the readers: decoding text files, finding headers and fields.
+
+Small helpers every reader of a tabular file uses: the existence check, text
+decoding (UTF-8, else Windows-1252), the separator of a CSV header, the header
+row under INSEE's title rows, and the first of several candidate field names.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,8 @@ from observatory.core.errors import DataError, SourceError
 logger = logging.getLogger(__name__)
 
 
-_MAX_LISTED = 5
-
-
-def _first_present(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+def first_present(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    """Return the column matching the first of ``candidates`` (any case), or None."""
     upper = {c.upper(): c for c in columns}
     for name in candidates:
         if name in upper:
@@ -24,14 +27,15 @@ def _first_present(columns: list[str], candidates: tuple[str, ...]) -> str | Non
     return None
 
 
-def _check_exists(path: Path, role: str) -> None:
+def check_exists(path: Path, role: str) -> None:
+    """Raise a :class:`SourceError` when the ``role`` input file is missing."""
     if not path.exists():
         msg = f"{path}: {role} file not found"
-        raise SourceError(msg)
+        raise SourceError(msg, path=path)
 
 
-# --------------------------------------------------------------------- composition
-def _sniff_sep(header: str) -> str:
+def sniff_sep(header: str) -> str:
+    """Tell the separator of a CSV header: ``;`` unless commas are more."""
     return ";" if header.count(";") >= header.count(",") else ","
 
 
@@ -44,24 +48,29 @@ def read_text(path: Path, data: bytes | None = None) -> str:
         except UnicodeDecodeError:
             continue
     msg = f"{path}: not a text file in UTF-8 or Windows-1252"  # pragma: no cover
-    raise DataError(msg)
+    raise DataError(msg, path=path)  # pragma: no cover
 
 
-def _read_csv_text(path: Path, text: str, what: str) -> pd.DataFrame:
+def read_csv_text(path: Path, text: str, what: str) -> pd.DataFrame:
+    """Parse the text of a CSV file, every field as a string (nothing missing)."""
     first = text.split("\n", 1)[0]
     try:
         return pd.read_csv(
-            io.StringIO(text), sep=_sniff_sep(first), dtype=str, keep_default_na=False
+            io.StringIO(text), sep=sniff_sep(first), dtype=str, keep_default_na=False
         )
     except (pd.errors.ParserError, ValueError) as exc:
         msg = f"{path}: cannot parse as {what} CSV: {exc}"
-        raise DataError(msg) from exc
+        raise DataError(msg, path=path) from exc
 
 
-def _find_header(
+def find_header(
     frame: pd.DataFrame, required: tuple[str, ...], path: Path, sheet: str
 ) -> pd.DataFrame:
-    # INSEE puts a few title lines above the header (row 6 today); find it.
+    """Return the rows under the first row holding every ``required`` column.
+
+    INSEE puts a few title lines above the header (row 6 today). The rows keep
+    their 1-based spreadsheet numbers as index.
+    """
     for i in range(min(len(frame), 20)):
         row = [str(v).strip() for v in frame.iloc[i].tolist()]
         if all(col in row for col in required):
@@ -71,8 +80,9 @@ def _find_header(
             body.index = body.index + 1  # 1-based spreadsheet row numbers
             return body.dropna(how="all")
     msg = f"{path}: sheet {sheet!r}: no header row with columns {list(required)} in the first 20 rows"
-    raise DataError(msg)
+    raise DataError(msg, path=path)
 
 
-def _clean_str(series: pd.Series) -> pd.Series:
+def clean_str(series: pd.Series) -> pd.Series:
+    """Return ``series`` as strings, stripped."""
     return series.astype("string").str.strip()

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from observatory.core.errors import OutputError
 from observatory.core.files import fsync_path
-from observatory.core.timing import STAGING_PREFIX, pause_point
+from observatory.core.timing import STAGING_PREFIX
 from observatory.layers.geoparquet import (
     GEOPARQUET_VERSION,
     ROW_GROUP_SIZE,
@@ -44,7 +44,7 @@ def validate_written(path: Path, expected_rows: int, epsg: int | None) -> None:
     meta = pq.read_metadata(path)
     if meta.num_rows != expected_rows:
         msg = f"{path}: {meta.num_rows} rows written, {expected_rows} expected"
-        raise OutputError(msg)
+        raise OutputError(msg, path=path)
     if epsg is None:
         return
     geo = json.loads(meta.metadata[b"geo"])
@@ -64,12 +64,11 @@ def validate_written(path: Path, expected_rows: int, epsg: int | None) -> None:
         problems.append("geometry carries an Arrow extension annotation")
     if problems:
         msg = f"{path}: invalid GeoParquet: {', '.join(problems)}"
-        raise OutputError(msg)
+        raise OutputError(msg, path=path)
     back = gpd.read_parquet(path)
     if back.crs is None or back.crs.to_epsg() != epsg:
         msg = f"{path}: reads back with CRS {back.crs}, expected EPSG:{epsg}"
-        raise OutputError(msg)
-
+        raise OutputError(msg, path=path)
 
 
 def publish(
@@ -85,7 +84,7 @@ def publish(
     validated and flushed to disk; the folder is then renamed to
     ``output_dir/<run_id>/`` in one step (same filesystem). A failure removes the
     staging folder and touches nothing else; a killed process leaves it behind
-    for the next run to remove (:func:`observatory.runs.refresh.remove_leftovers`).
+    for the next run to remove (:func:`observatory.runs.latest.remove_leftovers`).
 
     Parameters
     ----------
@@ -106,6 +105,11 @@ def publish(
     -------
     dict
         Published paths (inside ``output_dir/<run_id>/``) by file name.
+
+    Raises
+    ------
+    OutputError
+        When a file cannot be written or fails validation; nothing is published.
     """
     started = time.perf_counter()
     final = Path(output_dir) / run_id
@@ -115,23 +119,9 @@ def publish(
         staging.mkdir()
     except OSError as exc:
         msg = f"{output_dir}: cannot create the output folder ({exc.strerror or exc})"
-        raise OutputError(msg) from exc
+        raise OutputError(msg, path=output_dir) from exc
     try:
-        names = []
-        for stem, (table, epsg) in tables.items():
-            path = staging / f"{stem}.parquet"
-            pq.write_table(
-                table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE
-            )
-            validate_written(path, table.num_rows, epsg)
-            fsync_path(path)
-            names.append(path.name)
-            logger.info("wrote %s (%d rows)", path.name, table.num_rows)
-            pause_point("write.partial")
-        for name, text in texts.items():
-            (staging / name).write_text(text, encoding="utf-8")
-            fsync_path(staging / name)
-            names.append(name)
+        names = _write_files(staging, tables, texts)
         manifest["files"] = sorted([*names, "manifest.json"])
         manifest["rows"] = {stem: table.num_rows for stem, (table, _) in tables.items()}
         manifest.setdefault("timings_s", {})["write"] = round(
@@ -152,6 +142,27 @@ def publish(
             f"{output_dir}: writing run {run_id} failed ({exc.strerror or exc}); "
             "earlier outputs left in place"
         )
-        raise OutputError(msg) from exc
+        raise OutputError(msg, path=output_dir) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_files(
+    staging: Path,
+    tables: Mapping[str, tuple[pa.Table, int | None]],
+    texts: Mapping[str, str],
+) -> list[str]:
+    """Write, validate and flush the tables and side files; return their names."""
+    names = []
+    for stem, (table, epsg) in tables.items():
+        path = staging / f"{stem}.parquet"
+        pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+        validate_written(path, table.num_rows, epsg)
+        fsync_path(path)
+        names.append(path.name)
+        logger.info("wrote %s (%d rows)", path.name, table.num_rows)
+    for name, text in texts.items():
+        (staging / name).write_text(text, encoding="utf-8")
+        fsync_path(staging / name)
+        names.append(name)
+    return names

@@ -3,7 +3,7 @@
 An input is either a local path or a reference to a catalogue entry
 (``{ source = "insee_epci_2025", member = "EPCI_au_01-01-2025.xlsx" }``); the
 latter is fetched into the cache (or taken from it with ``offline=True``) by
-:mod:`observatory.sources.fetch`, and its provenance follows it into the run manifest.
+:mod:`observatory.sources.cache`, and its provenance follows it into the run manifest.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from observatory.config import Config, SourceRef, configs_dir, default_cache_dir
-from observatory.core.errors import ConfigError, ObservatoryError, SourceError
+from observatory.core.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
-    from observatory.sources.fetch import FetchResult, Source
+    from observatory.sources.cache import FetchResult
+    from observatory.sources.catalogue import Source
+    from observatory.sources.provenance import Provenance
 
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ class ResolvedInput:
     role: str
     path: Path
     source_id: str | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
+    #: the provenance of a catalogue source's file (None for a local path)
+    provenance: Provenance | None = None
     #: sha256 measured by the fetch (downloaded file, extracted members), by path
     digests: dict[str, str] = field(default_factory=dict)
 
@@ -73,7 +76,7 @@ def cache_dir(config: Config) -> Path:
 
 def load_config_catalogue(config: Config) -> dict[str, Source]:
     """Load the catalogue of ``config`` and check that every referenced id exists."""
-    from observatory.sources.fetch import load_catalogue
+    from observatory.sources.catalogue import load_catalogue
 
     path = catalogue_path(config)
     catalogue = load_catalogue(path)
@@ -83,7 +86,7 @@ def load_config_catalogue(config: Config) -> dict[str, Source]:
                 f"{config.path}: [inputs] {role}: source {ref.source!r} is not in the "
                 f"catalogue {path}; known: {sorted(catalogue)}"
             )
-            raise ConfigError(msg)
+            raise ConfigError(msg, path=config.path, source=ref.source)
     return catalogue
 
 
@@ -121,19 +124,15 @@ def fetch_config_sources(
     config: Config, offline: bool = False
 ) -> dict[str, FetchResult]:
     """Fetch (or find in the cache) every source a config names, by source id."""
-    from observatory.sources.fetch import fetch_source
+    from observatory.sources.cache import fetch_source
 
     catalogue = load_config_catalogue(config)
     results: dict[str, FetchResult] = {}
     for ref in source_refs(config).values():
         if ref.source not in results:
-            try:
-                results[ref.source] = fetch_source(
-                    catalogue[ref.source], cache_dir(config), offline=offline
-                )
-            except ObservatoryError as exc:
-                exc.observatory_source = ref.source  # type: ignore[attr-defined]
-                raise
+            results[ref.source] = fetch_source(
+                catalogue[ref.source], cache_dir(config), offline=offline
+            )
     return results
 
 
@@ -149,24 +148,24 @@ def pick_member(result: FetchResult, member: str | None) -> Path:
             f"source {result.source.id!r} holds several files {names}: "
             'say which one with member = "..." in [inputs]'
         )
-        raise ConfigError(msg)
+        raise ConfigError(msg, source=result.source.id, path=result.path)
     matches = [n for n in names if n == member or PurePosixPath(n).name == member]
     if len(matches) != 1:
         msg = (
             f"source {result.source.id!r}: member {member!r} matches "
             f"{matches or 'nothing'} among {names}"
         )
-        raise SourceError(msg)
+        raise SourceError(msg, source=result.source.id, path=result.path)
     return result.members[matches[0]]
 
 
 def _fetched_digests(result: FetchResult) -> dict[str, str]:
     """sha256 the fetch measured (and verified) on this run, by path."""
     record = result.provenance
-    digests = {str(result.path): record["sha256"]} if record.get("sha256") else {}
-    extracted = record.get("extracted")
-    members = extracted.get("sha256") if isinstance(extracted, dict) else None
-    if isinstance(members, dict):
+    digests = {str(result.path): record.sha256} if record.sha256 else {}
+    extracted = record.extracted
+    members = extracted.sha256 if extracted is not None else None
+    if members is not None:
         for name, path in result.members.items():
             if isinstance(members.get(name), str):
                 digests[str(path)] = members[name]
@@ -193,7 +192,7 @@ def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedI
                 role,
                 pick_member(result, value.member),
                 value.source,
-                dict(result.provenance),
+                result.provenance,
                 _fetched_digests(result),
             )
         else:

@@ -23,7 +23,7 @@ def classify_epci(
     Parameters
     ----------
     indicators
-        Output of :func:`observatory.systems.flows.epci_indicators`.
+        Output of :func:`observatory.systems.flows.system_indicators`.
     rules
         Ordered rules; the first whose conditions all hold (``indicator >=
         threshold``) gives the class. A missing indicator satisfies no condition.

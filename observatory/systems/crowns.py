@@ -18,6 +18,8 @@ crown 1 but neither with the métropole nor in crown 1, and so on up to
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -32,9 +34,18 @@ from observatory.geography import METROPOLE_NATURES
 logger = logging.getLogger(__name__)
 
 
+class MembershipReport(TypedDict):
+    """How communes were placed in EPCI (the manifest's ``territories`` record)."""
+
+    communes_with_geometry: int
+    communes_without_epci: list[str]
+    communes_epci_from_geometry_file: int
+    communes_epci_disagreeing: int
+
+
 def epci_from_communes(
     communes: gpd.GeoDataFrame, composition: pd.DataFrame, epci: pd.DataFrame
-) -> tuple[gpd.GeoDataFrame, dict[str, object]]:
+) -> tuple[gpd.GeoDataFrame, MembershipReport]:
     """Dissolve commune polygons into EPCI polygons.
 
     Membership comes from INSEE's composition; the SIREN read from the geometry
@@ -69,7 +80,7 @@ def epci_from_communes(
         & member["epci_code"].notna()
         & (member["epci_code_geo"] != member["epci_code"])
     )
-    report: dict[str, object] = {
+    report: MembershipReport = {
         "communes_with_geometry": len(communes),
         "communes_without_epci": sorted(member.loc[orphan, "commune_code"].tolist()),
         "communes_epci_from_geometry_file": int(from_geo.sum()),
@@ -105,16 +116,14 @@ def _dissolve(member: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     whose result is invalid or smaller than the sum of its communes (overlaps,
     unmatched edges) is unioned again the general way.
     """
-    dissolve = {
-        "by": "epci_code",
-        "as_index": False,
-        "aggfunc": {"commune_code": "count"},
-    }
+    count = {"commune_code": "count"}
     try:
-        fast = member.dissolve(**dissolve, method="coverage")
+        fast = member.dissolve(
+            by="epci_code", as_index=False, aggfunc=count, method="coverage"
+        )
     except shapely.errors.GEOSException as exc:  # e.g. overlapping communes
         logger.info("communes are not a clean coverage (%s): general union", exc)
-        return member.dissolve(**dissolve)
+        return member.dissolve(by="epci_code", as_index=False, aggfunc=count)
     areas = member.geometry.area.groupby(member["epci_code"].to_numpy()).sum()
     geometry = fast.geometry.to_numpy()
     wrong = ~shapely.is_valid(geometry) | ~np.isclose(
@@ -299,3 +308,96 @@ def build_crowns(
     return crowns.sort_values(
         ["metropole_code", "crown", "epci_code"], ignore_index=True
     )
+
+
+def epci_by_territory(
+    communes: Mapping[str, gpd.GeoDataFrame],
+    composition: pd.DataFrame,
+    epci: pd.DataFrame,
+) -> tuple[dict[str, gpd.GeoDataFrame], MembershipReport]:
+    """Dissolve each territory's communes into EPCI polygons, in its own CRS.
+
+    Parameters
+    ----------
+    communes
+        Commune polygons by territory (``FXX``, ``REU``...), as
+        :func:`epci_from_communes` takes them.
+    composition, epci
+        As :func:`epci_from_communes` takes them.
+
+    Returns
+    -------
+    tuple
+        EPCI polygons by territory and the membership report of all territories.
+
+    Raises
+    ------
+    DataError
+        When an EPCI has member communes in several territories.
+    """
+    polygons: dict[str, gpd.GeoDataFrame] = {}
+    parts: list[MembershipReport] = []
+    for territory, frame in communes.items():
+        polygons[territory], part = epci_from_communes(frame, composition, epci)
+        parts.append(part)
+    codes = pd.concat([frame["epci_code"] for frame in polygons.values()])
+    if codes.duplicated().any():
+        split = sorted(set(codes[codes.duplicated()]))
+        msg = (
+            f"EPCI {split[:5]} have member communes in several territories of the "
+            "communes file(s): check the composition file"
+        )
+        raise DataError(msg)
+    report: MembershipReport = {
+        "communes_with_geometry": sum(p["communes_with_geometry"] for p in parts),
+        "communes_without_epci": sorted(
+            code for p in parts for code in p["communes_without_epci"]
+        ),
+        "communes_epci_from_geometry_file": sum(
+            p["communes_epci_from_geometry_file"] for p in parts
+        ),
+        "communes_epci_disagreeing": sum(p["communes_epci_disagreeing"] for p in parts),
+    }
+    return polygons, report
+
+
+def crowns_by_territory(
+    epci: Mapping[str, gpd.GeoDataFrame],
+    metropole_codes: list[str],
+    depth: int = 2,
+    tolerance_m: float = 100.0,
+    min_shared_border_m: float = 500.0,
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Build the crowns of every métropole within its own territory.
+
+    Parameters
+    ----------
+    epci
+        EPCI polygons by territory, each in its territory's metric CRS.
+    metropole_codes
+        SIREN of the métropoles (:func:`select_metropoles`).
+    depth, tolerance_m, min_shared_border_m
+        See :func:`build_crowns`.
+
+    Returns
+    -------
+    tuple
+        The crowns of all systems (:func:`build_crowns`, territory by territory)
+        and the métropoles of each territory that has some, in the order of
+        ``metropole_codes``.
+    """
+    centres = {
+        territory: codes
+        for territory, frame in epci.items()
+        if (codes := [c for c in metropole_codes if c in set(frame["epci_code"])])
+    }
+    crowns = pd.concat(
+        [
+            build_crowns(
+                epci[territory], codes, depth, tolerance_m, min_shared_border_m
+            )
+            for territory, codes in centres.items()
+        ],
+        ignore_index=True,
+    )
+    return crowns, centres

@@ -9,12 +9,15 @@ in a métropole system's matrix, :data:`REST_OF_FRANCE`.
 Indicators follow ``docs/indicators.md``: for an EPCI ``e`` around a métropole
 ``M``, ``dependence_share = F(e->M) / employed residents of e``,
 ``attraction_share = F(M->e) / jobs in e``, ``reciprocity = min/max`` of the two
-flows, ``self_containment_share = F(e->e) / employed residents of e``.
+flows, ``self_containment_share = F(e->e) / employed residents of e``. Flows by
+mode (FD_MOBPRO) give each EPCI pair its modal shares and distances
+(:func:`pair_modes`), and the flows to and from the métropole theirs.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,7 @@ from observatory.geography import (
     on_distinct,
     rollup_arrondissements,
 )
+from observatory.systems.modes import MODES, modal_split
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +107,7 @@ def flows_epci_by_mode(
     ----------
     commune_flows
         ``origin_commune``, ``destination_commune``, ``mode``, ``workers`` and
-        ``person_km`` (:func:`observatory.readers.fd_mobpro.person_km`).
+        ``person_km`` (:func:`observatory.systems.distances.person_km`).
     commune_epci
         ``commune_code``, ``epci_code``.
 
@@ -128,9 +132,40 @@ def flows_epci_by_mode(
     )[["workers", "person_km"]].sum(min_count=1)
 
 
+class FlowsReport(TypedDict):
+    """What :func:`flows_epci` summed, and what it could not place (the manifest's record)."""
+
+    commune_pairs: int
+    epci_pairs: int
+    workers_total: float
+    rows_with_arrondissements_rolled_up: int
+    workers_abroad: float
+    workers_abroad_by_code: dict[str, float]
+    unmatched_origin_workers: float
+    unmatched_origin_codes: dict[str, float]
+    unmatched_destination_workers: float
+    unmatched_destination_codes: dict[str, float]
+
+
+def unmatched(report: FlowsReport) -> list[tuple[str, dict[str, float], float]]:
+    """Return ``(side, codes, workers)`` of the unmatched origin and destination codes."""
+    return [
+        (
+            "origin",
+            report["unmatched_origin_codes"],
+            report["unmatched_origin_workers"],
+        ),
+        (
+            "destination",
+            report["unmatched_destination_codes"],
+            report["unmatched_destination_workers"],
+        ),
+    ]
+
+
 def flows_epci(
     commune_flows: pd.DataFrame, commune_epci: pd.DataFrame
-) -> tuple[pd.DataFrame, dict[str, object]]:
+) -> tuple[pd.DataFrame, FlowsReport]:
     """Aggregate commune-to-commune flows into EPCI-to-EPCI flows.
 
     Parameters
@@ -168,13 +203,13 @@ def flows_epci(
     table = places[["origin_code", "destination_code"]].assign(workers=workers)
     flows = table.groupby(
         ["origin_code", "destination_code"], as_index=False, sort=True
-    )["workers"].sum()
+    )[["workers"]].sum()
 
     def _by_code(mask: pd.Series, codes: pd.Series) -> dict[str, float]:
         sums = workers[mask].groupby(codes[mask]).sum().sort_values(ascending=False)
         return {str(k): round(float(v), 3) for k, v in sums.items()}
 
-    report: dict[str, object] = {
+    report: FlowsReport = {
         "commune_pairs": len(commune_flows),
         "epci_pairs": len(flows),
         "workers_total": round(float(workers.sum()), 3),
@@ -188,16 +223,15 @@ def flows_epci(
         ),
         "unmatched_destination_codes": _by_code(unmatched_destination, destination),
     }
-    for side in ("origin", "destination"):
-        codes = report[f"unmatched_{side}_codes"]
+    for side, codes, lost in unmatched(report):
         if codes:
             logger.warning(
                 "%d %s commune code(s) match no EPCI of the composition (%.1f workers kept as %s): %s",
-                len(codes),  # type: ignore[arg-type]
+                len(codes),
                 side,
-                report[f"unmatched_{side}_workers"],
+                lost,
                 UNMATCHED,
-                ", ".join(list(codes)[:10]),  # type: ignore[call-overload]
+                ", ".join(list(codes)[:10]),
             )
     return flows, report
 
@@ -246,7 +280,7 @@ def system_matrix(flows: pd.DataFrame, crowns: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     matrix = (
         pd.concat(frames, ignore_index=True)
-        .groupby(columns[:3], as_index=False, sort=True)["workers"]
+        .groupby(columns[:3], as_index=False, sort=True)[["workers"]]
         .sum()
     )
     matrix[columns[:3]] = matrix[columns[:3]].astype("string")
@@ -330,8 +364,7 @@ def system_indicators(
 ) -> pd.DataFrame:
     """Compute the indicators of the (métropole, EPCI) pairs of some systems.
 
-    The pipeline calls it once per (vintage, métropole), possibly on a cluster;
-    :func:`epci_indicators` does all systems at once.
+    The pipeline calls it once per (vintage, métropole), possibly on a cluster.
 
     Parameters
     ----------
@@ -343,6 +376,16 @@ def system_indicators(
         ``metropole_code``, ``epci_code``, ``crown`` of the systems wanted.
     thresholds
         INSEE's reliability thresholds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per crowns row with ``employed_residents``, ``jobs``,
+        ``internal_flow``, ``flow_to_metropole``, ``flow_from_metropole``,
+        ``flow_abroad``, the shares, ``reciprocity``, the main other destination
+        and the reliability of the flows to and from the métropole. Relational
+        indicators are missing for the métropole itself (crown 0), and shares are
+        missing when their denominator is zero.
     """
     out = crowns[["metropole_code", "epci_code", "crown"]].copy()
     e, m = out["epci_code"], out["metropole_code"]
@@ -394,33 +437,6 @@ def system_indicators(
     return out.reset_index(drop=True)
 
 
-def epci_indicators(
-    flows: pd.DataFrame, crowns: pd.DataFrame, thresholds: ReliabilitySection
-) -> pd.DataFrame:
-    """Compute the indicators of each (métropole, EPCI) pair of the systems.
-
-    Parameters
-    ----------
-    flows
-        EPCI flows from :func:`flows_epci`.
-    crowns
-        ``metropole_code``, ``epci_code``, ``crown``.
-    thresholds
-        INSEE's reliability thresholds.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per crowns row with ``employed_residents``, ``jobs``,
-        ``internal_flow``, ``flow_to_metropole``, ``flow_from_metropole``,
-        ``flow_abroad``, the shares, ``reciprocity``, the main other destination
-        and the reliability of the flows to and from the métropole. Relational
-        indicators are missing for the métropole itself (crown 0), and shares are
-        missing when their denominator is zero.
-    """
-    return system_indicators(pair_flows(flows), epci_totals(flows), crowns, thresholds)
-
-
 #: Indicators compared between two census vintages.
 CHANGE_COLUMNS = (
     "employed_residents",
@@ -441,7 +457,7 @@ def compare_vintages(
     Parameters
     ----------
     indicators
-        Indicators of the current vintage (:func:`epci_indicators`).
+        Indicators of the current vintage (:func:`system_indicators`).
     previous
         Indicators of the earlier vintage computed on the same crowns and the same
         geography, or None: the columns are then present and empty, so that the
@@ -494,3 +510,74 @@ def flows_with_previous(
         out["workers_previous"] = out["workers_previous"].fillna(0.0)
     out["workers_change"] = out["workers"] - out["workers_previous"]
     return out.sort_values(keys, ignore_index=True)
+
+
+# --------------------------------------------------------------------- modes by pair
+def pair_modes(by_mode: pd.DataFrame) -> pd.DataFrame:
+    """Modal shares, straight-line distance and person-km of each EPCI pair.
+
+    Parameters
+    ----------
+    by_mode
+        EPCI flows by mode with person-km (:func:`flows_epci_by_mode`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``origin_code``, ``destination_code``, ``<mode>_share`` for every mode,
+        ``distance_km`` (mean over the workers who travel), ``person_km`` and
+        ``<mode>_person_km`` for every mode but ``none``.
+    """
+    keys = ["origin_code", "destination_code"]
+    commune_keys = {
+        "origin_code": "origin_commune",
+        "destination_code": "destination_commune",
+    }
+    split = modal_split(
+        by_mode[[*keys, "mode", "workers"]].rename(columns=commune_keys)
+    )
+    split = split.rename(columns={v: k for k, v in commune_keys.items()}).drop(
+        columns="workers"
+    )
+    person_km = by_mode.pivot_table(
+        index=keys, columns="mode", values="person_km", aggfunc="sum"
+    ).reindex(columns=list(MODES))
+    travelling = by_mode[by_mode["mode"] != "none"].groupby(keys)["workers"].sum()
+    totals = person_km.sum(axis=1, min_count=1)
+    extra = pd.DataFrame(
+        {
+            "distance_km": totals / travelling.reindex(totals.index),
+            "person_km": totals,
+            **{
+                f"{m}_person_km": person_km[m].fillna(0.0) for m in MODES if m != "none"
+            },
+        }
+    ).reset_index()
+    return split.merge(extra, on=keys, how="left")
+
+
+def with_metropole_modes(
+    indicators: pd.DataFrame, pair_modes: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Add the modal shares of the flows to and from the métropole (null for crown 0).
+
+    Without ``pair_modes`` (no detailed file) the columns are there and empty,
+    so that the layers keep the same columns whatever the config.
+    """
+    out = indicators.copy()
+    shares = [f"{m}_share" for m in MODES]
+    for side, origin, destination in (
+        ("to", "epci_code", "metropole_code"),
+        ("from", "metropole_code", "epci_code"),
+    ):
+        names = {s: f"{side}_metropole_{s}" for s in shares}
+        if pair_modes is None:
+            for name in names.values():
+                out[name] = np.nan
+            continue
+        part = pair_modes[["origin_code", "destination_code", *shares]].rename(
+            columns={"origin_code": origin, "destination_code": destination, **names}
+        )
+        out = out.merge(part, on=["epci_code", "metropole_code"], how="left")
+        out.loc[out["crown"] == 0, list(names.values())] = np.nan
+    return out

@@ -24,31 +24,37 @@ every code that is still outside the target geography.
 from __future__ import annotations
 
 import logging
+from typing import TypedDict
 
 import pandas as pd
 
 from observatory.core.errors import DataError
 from observatory.geography import (
+    PASSAGE_COLUMNS,
     is_abroad_code,
+    listed_codes,
     on_distinct,
+    resolve_code_chains,
     rollup_arrondissements,
 )
-from observatory.readers.passage import _resolve_chains
 
 logger = logging.getLogger(__name__)
 
 
-_MAX_LISTED = 5
+#: Years between a census vintage and the geography it is published in.
+GEOGRAPHY_LAG_YEARS = 2
 
 
-_PASSAGE_COLUMNS = ["old_code", "new_code"]
+def census_geography(vintage: int) -> int:
+    """Return the year of the geography census vintage ``vintage`` is published in.
+
+    INSEE publishes vintage N in the communes of 1 January N+2.
+    """
+    return vintage + GEOGRAPHY_LAG_YEARS
 
 
-# --------------------------------------------------------------------- helpers
-def _listed(values: list[str]) -> str:
-    shown = ", ".join(repr(v) for v in values[:_MAX_LISTED])
-    more = len(values) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")
+# --------------------------------------------------------------------- passage
+_PASSAGE_COLUMNS = list(PASSAGE_COLUMNS)  # a list: pandas takes a tuple for one key
 
 
 def passage_map(passage: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +83,7 @@ def passage_map(passage: pd.DataFrame) -> pd.DataFrame:
     if empty.any():
         msg = f"commune passage: {int(empty.sum())} row(s) without old_code or new_code"
         raise DataError(msg)
-    resolved = _resolve_chains(pairs)
+    resolved = resolve_code_chains(pairs)
     resolved["ambiguous"] = (
         resolved.groupby("old_code")["new_code"].transform("size") > 1
     )
@@ -146,6 +152,42 @@ def harmonise_codes(
     return on_distinct(codes, lambda u: u.map(plan["new"]).astype("string"))
 
 
+def harmonise_mode_flows(
+    flows_by_mode: pd.DataFrame,
+    passage: pd.DataFrame,
+    target_codes: set[str] | pd.Index,
+) -> pd.DataFrame:
+    """Map the commune codes of flows by mode to the target geography and re-sum.
+
+    Parameters
+    ----------
+    flows_by_mode
+        ``origin_commune``, ``destination_commune``, ``mode``, ``workers`` (the
+        detailed file summed by pair and mode).
+    passage, target_codes
+        As :func:`harmonise_codes` takes them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same columns, codes harmonised (:func:`harmonise_codes`), summed by
+        (origin, destination, mode).
+    """
+    keys = ["origin_commune", "destination_commune", "mode"]
+    return (
+        flows_by_mode.assign(
+            origin_commune=harmonise_codes(
+                flows_by_mode["origin_commune"], passage, target_codes
+            ),
+            destination_commune=harmonise_codes(
+                flows_by_mode["destination_commune"], passage, target_codes
+            ),
+        )
+        .groupby(keys, as_index=False)[["workers"]]
+        .sum()
+    )
+
+
 def _volume(flows: pd.DataFrame, codes: list[str]) -> dict[str, float]:
     # Workers on the rows that touch each code; an internal flow counts once.
     origin, destination = flows["origin_commune"], flows["destination_commune"]
@@ -159,11 +201,44 @@ def _volume(flows: pd.DataFrame, codes: list[str]) -> dict[str, float]:
     return {str(k): float(v) for k, v in total.items()}
 
 
+class HarmonisationReport(TypedDict):
+    """What :func:`harmonise_flows` did to one flows table (the manifest's record)."""
+
+    codes_mapped: dict[str, str]
+    arrondissements_rolled_up: dict[str, str]
+    workers_mapped: float
+    unmapped_codes: dict[str, float]
+    ambiguous_codes: dict[str, float]
+    workers_total_before: float
+    workers_total_after: float
+
+
+_FLOW_COLUMNS = ["origin_commune", "destination_commune", "workers"]
+
+
+def _require_columns(flows: pd.DataFrame) -> None:
+    missing = [c for c in _FLOW_COLUMNS if c not in flows.columns]
+    if missing:
+        msg = f"flows: missing column(s) {missing}; expected {_FLOW_COLUMNS}, found {list(flows.columns)}"
+        raise DataError(msg)
+
+
+def _flow_codes(flows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    origin = flows["origin_commune"].astype("string")
+    destination = flows["destination_commune"].astype("string")
+    blank = origin.isna() | destination.isna()
+    if blank.any():
+        # Grouping would drop these rows and their workers with them.
+        msg = f"flows: {int(blank.sum())} row(s) without an origin or destination code; every row needs both"
+        raise DataError(msg)
+    return origin, destination
+
+
 def harmonise_flows(
     flows: pd.DataFrame,
     passage: pd.DataFrame,
     target_codes: set[str] | pd.Index,
-) -> tuple[pd.DataFrame, dict[str, object]]:
+) -> tuple[pd.DataFrame, HarmonisationReport]:
     """Map the commune codes of flows to the target geography and re-aggregate.
 
     Parameters
@@ -186,21 +261,11 @@ def harmonise_flows(
         passage), ``unmapped_codes`` and ``ambiguous_codes`` {code: workers on
         the rows touching it}, ``workers_total_before``, ``workers_total_after``.
     """
-    columns = ["origin_commune", "destination_commune", "workers"]
-    missing = [c for c in columns if c not in flows.columns]
-    if missing:
-        msg = f"flows: missing column(s) {missing}; expected {columns}, found {list(flows.columns)}"
-        raise DataError(msg)
+    _require_columns(flows)
     mapping = passage_map(passage)
     targets = _targets(target_codes)
-    origin = flows["origin_commune"].astype("string")
-    destination = flows["destination_commune"].astype("string")
+    origin, destination = _flow_codes(flows)
     workers = flows["workers"].astype("float64")
-    blank = origin.isna() | destination.isna()
-    if blank.any():
-        # Grouping would drop these rows and their workers with them.
-        msg = f"flows: {int(blank.sum())} row(s) without an origin or destination code; every row needs both"
-        raise DataError(msg)
     plan = _plan(pd.concat([origin, destination]), mapping, targets, roll_up=True)
 
     def new_code(codes: pd.Series) -> pd.Series:
@@ -209,31 +274,40 @@ def harmonise_flows(
     def mapped(codes: pd.Series) -> pd.Series:
         return codes.map(plan["mapped"]).fillna(False).astype(bool)
 
-    new_origin = on_distinct(origin, new_code)
-    new_destination = on_distinct(destination, new_code)
     through_passage = on_distinct(origin, mapped) | on_distinct(destination, mapped)
     out = (
         pd.DataFrame(
             {
-                "origin_commune": new_origin,
-                "destination_commune": new_destination,
+                "origin_commune": on_distinct(origin, new_code),
+                "destination_commune": on_distinct(destination, new_code),
                 "workers": workers,
             }
         )
         .groupby(["origin_commune", "destination_commune"], as_index=False, sort=True)[
-            "workers"
+            ["workers"]
         ]
         .sum()
     )
-    out[columns[:2]] = out[columns[:2]].astype("string")
+    out[_FLOW_COLUMNS[:2]] = out[_FLOW_COLUMNS[:2]].astype("string")
+    report = _report(plan, targets, workers, through_passage, out)
+    _log(report, len(flows), len(out))
+    return out, report
 
+
+def _report(
+    plan: pd.DataFrame,
+    targets: pd.Index,
+    workers: pd.Series,
+    through_passage: pd.Series,
+    out: pd.DataFrame,
+) -> HarmonisationReport:
     ambiguous = plan.loc[plan["ambiguous"], "new"].unique().tolist()
     final = pd.Series(plan["new"].unique(), dtype="string")
     outside = final[
         ~final.isin(targets) & ~is_abroad_code(final) & ~final.isin(ambiguous)
     ].tolist()
     rolled = plan[(plan["rolled"] != plan.index)]
-    report: dict[str, object] = {
+    return {
         "codes_mapped": {
             str(k): str(v)
             for k, v in plan.loc[plan["mapped"], "new"].sort_index().items()
@@ -247,26 +321,33 @@ def harmonise_flows(
         "workers_total_before": float(workers.sum()),
         "workers_total_after": float(out["workers"].sum()),
     }
+
+
+def _log(report: HarmonisationReport, pairs_before: int, pairs_after: int) -> None:
     logger.info(
         "harmonise: %d commune pairs -> %d; %d code(s) mapped (%.1f workers), "
         "%d arrondissement(s) rolled up",
-        len(flows),
-        len(out),
-        len(report["codes_mapped"]),  # type: ignore[arg-type]
+        pairs_before,
+        pairs_after,
+        len(report["codes_mapped"]),
         report["workers_mapped"],
-        len(report["arrondissements_rolled_up"]),  # type: ignore[arg-type]
+        len(report["arrondissements_rolled_up"]),
     )
-    for key, what in (
-        ("ambiguous_codes", "ambiguous old code(s) (several new codes) left unmapped"),
-        ("unmapped_codes", "code(s) outside the target geography left as they are"),
+    for found, what in (
+        (
+            report["ambiguous_codes"],
+            "ambiguous old code(s) (several new codes) left unmapped",
+        ),
+        (
+            report["unmapped_codes"],
+            "code(s) outside the target geography left as they are",
+        ),
     ):
-        found: dict[str, float] = report[key]  # type: ignore[assignment]
         if found:
             logger.warning(
                 "harmonise: %d %s (%.1f workers): %s",
                 len(found),
                 what,
                 sum(found.values()),
-                _listed(list(found)),
+                listed_codes(list(found)),
             )
-    return out, report

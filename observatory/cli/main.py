@@ -1,0 +1,214 @@
+"""Run a command: load the config, set up logging, call the package, return an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from observatory.cli.parser import (
+    EXIT_ERROR,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    build_parser,
+)
+from observatory.cli.text import status_text, summary_text, up_to_date_text
+from observatory.config import (
+    Config,
+    check_scheduler,
+    default_config_path,
+    load_config,
+)
+from observatory.core.errors import ObservatoryError
+from observatory.runs.execute import RunFailed, execute_job, failure_line
+from observatory.runs.lock import Locked
+from observatory.runs.logs import LOG_FORMAT
+from observatory.runs.signals import install_signal_handlers
+from observatory.runs.status import (
+    folder_status,
+)
+
+logger = logging.getLogger("observatory")
+
+
+class _Console(logging.StreamHandler[TextIO]):
+    """The stderr handler of the command line."""
+
+    #: Marks the handlers observatory adds to its logger (replaced, not stacked).
+    _observatory = True
+
+
+def _to_console(record: logging.LogRecord) -> bool:
+    # Records logged with extra={"console": False} go to the attempt's log only:
+    # on stderr, a failed run or refresh prints its one line itself.
+    return getattr(record, "console", True)
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    # Handlers go on the package logger, not the root one, so that a host program
+    # (or pytest) keeps its own; repeated calls replace our handler. The level is
+    # set on the handler too: a run lowers the logger's to DEBUG for its log file.
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    for handler in [h for h in logger.handlers if getattr(h, "_observatory", False)]:
+        logger.removeHandler(handler)
+    handler = _Console(sys.stderr)
+    handler.setLevel(level)
+    handler.addFilter(_to_console)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def _output_dir(args: argparse.Namespace, config: Config) -> Path:
+    """Return where runs are published: --output, else [output] dir, else outputs/."""
+    return args.output or config.output.dir or Path("outputs")
+
+
+def _run_or_refresh(args: argparse.Namespace, config: Config) -> int:
+    output = _output_dir(args, config).resolve()
+    restore = install_signal_handlers()
+    try:
+        outcome = execute_job(
+            config,
+            output,
+            offline=args.offline,
+            force=args.command == "run" or args.force,
+            command=args.command,
+        )
+    except Locked as exc:
+        sys.stderr.write(f"observatory {args.command}: {exc}; exiting\n")
+        return EXIT_LOCKED
+    except RunFailed as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_ERROR
+    finally:
+        restore()
+    if not args.quiet:
+        text = (
+            up_to_date_text(outcome)
+            if outcome.status == "up_to_date"
+            else summary_text(outcome, config.path)
+        )
+        sys.stdout.write(text + "\n")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- status
+def _status(config: Config, output_dir: Path) -> int:
+    status = folder_status(config, output_dir)
+    sys.stdout.write(status_text(status) + "\n")
+    return EXIT_ERROR if status.failing else EXIT_OK
+
+
+# --------------------------------------------------------------------- sources
+def _fetch(config: Config, offline: bool) -> int:
+    from observatory.sources.cache import fetch_source
+    from observatory.sources.inputs import cache_dir, load_config_catalogue, source_refs
+
+    catalogue = load_config_catalogue(config)
+    wanted = sorted({ref.source for ref in source_refs(config).values()})
+    if not wanted:
+        sys.stdout.write(
+            f"{config.path} names no catalogue source: nothing to fetch.\n"
+        )
+        return EXIT_OK
+    failed = 0
+    for source_id in wanted:
+        try:
+            result = fetch_source(
+                catalogue[source_id], cache_dir(config), offline=offline
+            )
+        except ObservatoryError as exc:
+            failed += 1
+            logger.error("%s", exc)
+            sys.stdout.write(f"FAILED      {source_id}\n")
+            continue
+        sys.stdout.write(f"{result.status:<11} {source_id}  {result.path}\n")
+        for name, path in sorted(result.members.items()):
+            sys.stdout.write(f"{'':<11}   {name} -> {path}\n")
+    if failed:
+        sys.stdout.write(
+            f"{failed} of {len(wanted)} source(s) failed; see the errors above.\n"
+        )
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _sources(config: Config) -> int:
+    from observatory.sources.cache import cached_provenance
+    from observatory.sources.inputs import (
+        cache_dir,
+        catalogue_path,
+        load_config_catalogue,
+    )
+
+    catalogue = load_config_catalogue(config)
+    cache = cache_dir(config)
+    lines = [
+        f"Catalogue {catalogue_path(config)} ({len(catalogue)} sources), cache {cache}"
+    ]
+    for source in catalogue.values():
+        record = cached_provenance(source, cache)
+        cached = f"cached {record.fetched_at}" if record else "not cached"
+        size = f"{source.size:,} bytes" if source.size else "size not pinned"
+        sha = f"sha256 {source.sha256}" if source.sha256 else "sha256 not pinned"
+        vintage = f"RP {source.vintage}, " if source.vintage else ""
+        lines += [
+            "",
+            f"{source.id}: {source.title}",
+            f"  {source.publisher}, {vintage}geography {source.geography}, {source.licence}",
+            f"  {source.url}",
+            f"  {size}, {sha}; {cached}",
+        ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _load_config(args: argparse.Namespace) -> Config | int:
+    """Return the config the command line names, or the exit code of its failure."""
+    config_path = args.config if args.config is not None else default_config_path()
+    try:
+        config = load_config(config_path)
+        if getattr(args, "scheduler", None):
+            check_scheduler(args.scheduler, "--scheduler")
+            config = replace(
+                config, compute=replace(config.compute, scheduler=args.scheduler)
+            )
+    except ObservatoryError as exc:
+        if args.command not in ("run", "refresh"):
+            logger.error("%s", exc)
+            return EXIT_ERROR
+        # The config is the first stage of a run: one line, as for the others.
+        logger.error("%s", exc, extra={"console": False})
+        sys.stderr.write(failure_line(args.command, exc, None, "config") + "\n")
+        return EXIT_ERROR
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    _configure_logging(args.verbose, args.quiet)
+    config = _load_config(args)
+    if isinstance(config, int):
+        return config
+    try:
+        if args.command == "fetch":
+            return _fetch(config, args.offline)
+        if args.command == "sources":
+            return _sources(config)
+        if args.command == "status":
+            return _status(config, _output_dir(args, config))
+    except ObservatoryError as exc:
+        logger.error("%s", exc)
+        return EXIT_ERROR
+    return _run_or_refresh(args, config)

@@ -1,0 +1,433 @@
+"""The stages of a run, one function each, from input files to the files to publish.
+
+Each stage takes what it needs and returns a typed result, with the warnings it
+has for the manifest; :func:`observatory.runs.pipeline.run` calls them in order,
+each inside :func:`observatory.core.timing.stage`. The computing itself is in
+``systems`` and ``layers`` (the flows' dask graph in :mod:`observatory.runs.census`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from observatory.config import Config
+from observatory.core.errors import DataError
+from observatory.geography import TERRITORY_CRS, TERRITORY_NAMES, territory_of
+from observatory.layers.build import (
+    epci_names,
+    named_indicators,
+    named_matrix,
+    territory_layers,
+)
+from observatory.readers.base_flux import CommuneFlows, read_base_flux
+from observatory.readers.communes import communes_by_territory, read_communes
+from observatory.readers.epci import EpciComposition, read_epci_composition
+from observatory.readers.fd_mobpro import read_fd
+from observatory.readers.passage import read_commune_passage
+from observatory.runs.census import CURRENT, PREVIOUS, systems_by_vintage
+from observatory.runs.manifest import (
+    DetailedFlowsReport,
+    RunRecord,
+    TerritoriesReport,
+    describe_inputs,
+    systems_summary,
+)
+from observatory.sources.inputs import ResolvedInput, role_inputs
+from observatory.systems.base_flux_check import compare_with_base_flux
+from observatory.systems.crowns import (
+    crowns_by_territory,
+    epci_by_territory,
+    select_metropoles,
+)
+from observatory.systems.distances import commune_points, person_km
+from observatory.systems.flows import (
+    ORDER_OF_MAGNITUDE,
+    FlowsReport,
+    compare_vintages,
+    flows_epci_by_mode,
+    flows_with_previous,
+    pair_modes,
+    unmatched,
+)
+from observatory.systems.harmonise import (
+    HarmonisationReport,
+    census_geography,
+    harmonise_mode_flows,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------- read
+@dataclass(frozen=True, slots=True)
+class InputTables:
+    """The inputs of a run, read: communes by territory, EPCI, census flows."""
+
+    communes: dict[str, gpd.GeoDataFrame]
+    composition: EpciComposition
+    flows: CommuneFlows
+    previous: CommuneFlows | None
+    vintage: int | None
+    warnings: list[str]
+
+    @property
+    def previous_vintage(self) -> int | None:
+        """Census vintage of the earlier flows compared with, if any."""
+        return self.previous.vintage if self.previous is not None else None
+
+
+def read_inputs(config: Config, inputs: dict[str, ResolvedInput]) -> InputTables:
+    """Read the communes, the EPCI composition and the census flows."""
+    warnings = []
+    layers = []
+    for resolved in role_inputs(inputs, "communes"):
+        layer = read_communes(
+            resolved.path, config.inputs.communes_layer, target_crs=None
+        )
+        logger.info("%s: %d communes (%s)", resolved.path, len(layer), layer.crs)
+        layers.append((resolved.path, layer))
+    communes, outside = communes_by_territory(layers)
+    if outside:
+        warnings.append(
+            f"{len(outside)} commune(s) outside the territories of ADMIN EXPRESS "
+            "(overseas collectivities) set aside: " + ", ".join(outside[:10])
+        )
+    epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
+    composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
+    logger.info(
+        "%s: %d EPCI, %d communes",
+        inputs["epci_composition"].path,
+        len(composition.epci),
+        len(composition.composition),
+    )
+    flows = read_base_flux(inputs["flows"].path)
+    vintage = config.inputs.flows_vintage or flows.vintage
+    previous = (
+        read_base_flux(inputs["flows_previous"].path)
+        if "flows_previous" in inputs
+        else None
+    )
+    if previous is not None and previous.vintage == vintage:
+        msg = (
+            f"{inputs['flows_previous'].path}: the previous flows have the same "
+            f"vintage ({vintage}) as {inputs['flows'].path}"
+        )
+        raise DataError(msg)
+    if mismatch := geography_mismatch(config, vintage, "commune_passage" in inputs):
+        warnings.append(mismatch)
+    return InputTables(communes, composition, flows, previous, vintage, warnings)
+
+
+def geography_mismatch(
+    config: Config, vintage: int | None, harmonised: bool
+) -> str | None:
+    """Warn when the flows come in another geography than the config's, unharmonised."""
+    geography = config.inputs.geography
+    if not geography or not vintage or harmonised:
+        return None
+    published = census_geography(vintage)
+    if geography == published:
+        return None
+    return (
+        f"census vintage {vintage} is published in the geography of {published}, "
+        f"the config states geography {geography} and gives no "
+        "commune_passage to harmonise codes: some may not match"
+    )
+
+
+# --------------------------------------------------------------------- territories
+@dataclass(frozen=True, slots=True)
+class Territories:
+    """EPCI polygons by territory, the métropole systems and their crowns."""
+
+    epci: dict[str, gpd.GeoDataFrame]
+    attributes: pd.DataFrame  # epci_code, epci_name, epci_nature, n_communes
+    crowns: pd.DataFrame
+    centres: dict[str, list[str]]  # the métropoles of each territory, in order
+    report: TerritoriesReport
+    warnings: list[str]
+
+    def system_territories(self) -> dict[str, str]:
+        """Return the territory of each métropole system."""
+        return {c: t for t, codes in self.centres.items() for c in codes}
+
+
+def build_territories(config: Config, tables: InputTables) -> Territories:
+    """Dissolve EPCI in each territory, choose the métropoles, build their crowns."""
+    composition = tables.composition
+    epci, membership = epci_by_territory(
+        tables.communes, composition.composition, composition.epci
+    )
+    warnings = []
+    if orphans := membership["communes_without_epci"]:
+        warnings.append(
+            f"{len(orphans)} commune polygon(s) in no EPCI: " + ", ".join(orphans[:10])
+        )
+    attributes = pd.concat([frame.drop(columns="geometry") for frame in epci.values()])
+    t = config.territories
+    metropoles = select_metropoles(attributes, t.metropoles, t.poles)
+    if not metropoles:
+        msg = (
+            "no métropole (NATURE_EPCI ME or METLYON) has a polygon in the "
+            "communes file(s), and [territories] poles is empty"
+        )
+        raise DataError(msg)
+    crowns, centres = crowns_by_territory(
+        epci, metropoles, t.crown_depth, t.contiguity_tolerance_m, t.min_shared_border_m
+    )
+    report: TerritoriesReport = {
+        **membership,
+        "territories": {
+            territory: {
+                "name": TERRITORY_NAMES[territory],
+                "crs": TERRITORY_CRS[territory],
+                "communes": len(tables.communes[territory]),
+                "epci": len(frame),
+                "systems": sorted(centres.get(territory, [])),
+            }
+            for territory, frame in epci.items()
+        },
+    }
+    return Territories(epci, attributes, crowns, centres, report, warnings)
+
+
+# --------------------------------------------------------------------- harmonise
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """The commune passage that takes every input to the target geography, if any."""
+
+    passage: pd.DataFrame | None = None
+    target: set[str] | None = None
+    warnings: tuple[str, ...] = ()
+
+    def pair(self) -> tuple[pd.DataFrame | None, set[str] | None]:
+        """Return ``(passage, target codes)``: both None when nothing is harmonised."""
+        return self.passage, self.target
+
+
+def read_passage(
+    config: Config, inputs: dict[str, ResolvedInput], composition: EpciComposition
+) -> Passage:
+    """Read the commune passage up to the target geography's 1 January."""
+    # Events after the target geography's 1 January would move codes to
+    # communes that do not exist yet in the composition.
+    geography = config.inputs.geography
+    until = date(geography, 1, 1) if geography else None
+    warnings: tuple[str, ...] = ()
+    if until is None:
+        warnings = (
+            "[inputs] geography is not set: every event of the commune passage "
+            "file is applied, whatever its date",
+        )
+    passage = read_commune_passage(inputs["commune_passage"].path, until=until)
+    return Passage(passage, set(composition.composition["commune_code"]), warnings)
+
+
+# --------------------------------------------------------------------- flows
+@dataclass(frozen=True, slots=True)
+class CensusFlows:
+    """The EPCI flows and indicators of the current vintage, beside the earlier one."""
+
+    pairs: pd.DataFrame  # flows_with_previous: both vintages pair by pair
+    matrix: pd.DataFrame
+    indicators: pd.DataFrame  # with the earlier vintage and the change
+    report: FlowsReport
+    previous_report: FlowsReport | None
+    harmonisation: dict[str, HarmonisationReport]
+    warnings: list[str]
+
+
+def census_flows(
+    config: Config, tables: InputTables, crowns: pd.DataFrame, passage: Passage
+) -> CensusFlows:
+    """Sum each vintage by EPCI, compute every system, compare the vintages."""
+    flows = {CURRENT: tables.flows.table}
+    if tables.previous is not None:
+        flows[PREVIOUS] = tables.previous.table
+    by_vintage = systems_by_vintage(
+        flows, passage.pair(), tables.composition.composition, crowns, config
+    )
+    current = by_vintage[CURRENT]
+    earlier = by_vintage.get(PREVIOUS)
+    assert current.matrix is not None  # the current vintage always has one
+    warnings = [
+        f"{len(codes)} {side} commune code(s) match no EPCI "
+        f"({workers} workers kept as UNMATCHED)"
+        for side, codes, workers in unmatched(current.report)
+        if codes
+    ]
+    return CensusFlows(
+        pairs=flows_with_previous(
+            current.flows, earlier.flows if earlier is not None else None
+        ),
+        matrix=current.matrix,
+        indicators=compare_vintages(
+            current.indicators, earlier.indicators if earlier is not None else None
+        ),
+        report=current.report,
+        previous_report=earlier.report if earlier is not None else None,
+        harmonisation={
+            key: result.harmonisation
+            for key, result in by_vintage.items()
+            if result.harmonisation is not None
+        },
+        warnings=warnings,
+    )
+
+
+# --------------------------------------------------------------------- fd_mobpro
+@dataclass(frozen=True, slots=True)
+class DetailedFlows:
+    """Modes, distances and person-km by EPCI pair, from FD_MOBPRO."""
+
+    pair_modes: pd.DataFrame
+    report: DetailedFlowsReport
+    warnings: list[str]
+
+
+def detailed_flows(
+    config: Config,
+    inputs: dict[str, ResolvedInput],
+    tables: InputTables,
+    passage: Passage,
+) -> DetailedFlows:
+    """Read FD_MOBPRO out of core and return modes, distances and person-km by EPCI pair.
+
+    The file is checked against the base flux as read (before harmonisation).
+    """
+    path = inputs["fd_mobpro"].path
+    by_mode, read_report = read_fd(
+        path,
+        config.inputs.fd_vintage,
+        scheduler=config.compute.scheduler,
+        blocksize=config.compute.blocksize,
+        progress=True,  # shown only on a terminal (observatory.core.compute)
+    )
+    check = compare_with_base_flux(by_mode, tables.flows.table)
+    warnings = []
+    if read_report.get("vintage") != tables.vintage:
+        warnings.append(
+            f"{path}: the detailed file is RP {read_report.get('vintage')}, the base "
+            f"flux RP {tables.vintage}: modal shares come from another census"
+        )
+    elif not check["consistent"]:
+        warnings.append(
+            f"{path}: flows summed from the detailed file differ from the base flux "
+            f"on {check['pairs_above_tolerance']} commune pair(s) (largest gap "
+            f"{check['max_abs_gap']:.1f} workers); see the manifest (fd_mobpro)"
+        )
+    if passage.passage is not None and passage.target is not None:
+        by_mode = harmonise_mode_flows(by_mode, passage.passage, passage.target)
+    # Each territory's points in its own CRS (metres that mean something there).
+    points = pd.concat(
+        [commune_points(frame, crs=None) for frame in tables.communes.values()]
+    )
+    km = person_km(by_mode, points)
+    # Points of two territories are in two CRS: no straight line between them.
+    across = territory_of(km["origin_commune"]) != territory_of(
+        km["destination_commune"]
+    )
+    km.loc[across.fillna(False).to_numpy(), ["distance_km", "person_km"]] = np.nan
+    by_pair = flows_epci_by_mode(km, tables.composition.composition)
+    report: DetailedFlowsReport = {"read": read_report, "base_flux_check": check}
+    return DetailedFlows(pair_modes(by_pair), report, warnings)
+
+
+# --------------------------------------------------------------------- layers
+@dataclass(frozen=True, slots=True)
+class RunLayers:
+    """The map layers of each territory and the named flow matrix."""
+
+    territories: dict[str, dict[str, gpd.GeoDataFrame]]
+    matrix: pd.DataFrame
+    names: pd.Series  # EPCI names by SIREN
+    warnings: list[str]
+
+
+def build_layers(
+    config: Config,
+    tables: InputTables,
+    territories: Territories,
+    census: CensusFlows,
+    indicators: pd.DataFrame,
+    detailed: DetailedFlows | None,
+) -> RunLayers:
+    """Name the classified indicators and build every territory's layers."""
+    names = epci_names(tables.composition.epci)
+    vintages = (tables.vintage, tables.previous_vintage)
+    indicators = named_indicators(indicators, names, territories.attributes, vintages)
+    crowns = territories.crowns
+    layers = {
+        territory: territory_layers(
+            territories.epci[territory],
+            crowns[crowns["metropole_code"].isin(codes)],
+            indicators[indicators["metropole_code"].isin(codes)],
+            census.pairs,
+            detailed.pair_modes if detailed is not None else None,
+            names,
+            vintages,
+            config.reliability,
+            config.classification,
+        )
+        for territory, codes in territories.centres.items()
+    }
+    reliability = pd.concat([part["flows"]["reliability"] for part in layers.values()])
+    warnings = []
+    if fragile := int((reliability == ORDER_OF_MAGNITUDE).sum()):
+        warnings.append(
+            f"{fragile} of {len(reliability)} flow line(s) are below INSEE's usable "
+            f"threshold ({config.reliability.usable_min:g} workers): an order of "
+            "magnitude only (reliability = order_of_magnitude)"
+        )
+    return RunLayers(layers, named_matrix(census.matrix, names), names, warnings)
+
+
+# --------------------------------------------------------------------- export
+def record_run(
+    identity: tuple[str, datetime],
+    config: Config,
+    inputs: dict[str, ResolvedInput],
+    tables: InputTables,
+    territories: Territories,
+    passage: Passage,
+    census: CensusFlows,
+    detailed: DetailedFlows | None,
+    layers: RunLayers,
+) -> RunRecord:
+    """Gather what every stage found into the record of the run (its manifest).
+
+    ``identity`` is the run id and start time. Input files not hashed yet are
+    hashed here; the warnings of the stages are kept in the order they ran.
+    """
+    run_id, started = identity
+    vintages = {"flows": tables.vintage, "flows_previous": tables.previous_vintage}
+    return RunRecord(
+        run_id=run_id,
+        started=started,
+        config=config,
+        vintage=tables.vintage,
+        previous_vintage=tables.previous_vintage,
+        inputs=describe_inputs(inputs, config, vintages),
+        systems=systems_summary(
+            territories.crowns, layers.names, territories.system_territories()
+        ),
+        territories=territories.report,
+        flows=census.report,
+        flows_previous=census.previous_report,
+        fd=detailed.report if detailed is not None else None,
+        harmonisation=census.harmonisation,
+        warnings=[
+            *tables.warnings,
+            *territories.warnings,
+            *passage.warnings,
+            *census.warnings,
+            *(detailed.warnings if detailed is not None else []),
+            *layers.warnings,
+        ],
+    )
