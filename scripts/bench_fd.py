@@ -4,8 +4,8 @@ One run measures, on the same synthetic national-size file (written by
 ``scripts/make_synthetic_fd.py``), first the CSV then the Parquet variant, three
 ways of computing workers by (residence, workplace, mode):
 
-- ``ours``: ``observatory.readers.fd_mobpro.read_fd(path, progress=False)`` (dask, out of
-  core: ``aggregate_fd``'s aggregation on each partition, on integer keys, then
+- ``ours``: ``observatory.readers.fd_mobpro.read_fd(path, progress=False)`` (dask,
+  out of core: ``aggregate_fd``'s aggregation on each partition, on integer keys, then
   a tree sum of the partial sums whose last merge runs in key ranges);
 - ``duckdb``: ``SELECT CASE WHEN ARM <> 'ZZZZZ' THEN ARM ELSE COMMUNE END,
   DCLT, TRANS, sum(IPONDI) ... GROUP BY ALL`` over ``read_csv(..., delim=';',
@@ -39,7 +39,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import statistics
 import subprocess
@@ -49,25 +48,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import (
+from scriptlib.bench import (
     REPO_ROOT,
     code_identity,
-    machine,
+    describe_run,
     merge_results,
     own_peak_rss,
-    run_child,
+    run_worker,
+    source_sha256,
     versions,
     warm,
 )
+from scriptlib.console import script_logger, show, start_logging
+from scriptlib.fd_files import DEFAULT_ROWS, DEFAULT_SEED, stem_for
+from scriptlib.fd_methods import RUNNERS, compare
 
 DATA_DIR = REPO_ROOT / "benchmarks" / "data"
 RESULTS = REPO_ROOT / "benchmarks" / "results.json"
 GENERATOR = REPO_ROOT / "scripts" / "make_synthetic_fd.py"
-DEFAULT_ROWS = 7_930_000
-VINTAGE = 2020
+#: The code measured as ours: the FD_MOBPRO reader (a module or a package).
+FD_READER = REPO_ROOT / "observatory" / "readers" / "fd_mobpro"
 METHODS = ("ours", "duckdb", "pandas")
 FORMATS = ("csv", "parquet")
-READ_COLUMNS = ["COMMUNE", "ARM", "DCLT", "TRANS", "IPONDI"]
 TARGET_VS_DUCKDB = 1.5
 TARGET_VS_PANDAS = 4.0
 TARGET_RSS_BYTES = 2 * 1000**3
@@ -81,127 +83,21 @@ SWEEP = [
     {"scheduler": "processes"},
     {"scheduler": "synchronous"},
 ]
+NOTES = [
+    "wall/cpu seconds: the call only (imports excluded: import_seconds), median of the repeats; page cache warm",
+    "peak RSS: max over repeats of max(child VmHWM, sampled summed RSS of its process tree every 20 ms)",
+    "duckdb: read_csv(all_varchar=true) / read_parquet, default threads (= cores), result fetched with .df()",
+    "pandas: read_csv(sep=';', usecols=5 columns, dtype=str) / read_parquet(columns=5), groupby().sum()",
+]
+
+logger = script_logger("bench_fd")
 
 
 # ------------------------------------------------------------------ child side
 
 
-def run_ours(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Aggregate with ``observatory.readers.fd_mobpro.read_fd``.
-
-    Parameters
-    ----------
-    path : Path
-        FD_MOBPRO file.
-    options : dict
-        Extra keyword arguments of ``read_fd`` (blocksize, scheduler).
-
-    Returns
-    -------
-    tuple
-        The result table (origin, destination, mode, workers) and extra facts.
-    """
-    from observatory.readers.fd_mobpro import read_fd
-
-    start = time.perf_counter()
-    table, report = read_fd(path, progress=False, **options)
-    seconds = time.perf_counter() - start
-    table = table.rename(
-        columns={"origin_commune": "origin", "destination_commune": "destination"}
-    )
-    extra = {
-        "partitions": report.get("partitions"),
-        "rows_read": report.get("rows_read"),
-    }
-    return table, {"seconds": seconds, **extra}
-
-
-def run_duckdb(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Aggregate with DuckDB (all cores, default memory limit).
-
-    Parameters
-    ----------
-    path : Path
-        FD_MOBPRO file.
-    options : dict
-        Unused.
-
-    Returns
-    -------
-    tuple
-        The result table (origin, destination, trans, workers) and extra facts.
-    """
-    import duckdb
-
-    del options
-    connection = duckdb.connect()
-    quoted = str(path).replace("'", "''")
-    if path.suffix == ".parquet":
-        source = f"read_parquet('{quoted}')"
-    else:
-        source = f"read_csv('{quoted}', delim=';', header=true, all_varchar=true)"
-    query = f"""
-        SELECT CASE WHEN ARM <> 'ZZZZZ' THEN ARM ELSE COMMUNE END AS origin,
-               DCLT AS destination, TRANS AS trans,
-               sum(CAST(IPONDI AS DOUBLE)) AS workers
-        FROM {source}
-        GROUP BY ALL
-    """
-    start = time.perf_counter()
-    table = connection.sql(query).df()
-    seconds = time.perf_counter() - start
-    threads = connection.sql("SELECT current_setting('threads')").fetchone()[0]
-    connection.close()
-    return table, {"seconds": seconds, "threads": int(threads)}
-
-
-def run_pandas(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Aggregate with plain pandas, everything in memory.
-
-    Parameters
-    ----------
-    path : Path
-        FD_MOBPRO file.
-    options : dict
-        Unused.
-
-    Returns
-    -------
-    tuple
-        The result table (origin, destination, trans, workers) and extra facts.
-    """
-    import pandas as pd
-
-    del options
-    start = time.perf_counter()
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path, columns=READ_COLUMNS)
-    else:
-        frame = pd.read_csv(path, sep=";", usecols=READ_COLUMNS, dtype=str)
-    read_seconds = time.perf_counter() - start
-    frame["IPONDI"] = frame["IPONDI"].astype(float)
-    frame["origin"] = frame["ARM"].where(frame["ARM"] != "ZZZZZ", frame["COMMUNE"])
-    table = (
-        frame.groupby(["origin", "DCLT", "TRANS"])["IPONDI"]
-        .sum()
-        .reset_index()
-        .rename(columns={"DCLT": "destination", "TRANS": "trans", "IPONDI": "workers"})
-    )
-    seconds = time.perf_counter() - start
-    return table, {"seconds": seconds, "read_seconds": round(read_seconds, 3)}
-
-
-RUNNERS = {"ours": run_ours, "duckdb": run_duckdb, "pandas": run_pandas}
-
-
 def cpu_seconds() -> float:
-    """Return user + sys CPU seconds of this process and its waited children.
-
-    Returns
-    -------
-    float
-        Seconds.
-    """
+    """Return user + sys CPU seconds of this process and its waited children."""
     import resource
 
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -215,8 +111,8 @@ def worker(spec: dict[str, Any]) -> int:
     Parameters
     ----------
     spec : dict
-        ``method``, ``path``, ``out`` (JSON facts), ``table`` (Parquet result),
-        ``options``.
+        ``method``, ``path``, ``facts`` (JSON written here), ``table`` (Parquet
+        result), ``options``.
 
     Returns
     -------
@@ -251,7 +147,7 @@ def worker(spec: dict[str, Any]) -> int:
         if column != "workers":
             table[column] = table[column].astype(str)
     pd.DataFrame(table).to_parquet(spec["table"], index=False)
-    Path(spec["out"]).write_text(json.dumps(facts), encoding="utf-8")
+    Path(spec["facts"]).write_text(json.dumps(facts), encoding="utf-8")
     return 0
 
 
@@ -285,16 +181,13 @@ def measure(
         "method": method,
         "path": str(path),
         "options": options,
-        "out": str(tmp / f"{tag}.json"),
+        "facts": str(tmp / f"{tag}.json"),
         "table": str(tmp / f"{tag}.parquet"),
     }
-    child = run_child(
-        [str(Path(__file__).resolve()), "--worker", json.dumps(spec)], SAMPLE_SECONDS
-    )
-    if child.returncode != 0:
+    child, facts = run_worker(Path(__file__), spec, SAMPLE_SECONDS)
+    if facts is None:
         message = f"{method} on {path.name} failed with exit status {child.returncode}"
         raise RuntimeError(message)
-    facts = json.loads(Path(spec["out"]).read_text(encoding="utf-8"))
     return {
         **facts,
         "process_seconds": round(child.seconds, 3),
@@ -303,72 +196,6 @@ def measure(
         "peak_rss_bytes": child.peak_rss_bytes(facts.get("vmhwm_bytes")),
         "table": spec["table"],
     }
-
-
-def compare(tables: dict[str, Path]) -> dict[str, Any]:
-    """Check that the methods agree, group by group.
-
-    Parameters
-    ----------
-    tables : dict
-        Method -> Parquet result of one run.
-
-    Returns
-    -------
-    dict
-        Per method: groups and total; per other method vs ``ours``: keys only
-        on one side, groups whose workers differ, largest absolute difference.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from observatory.readers.fd_mobpro import trans_to_mode
-
-    keys = ["origin", "destination", "mode"]
-    frames = {}
-    for method, path in tables.items():
-        frame = pd.read_parquet(path)
-        if "trans" in frame.columns:
-            frame["mode"] = trans_to_mode(frame["trans"], VINTAGE).astype(str)
-            frame = frame.drop(columns="trans")
-        frames[method] = frame
-    out: dict[str, Any] = {
-        "groups": {m: len(f) for m, f in frames.items()},
-        "workers_total": {
-            m: round(float(f["workers"].sum()), 6) for m, f in frames.items()
-        },
-    }
-    reference = frames.get("ours")
-    agreement = {}
-    for method, frame in frames.items():
-        if reference is None or method == "ours":
-            continue
-        joined = reference.merge(
-            frame, on=keys, how="outer", suffixes=("_ours", "_other"), indicator=True
-        )
-        both = joined[joined["_merge"] == "both"]
-        diff = (both["workers_ours"] - both["workers_other"]).abs()
-        tolerance = 1e-9 * np.maximum(1.0, both["workers_ours"].abs())
-        agreement[method] = {
-            "only_in_ours": int((joined["_merge"] == "left_only").sum()),
-            "only_in_other": int((joined["_merge"] == "right_only").sum()),
-            "differing_groups": int((diff > tolerance).sum()),
-            "max_abs_difference": float(diff.max()) if len(diff) else 0.0,
-        }
-    out["vs_ours"] = agreement
-    totals = list(out["workers_total"].values())
-    groups = list(out["groups"].values())
-    out["same_totals"] = max(totals) - min(totals) <= 1e-6 * max(1.0, max(totals))
-    out["same_groups"] = len(set(groups)) == 1
-    out["identical"] = (
-        out["same_totals"]
-        and out["same_groups"]
-        and all(
-            a["only_in_ours"] == a["only_in_other"] == a["differing_groups"] == 0
-            for a in agreement.values()
-        )
-    )
-    return out
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -457,20 +284,10 @@ def targets(figures: dict[str, Any], fmt: str) -> dict[str, Any]:
     return out
 
 
-def mobpro_sha256() -> str | None:
-    """Return the sha256 of ``observatory/mobpro.py``, the code measured as ours.
-
-    Returns
-    -------
-    str or None
-        Hex digest, None when the file is missing.
-    """
-    # Imported here, not at the top: a worker must not load observatory before
-    # it times its own imports.
-    from observatory.core.files import sha256_file
-
-    path = REPO_ROOT / "observatory" / "mobpro.py"
-    return sha256_file(path) if path.exists() else None
+def fd_reader_sha256() -> str | None:
+    """Return the sha256 of the FD_MOBPRO reader's source, the code measured as ours."""
+    module = FD_READER.with_suffix(".py")
+    return source_sha256(module if module.exists() else FD_READER)
 
 
 def ensure_files(
@@ -494,7 +311,7 @@ def ensure_files(
     tuple
         Format -> path, and the generator's manifest (``{}`` when it has none).
     """
-    stem = f"FD_MOBPRO_{VINTAGE}_synthetic_{rows}"
+    stem = stem_for(rows)
     files = {fmt: data_dir / f"{stem}.{fmt}" for fmt in formats}
     manifest_path = data_dir / f"{stem}.json"
 
@@ -506,96 +323,76 @@ def ensure_files(
     manifest = read_manifest()
     seed_ok = not manifest_path.exists() or manifest.get("seed") == seed
     if not seed_ok or not all(path.exists() for path in files.values()):
-        command = [
-            sys.executable,
-            str(GENERATOR),
-            "--rows",
-            str(rows),
-            "--seed",
-            str(seed),
-        ]
-        command += ["--format", "both", "--output", str(data_dir)]
-        print("generating:", " ".join(command), flush=True)
+        command = [sys.executable, str(GENERATOR), "--rows", str(rows)]
+        command += ["--seed", str(seed), "--format", "both", "--output", str(data_dir)]
+        logger.info("generating: %s", " ".join(command))
         subprocess.run(command, check=True)
         manifest = read_manifest()
     return files, manifest
 
 
 def mark(flag: bool | None) -> str:
-    """Return PASS/FAIL for a target.
-
-    Parameters
-    ----------
-    flag : bool or None
-        Result of a target.
-
-    Returns
-    -------
-    str
-        ``PASS``, ``FAIL`` or ``-``.
-    """
+    """Return ``PASS``, ``FAIL`` or ``-`` (no verdict) for a target."""
     if flag is None:
         return "-"
     return "PASS" if flag else "FAIL"
 
 
-def print_table(fd: dict[str, Any]) -> None:
-    """Print the results as a text table.
+def _figure_row(fmt: str, label: str, s: dict[str, Any]) -> str:
+    """Return one row of the results table."""
+    return (
+        f"{fmt:8} {label:26} {s['wall_seconds']:8.2f} {s['wall_seconds_min']:8.2f} "
+        f"{s['cpu_seconds']:8.2f} {s['peak_rss_mb']:12.1f} {s['groups']:10d} "
+        f"{s['workers_total']:16.3f}"
+    )
 
-    Parameters
-    ----------
-    fd : dict
-        This run's results.
-    """
-    print()
-    header = f"{'format':8} {'method':26} {'wall s':>8} {'min s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'groups':>10} {'workers':>16}"
-    print(header)
-    print("-" * len(header))
+
+def _verdicts(fmt: str, block: dict[str, Any]) -> list[str]:
+    """Return the lines of one format's targets and agreement check."""
+    t = block.get("targets", {})
+    parts = []
+    if "ours_over_duckdb" in t:
+        parts.append(
+            f"ours/duckdb {t['ours_over_duckdb']:.2f}x (<= {TARGET_VS_DUCKDB}: "
+            f"{mark(t['ours_within_1_5x_duckdb'])})"
+        )
+    if "pandas_over_ours" in t:
+        parts.append(
+            f"pandas/ours {t['pandas_over_ours']:.2f}x (>= {TARGET_VS_PANDAS}: "
+            f"{mark(t['ours_4x_faster_than_pandas'])})"
+        )
+    if "ours_peak_rss_under_2gb" in t:
+        parts.append(
+            f"ours peak RSS {t['ours_peak_rss_mb']:.0f} MB (< 2 GB: "
+            f"{mark(t['ours_peak_rss_under_2gb'])})"
+        )
+    identical = block["check"].get("identical")
+    return [
+        f"{fmt}: " + "; ".join(parts),
+        f"{fmt}: results identical across methods: {identical}",
+    ]
+
+
+def table_lines(fd: dict[str, Any]) -> list[str]:
+    """Return the results as a text table, then the targets of each format."""
+    header = (
+        f"{'format':8} {'method':26} {'wall s':>8} {'min s':>8} {'cpu s':>8} "
+        f"{'peak RSS MB':>12} {'groups':>10} {'workers':>16}"
+    )
+    lines = ["", header, "-" * len(header)]
     for fmt, block in fd["formats"].items():
         for method, s in block["methods"].items():
-            print(
-                f"{fmt:8} {method:26} {s['wall_seconds']:8.2f} {s['wall_seconds_min']:8.2f} "
-                f"{s['cpu_seconds']:8.2f} {s['peak_rss_mb']:12.1f} {s['groups']:10d} {s['workers_total']:16.3f}"
-            )
+            lines.append(_figure_row(fmt, method, s))
         for label, s in block.get("sweep", {}).items():
-            print(
-                f"{fmt:8} {'ours ' + label:26} {s['wall_seconds']:8.2f} {s['wall_seconds_min']:8.2f} "
-                f"{s['cpu_seconds']:8.2f} {s['peak_rss_mb']:12.1f} {s['groups']:10d} {s['workers_total']:16.3f}"
-            )
-    print()
+            lines.append(_figure_row(fmt, "ours " + label, s))
+    lines.append("")
     for fmt, block in fd["formats"].items():
-        t = block.get("targets", {})
-        check = block["check"]
-        parts = []
-        if "ours_over_duckdb" in t:
-            parts.append(
-                f"ours/duckdb {t['ours_over_duckdb']:.2f}x (<= {TARGET_VS_DUCKDB}: {mark(t['ours_within_1_5x_duckdb'])})"
-            )
-        if "pandas_over_ours" in t:
-            parts.append(
-                f"pandas/ours {t['pandas_over_ours']:.2f}x (>= {TARGET_VS_PANDAS}: {mark(t['ours_4x_faster_than_pandas'])})"
-            )
-        if "ours_peak_rss_under_2gb" in t:
-            parts.append(
-                f"ours peak RSS {t['ours_peak_rss_mb']:.0f} MB (< 2 GB: {mark(t['ours_peak_rss_under_2gb'])})"
-            )
-        print(f"{fmt}: " + "; ".join(parts))
-        print(f"{fmt}: results identical across methods: {check.get('identical')}")
+        lines += _verdicts(fmt, block)
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Arguments (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    argparse.Namespace
-        Options.
-    """
+    """Parse the command line (default: ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--rows",
@@ -612,7 +409,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed",
         type=int,
-        default=2021,
+        default=DEFAULT_SEED,
         help="seed of the synthetic file (default: %(default)s)",
     )
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
@@ -632,25 +429,76 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark.
+def measured(
+    method: str, path: Path, options: dict[str, Any], tmp: Path, tag: str
+) -> dict[str, Any]:
+    """Measure once (:func:`measure`) and log the figures as they come."""
+    result = measure(method, path, options, tmp, tag)
+    logger.info(
+        "%-8s %-8s %s: %.2f s, %.0f MB",
+        path.suffix.lstrip("."),
+        method,
+        tag,
+        result["seconds"],
+        result["peak_rss_bytes"] / 1e6,
+    )
+    return result
+
+
+def run_format(
+    fmt: str, path: Path, args: argparse.Namespace, options: dict[str, Any], tmp: Path
+) -> dict[str, Any]:
+    """Measure every method on one file, compare them, evaluate the targets.
 
     Parameters
     ----------
-    argv : list of str, optional
-        Command-line arguments.
+    fmt : str
+        ``csv`` or ``parquet``.
+    path : Path
+        The file.
+    args : argparse.Namespace
+        Options (methods, repeats, sweep).
+    options : dict
+        ``read_fd`` keyword arguments for ours.
+    tmp : Path
+        Scratch folder.
 
     Returns
     -------
-    int
-        Exit status (0 even when a target is missed).
+    dict
+        The format's block of the results: path, methods, check, targets, sweep.
     """
+    warm([path])
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
+    for repeat in range(args.repeat):
+        for method in args.methods:
+            own = options if method == "ours" else {}
+            tag = f"{fmt}-{method}-{repeat}"
+            runs[method].append(measured(method, path, own, tmp, tag))
+    figures = {m: summarise(r) for m, r in runs.items()}
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    block: dict[str, Any] = {"path": str(shown), "methods": figures}
+    block["check"] = compare({m: Path(r[-1]["table"]) for m, r in runs.items()})
+    if "ours" in figures:
+        block["targets"] = targets(figures, fmt)
+    if args.sweep and "ours" in args.methods:
+        sweep = {}
+        for variant in SWEEP:
+            label = ",".join(f"{k}={v}" for k, v in variant.items())
+            tag = f"{fmt}-sweep-{label}"
+            result = measured("ours", path, {**options, **variant}, tmp, tag)
+            result["options"] = variant
+            sweep[label] = summarise([result])
+        block["sweep"] = sweep
+    return block
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return 0, even when a target is missed."""
     args = parse_args(argv)
     if args.worker:
         return worker(json.loads(args.worker))
-    command_line = "python scripts/bench_fd.py " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
+    start_logging()
     files, manifest = ensure_files(args.rows, args.formats, args.data_dir, args.seed)
     options: dict[str, Any] = {}
     if args.blocksize:
@@ -658,10 +506,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.scheduler:
         options["scheduler"] = args.scheduler
 
+    shown = sys.argv[1:] if argv is None else argv
     fd: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": command_line.strip(),
-        "machine": {**machine(), "versions": versions(PACKAGES, missing="missing")},
+        **describe_run(
+            "scripts/bench_fd.py", shown, versions(PACKAGES, missing="missing")
+        ),
         "file": {
             "synthetic": True,
             "rows": args.rows,
@@ -671,76 +520,23 @@ def main(argv: list[str] | None = None) -> int:
         },
         "repeat": args.repeat,
         "ours_options": options,
-        "ours_code": code_identity("mobpro_sha256", mobpro_sha256()),
+        "ours_code": code_identity("mobpro_sha256", fd_reader_sha256()),
         "targets": {
             "ours_over_duckdb_max": TARGET_VS_DUCKDB,
             "pandas_over_ours_min": TARGET_VS_PANDAS,
             "ours_peak_rss_csv_max_bytes": TARGET_RSS_BYTES,
         },
-        "notes": [
-            "wall/cpu seconds: the call only (imports excluded: import_seconds), median of the repeats; page cache warm",
-            "peak RSS: max over repeats of max(child VmHWM, sampled summed RSS of its process tree every 20 ms)",
-            "duckdb: read_csv(all_varchar=true) / read_parquet, default threads (= cores), result fetched with .df()",
-            "pandas: read_csv(sep=';', usecols=5 columns, dtype=str) / read_parquet(columns=5), groupby().sum()",
-        ],
+        "notes": NOTES,
         "formats": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench-fd-") as tmpdir:
-        tmp = Path(tmpdir)
         for fmt, path in files.items():
-            warm([path])
             fd["file"][f"{fmt}_bytes"] = path.stat().st_size
             fd["file"][f"{fmt}_name"] = path.name
-            runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
-            for repeat in range(args.repeat):
-                for method in args.methods:
-                    tag = f"{fmt}-{method}-{repeat}"
-                    print(
-                        f"{fmt:8} {method:8} run {repeat + 1}/{args.repeat} ...",
-                        end=" ",
-                        flush=True,
-                    )
-                    result = measure(
-                        method, path, options if method == "ours" else {}, tmp, tag
-                    )
-                    print(
-                        f"{result['seconds']:.2f} s, {result['peak_rss_bytes'] / 1e6:.0f} MB",
-                        flush=True,
-                    )
-                    runs[method].append(result)
-            figures = {m: summarise(r) for m, r in runs.items()}
-            block: dict[str, Any] = {
-                "path": str(path.relative_to(REPO_ROOT))
-                if path.is_relative_to(REPO_ROOT)
-                else str(path)
-            }
-            block["methods"] = figures
-            block["check"] = compare({m: Path(r[-1]["table"]) for m, r in runs.items()})
-            if "ours" in figures:
-                block["targets"] = targets(figures, fmt)
-            if args.sweep and "ours" in args.methods:
-                sweep = {}
-                for variant in SWEEP:
-                    label = ",".join(f"{k}={v}" for k, v in variant.items())
-                    print(f"{fmt:8} ours {label} ...", end=" ", flush=True)
-                    result = measure(
-                        "ours",
-                        path,
-                        {**options, **variant},
-                        tmp,
-                        f"{fmt}-sweep-{label}",
-                    )
-                    result["options"] = variant
-                    print(
-                        f"{result['seconds']:.2f} s, {result['peak_rss_bytes'] / 1e6:.0f} MB",
-                        flush=True,
-                    )
-                    sweep[label] = summarise([result])
-                block["sweep"] = sweep
-            fd["formats"][fmt] = block
-    print_table(fd)
+            fd["formats"][fmt] = run_format(fmt, path, args, options, Path(tmpdir))
+    show(table_lines(fd))
     merge_results(args.results, "fd", fd)
-    print(f"\nwritten: {args.results} (key 'fd')")
+    show(f"\nwritten: {args.results} (key 'fd')")
     return 0
 
 

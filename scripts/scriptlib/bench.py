@@ -1,32 +1,34 @@
-"""Measuring and recording helpers shared by the benchmark scripts.
+"""Measuring and recording, as both benchmark scripts do it.
 
-``scripts/bench_fd.py`` and ``scripts/bench_pipeline.py`` both run each
-measurement in a fresh child process, take its peak memory from its own
-``VmHWM`` and from a sampled RSS of its process tree, describe the machine and
-the measured code, and merge their figures under one key of
-``benchmarks/results.json``. This module holds that common part once; each
-script keeps what it measures and how it reports it. The scripts run as
-``python scripts/<name>.py``, so ``scripts/`` is on ``sys.path`` and they import
-this module by name, like ``datafrance_wheel``.
+``bench_fd.py`` and ``bench_pipeline.py`` run each measurement in a fresh child
+process (the script itself with ``--worker <spec>``), take its peak memory from
+its own ``VmHWM`` and from a sampled RSS of its process tree, describe the
+machine and the measured code, and merge their figures under one key of
+``benchmarks/results.json``. Each script keeps what it measures and how it
+reports it. Standard library only at import time: a worker imports this module
+before it times its own imports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # ------------------------------------------------------------------ child side
 
@@ -144,15 +146,24 @@ class ChildRun:
         return self.usage.ru_utime + self.usage.ru_stime
 
 
-def run_child(
-    args: list[str], interval: float, stdout: Any = None, stderr: Any = None
-) -> ChildRun:
-    """Run ``python <args>`` with the repository importable, sampling its RSS.
+def run_worker(
+    script: Path,
+    spec: dict[str, Any],
+    interval: float,
+    stdout: Any = None,
+    stderr: Any = None,
+) -> tuple[ChildRun, dict[str, Any] | None]:
+    """Run ``python script --worker <spec>`` in a fresh process, sampling its RSS.
+
+    The repository is put on the child's ``PYTHONPATH``, so that it imports
+    ``observatory`` from this checkout.
 
     Parameters
     ----------
-    args : list of str
-        Arguments after the interpreter (``sys.executable``).
+    script : Path
+        The benchmark script (its ``--worker`` option runs one measurement).
+    spec : dict
+        What to measure; ``spec["facts"]`` names the JSON file the worker writes.
     interval : float
         Seconds between two RSS samples of its process tree.
     stdout, stderr : file, optional
@@ -160,13 +171,15 @@ def run_child(
 
     Returns
     -------
-    ChildRun
-        Exit status, wall seconds, ``wait4`` usage and sampled tree peak.
+    tuple
+        What the parent saw (exit status, wall seconds, ``wait4`` usage, sampled
+        tree peak), and the worker's facts (None when it failed).
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
     )
+    args = [str(Path(script).resolve()), "--worker", json.dumps(spec)]
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, *args], env=env, stdout=stdout, stderr=stderr
@@ -177,7 +190,10 @@ def run_child(
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(process.returncode, seconds, usage, sampler.stop())
+    child = ChildRun(process.returncode, seconds, usage, sampler.stop())
+    if child.returncode != 0:
+        return child, None
+    return child, json.loads(Path(spec["facts"]).read_text(encoding="utf-8"))
 
 
 def warm(paths: Iterable[Path]) -> None:
@@ -246,6 +262,58 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "platform": platform.platform(),
     }
+
+
+def describe_run(
+    script: str, argv: Sequence[str], versions_: dict[str, Any]
+) -> dict[str, Any]:
+    """Return when, how and where a benchmark ran: the head of its results.
+
+    Parameters
+    ----------
+    script : str
+        The script's path in the repository (``scripts/bench_fd.py``).
+    argv : sequence of str
+        Its arguments.
+    versions_ : dict
+        Versions of Python and the libraries (:func:`versions`).
+
+    Returns
+    -------
+    dict
+        ``date`` (UTC, to the second), ``command`` and ``machine`` (with
+        ``versions``).
+    """
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", script, *argv]),
+        "machine": {**machine(), "versions": versions_},
+    }
+
+
+def source_sha256(path: Path) -> str | None:
+    """Return a hash of Python source: one file, or every ``.py`` below a folder.
+
+    Parameters
+    ----------
+    path : Path
+        A module file or a package folder.
+
+    Returns
+    -------
+    str or None
+        The sha256 of the file, or of the folder's files (relative name and
+        content, in name order); None when ``path`` is missing.
+    """
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.py")):
+        name = file.relative_to(path).as_posix().encode()
+        digest.update(name + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def code_identity(key: str, digest: str | None) -> dict[str, Any]:
