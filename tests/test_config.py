@@ -147,10 +147,13 @@ def test_shipped_catalogue_and_france_config():
         if role.startswith("flows")
     }
     assert years == {"flows": 2023, "flows_previous": 2018}  # five years apart
+    # RP 2023 is published in the geography of 1 January 2026 (N+3), not 2025.
     assert (
         catalogue[refs["epci_composition"].source].geography
+        == catalogue[refs["flows"].source].geography
+        == catalogue[refs["communes"].source].geography
         == config.inputs.geography
-        == 2025
+        == 2026
     )
 
 
@@ -185,5 +188,65 @@ def test_shipped_overseas_config_reads_each_territory_from_its_archive():
         for i, code in enumerate(("glp", "mtq", "guf", "reu", "myt"), 1)
     }
     assert all(catalogue[s].format == "7z" for s in communes.values())
+    # each unconfirmed archive falls back on the confirmed France-wide one
+    assert {
+        ref.fallback
+        for key, (role, ref) in configured_inputs(config).items()
+        if role == "communes"
+    } == {"ign_admin_express_cog_carto_2025_fra"}
     assert len(config.territories.poles) == 5
     assert config.territories.metropoles == ()
+
+
+def test_local_path_with_its_geography(tmp_path):
+    text = MINIMAL.replace(
+        'flows = "sub/c.zip"',
+        'flows = { path = "sub/c.zip", geography = 2020 }\n'
+        'communes = [{ path = "a.shp", geography = 2025 }, "b.shp"]',
+    ).replace('communes = "a.shp"\n', "")
+    config = load_config(_write(tmp_path, text + "geography = 2025\n"))
+    assert config.inputs.flows == tmp_path / "sub" / "c.zip"
+    assert config.inputs.communes == (tmp_path / "a.shp", tmp_path / "b.shp")
+    assert config.inputs.geographies == {"flows": 2020, "communes[1]": 2025}
+    assert config.raw["inputs"]["flows"] == {"path": "sub/c.zip", "geography": 2020}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{ path = "c.zip" }',
+        '{ path = "c.zip", geography = "2025" }',
+        '{ path = "c.zip", geography = 25 }',
+        '{ path = "c.zip", geography = 2025, vintage = 2022 }',
+    ],
+    ids=["no-geography", "string", "not-a-year", "unknown-key"],
+)
+def test_bad_local_path_with_geography(tmp_path, value):
+    text = MINIMAL.replace('flows = "sub/c.zip"', f"flows = {value}")
+    with pytest.raises(
+        ConfigError,
+        match=r"c\.toml: \[inputs\] flows: a local input with its geography is "
+        r'\{ path = "<file>", geography = <year',
+    ):
+        load_config(_write(tmp_path, text))
+
+
+def test_geographies_is_no_toml_key(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"\[inputs\] unknown key\(s\) \['geographies'\]"
+    ):
+        load_config(_write(tmp_path, MINIMAL + "geographies = {}\n"))
+
+
+def test_source_reference_with_fallback(tmp_path):
+    text = MINIMAL.replace(
+        'flows = "sub/c.zip"',
+        'flows = { source = "a", member = "x.csv", fallback = "b" }',
+    )
+    ref = load_config(_write(tmp_path, text)).inputs.flows
+    assert (ref.source, ref.member, ref.fallback) == ("a", "x.csv", "b")
+    bad = MINIMAL.replace(
+        'flows = "sub/c.zip"', 'flows = { source = "a", fallbak = "b" }'
+    )
+    with pytest.raises(ConfigError, match=r"\[inputs\] flows: a source reference is"):
+        load_config(_write(tmp_path, bad))

@@ -15,6 +15,7 @@ import pytest
 from observatory.cli import main
 from observatory.config import load_config
 from observatory.core.errors import OutputError
+from observatory.layers.files import RunFiles
 from observatory.layers.geoparquet import geoparquet_table
 from observatory.layers.schemas import layer_fields
 from observatory.runs.publish import publish
@@ -269,7 +270,8 @@ def _tree(folder: Path) -> dict[str, bytes | str]:
 
 def test_publish_makes_a_run_folder_in_one_rename(tmp_path, outputs):
     table = pq.read_table(outputs[0] / "flows.parquet")
-    files = publish(tmp_path, "run-y", {"flows": (table, 2154)}, {"a.txt": "é"}, {})
+    run = RunFiles({"flows": (table, 2154)}, {}, {"a.txt": "é"})
+    files = publish(tmp_path, "run-y", run, {}, formats=("geoparquet",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-y"]  # no staging left
     assert files == {
         name: tmp_path / "run-y" / name
@@ -293,7 +295,7 @@ def test_failed_write_leaves_earlier_outputs(tmp_path, outputs, monkeypatch):
     with pytest.raises(
         OutputError, match=r"No space left on device.*earlier outputs left in place"
     ):
-        publish(out, "run-x", {"flows": (table, 2154)}, {}, {})
+        publish(out, "run-x", RunFiles({"flows": (table, 2154)}, {}, {}), {})
     assert _tree(out) == before
     assert not (out / "run-x").exists()
     assert not list(out.glob(".staging-*"))

@@ -137,6 +137,35 @@ def test_unmatched_and_abroad_are_reported(aggregated):
     assert report["unmatched_origin_codes"] == {"01999": 30.0}
     assert report["unmatched_destination_codes"] == {"01999": 10.0}
     assert report["workers_abroad_by_code"] == {"99140": 20.0}
+    # The gate's figures: rows with an end unmatched, each counted once.
+    assert report["unmatched_workers"] == 40.0
+    assert report["unmatched_share"] == pytest.approx(40 / 1920)
+    assert report["unmatched_largest"] == {"01999": 40.0}
+
+
+def test_largest_unmatched_codes_are_ten_with_their_workers(composition):
+    """Twelve unknown codes: the ten with most workers, an internal flow once, abroad never."""
+    rows = [(f"01{900 + i}", "69123", 10.0 * (i + 1)) for i in range(12)]
+    rows += [
+        ("01911", "01911", 1000.0),  # internal: counted once for 01911
+        ("01910", "01911", 5.0),  # both ends unmatched: counts for both codes
+        ("69123", "99140", 7.0),  # abroad: never unmatched
+        ("69123", "69123", 10_000.0),
+    ]
+    flows = pd.DataFrame(
+        rows, columns=["origin_commune", "destination_commune", "workers"]
+    )
+    _, report = flows_epci(flows.astype({"origin_commune": "string"}), composition)
+    largest = report["unmatched_largest"]
+    assert list(largest) == [
+        "01911", "01910", "01909", "01908", "01907",
+        "01906", "01905", "01904", "01903", "01902",
+    ]  # fmt: skip
+    assert largest["01911"] == 120 + 1000 + 5
+    assert largest["01910"] == 110 + 5
+    unmatched = sum(10.0 * (i + 1) for i in range(12)) + 1000 + 5
+    assert report["unmatched_workers"] == unmatched
+    assert report["unmatched_share"] == pytest.approx(unmatched / (unmatched + 10_007))
 
 
 def test_system_matrix(aggregated, crowns, composition):

@@ -18,6 +18,7 @@ from conftest import (
     write_communes,
     write_composition_xlsx,
     write_flows,
+    zip_bytes,
 )
 from shapely.geometry import box
 
@@ -25,7 +26,7 @@ from observatory.core.archives import compression_of, open_member
 from observatory.core.errors import DataError, SourceError
 from observatory.geography import is_abroad_code, is_commune_code
 from observatory.readers.base_flux import read_base_flux
-from observatory.readers.communes import read_communes
+from observatory.readers.communes import epci_sirens, read_communes
 from observatory.readers.epci import read_epci_composition
 
 
@@ -83,10 +84,150 @@ def test_read_communes_reprojects_and_reads_geopackage(tmp_path):
     assert 140_000 < gdf.geometry.iloc[0].centroid.x < 160_000  # Brest in Lambert-93
 
 
-def test_siren_with_ept_suffix_is_cut(tmp_path):
-    rows = [("75056", "Paris", "200054781/200057875", box(0, 0, 1, 1))]
-    gdf = read_communes(write_communes(tmp_path / "COMMUNE.shp", rows=rows))
-    assert gdf["epci_code_geo"][0] == "200054781"
+def test_several_sirens_keep_the_one_of_the_composition(tmp_path):
+    """Grand Paris communes carry the métropole and their EPT; the order is not documented.
+
+    Issue 10 changed this: the first value was taken blindly; now the one that is
+    an EPCI of the composition is kept, and without the composition neither is.
+    """
+    rows = [
+        ("75056", "Paris", "200054781/200057875", box(0, 0, 1, 1)),
+        ("92012", "Boulogne", "200057974/200054781", box(1, 0, 2, 1)),
+        ("22016", "Île-de-Bréhat", "NR", box(2, 0, 3, 1)),
+        ("01001", "A", " 200000002 ", box(3, 0, 4, 1)),
+    ]
+    path = write_communes(tmp_path / "COMMUNE.shp", rows=rows)
+    epci = {"200054781", "200000002"}
+    gdf = read_communes(path, epci_codes=epci)
+    assert gdf["epci_code_geo"].tolist()[:2] == ["200054781", "200054781"]
+    assert pd.isna(gdf["epci_code_geo"][2])  # NR: in no EPCI
+    assert gdf["epci_code_geo"][3] == "200000002"
+    unsure = read_communes(path)["epci_code_geo"]
+    assert unsure[:3].isna().all()
+    assert unsure[3] == "200000002"
+
+
+def test_epci_sirens_rules():
+    raw = pd.Series(["200054781/200057875", "NR", None, "200057875", "NR/200054781"])
+    assert epci_sirens(raw, {"200054781"}).tolist() == [
+        "200054781",
+        pd.NA,
+        pd.NA,
+        "200057875",  # a single value is kept: crowns count the disagreement
+        "200054781",
+    ]
+
+
+# ---------------------------------------------------------------- ADMIN EXPRESS 4-0
+# The 2026 editions of ADMIN EXPRESS COG CARTO (4-0) as IGN ships them: lower-case
+# layers (commune, arrondissement_municipal, epci...) in one GeoPackage, or one
+# GeoParquet file per layer; lower-case fields; geometry column "geometrie"
+# (schema: /tmp/issue10/evidence.md section 5.4, from cartiflette and other readers).
+def _commune_4_0(crs="EPSG:2154"):
+    import geopandas as gpd
+
+    rows = [*COMMUNE_ROWS[:5], ("75056", "Paris", None, box(30_000, 0, 31_000, 1_000))]
+    sirens = [r[2] for r in rows[:5]] + ["200054781/200057875"]
+    sirens[4] = "NR"
+    return gpd.GeoDataFrame(
+        {
+            "cleabs": [f"COMMUNE_{i:016d}" for i in range(len(rows))],
+            "nom_officiel": [r[1] for r in rows],
+            "code_insee": [r[0] for r in rows],
+            "statut": "Commune simple",
+            "population": range(100, 100 + len(rows)),
+            "code_insee_du_departement": [r[0][:2] for r in rows],
+            "codes_siren_des_epci": sirens,
+            "code_postal": "01000",
+            "code_siren": "210100012",
+        },
+        geometry=gpd.GeoSeries([r[3] for r in rows], crs="EPSG:2154").to_crs(crs),
+        crs=crs,
+    ).rename_geometry("geometrie")
+
+
+def _write_gpkg_4_0(path, layers):
+    import pyogrio
+
+    for name, frame in layers.items():
+        pyogrio.write_dataframe(
+            frame, path, layer=name, layer_options={"GEOMETRY_NAME": "geometrie"}
+        )
+    return path
+
+
+def _other_layers():
+    import geopandas as gpd
+
+    def layer(**fields):
+        return gpd.GeoDataFrame(
+            fields, geometry=[box(0, 0, 40_000, 20_000)], crs="EPSG:2154"
+        ).rename_geometry("geometrie")
+
+    return {
+        "region": layer(code_insee=["84"], nom_officiel=["Auvergne-Rhône-Alpes"]),
+        "arrondissement_municipal": layer(
+            code_insee=["69381"], code_insee_de_la_commune_de_rattach=["69123"]
+        ),
+        "epci": layer(code_siren=["200046977"], nom_officiel=["Métropole de Lyon"]),
+    }
+
+
+def _check_4_0(gdf):
+    assert gdf.crs.to_epsg() == 2154
+    assert gdf["commune_code"].tolist() == [r[0] for r in COMMUNE_ROWS[:5]] + ["75056"]
+    assert gdf["commune_name"][0] == "Lyon"
+    sirens = gdf["epci_code_geo"]
+    assert sirens[:4].tolist() == [r[2] for r in COMMUNE_ROWS[:4]]
+    assert pd.isna(sirens[4])  # NR
+    assert sirens[5] == "200054781"  # the EPCI of the composition, not the EPT
+    assert abs(gdf.geometry[0].area - 5_000 * 10_000) < 1.0
+
+
+def test_admin_express_4_0_geopackage_finds_its_commune_layer(tmp_path, caplog):
+    """Several layers, lower-case: the commune layer is found without settings."""
+    import pyogrio
+
+    layers = {**_other_layers(), "commune": _commune_4_0()}
+    path = _write_gpkg_4_0(tmp_path / "ADE-COG-CARTO_4-0_GPKG.gpkg", layers)
+    assert pyogrio.read_info(path, layer="commune")["geometry_name"] == "geometrie"
+    epci = {r[2] for r in COMMUNE_ROWS} | {"200054781"}
+    with caplog.at_level("INFO", logger="observatory.readers.communes"):
+        gdf = read_communes(path, epci_codes=epci)
+    _check_4_0(gdf)
+    assert "4 layers; reading the communes from layer 'commune'" in caplog.text
+    # [inputs] communes_layer matches in any case (the 3-2 name, upper case)
+    _check_4_0(read_communes(path, "COMMUNE", epci_codes=epci))
+
+
+def test_admin_express_4_0_geoparquet(tmp_path):
+    """One GeoParquet file per layer (commune.parquet), WGS84, geometry 'geometrie'."""
+    path = tmp_path / "commune.parquet"
+    _commune_4_0(crs="EPSG:4326").to_parquet(path)
+    epci = {r[2] for r in COMMUNE_ROWS} | {"200054781"}
+    _check_4_0(read_communes(path, "commune", epci_codes=epci))
+
+
+def test_geopackage_without_a_commune_layer_lists_its_layers(tmp_path):
+    path = _write_gpkg_4_0(tmp_path / "admin.gpkg", _other_layers())
+    with pytest.raises(
+        DataError,
+        match=r"admin\.gpkg: 3 layers and none is the commune layer of ADMIN EXPRESS "
+        r"\('commune' or 'COMMUNE'\); set \[inputs\] communes_layer to one of "
+        r"\['region', 'arrondissement_municipal', 'epci'\]",
+    ):
+        read_communes(path)
+    with pytest.raises(
+        DataError, match=r"no layer 'communes' \(\[inputs\] communes_layer\)"
+    ):
+        read_communes(path, "communes")
+
+
+def test_parquet_without_geoparquet_metadata_is_refused(tmp_path):
+    path = tmp_path / "commune.parquet"
+    pd.DataFrame({"code_insee": ["01001"]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"commune\.parquet: a Parquet file without"):
+        read_communes(path)
 
 
 def test_read_composition_xlsx_with_title_rows(tmp_path):
@@ -94,6 +235,41 @@ def test_read_composition_xlsx_with_title_rows(tmp_path):
     assert len(comp.epci) == len(EPCI_ROWS)
     assert comp.epci.set_index("epci_code").loc["200046977", "epci_nature"] == "METLYON"
     assert comp.composition["commune_code"].tolist() == [r[0] for r in COMMUNE_ROWS]
+
+
+def test_read_composition_from_insee_zip(tmp_path):
+    """INSEE's epci_au_01-01-2026.zip holding EPCI_au_01-01-2026.xlsx, read directly."""
+    xlsx = write_composition_xlsx(tmp_path / "EPCI_au_01-01-2026.xlsx")
+    path = tmp_path / "epci_au_01-01-2026.zip"
+    path.write_bytes(
+        zip_bytes({"notice.txt": b"read me", xlsx.name: xlsx.read_bytes()})
+    )
+    zipped, plain = read_epci_composition(path), read_epci_composition(xlsx)
+    pd.testing.assert_frame_equal(zipped.epci, plain.epci)
+    pd.testing.assert_frame_equal(zipped.composition, plain.composition)
+
+
+def test_composition_zip_errors_name_the_member(tmp_path):
+    path = tmp_path / "epci.zip"
+    path.write_bytes(zip_bytes({"a.txt": b"x", "b.pdf": b"y"}))
+    with pytest.raises(
+        DataError,
+        match=r"epci\.zip: expected one EPCI composition \(\.xlsx workbook or \.csv\) "
+        r"in the archive, found \['a\.txt', 'b\.pdf'\]",
+    ):
+        read_epci_composition(path)
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.title = "EPCI"
+    wb.save(tmp_path / "EPCI.xlsx")
+    path.write_bytes(zip_bytes({"EPCI.xlsx": (tmp_path / "EPCI.xlsx").read_bytes()}))
+    with pytest.raises(
+        DataError,
+        match=r"epci\.zip \[EPCI\.xlsx\]: missing sheet\(s\) \['Composition_communale'\]",
+    ) as info:
+        read_epci_composition(path)
+    assert info.value.path == path
 
 
 def test_read_composition_csv(tmp_path):

@@ -57,7 +57,9 @@ def _config(folder: Path, communes: str, metropoles: str = "") -> Path:
     path = folder / "overseas.toml"
     path.write_text(
         f"[inputs]\ncommunes = {communes}\n"
-        'epci_composition = "EPCI.xlsx"\nflows = "flows.zip"\ngeography = 2023\n\n'
+        'epci_composition = "EPCI.xlsx"\nflows = "flows.zip"\ngeography = 2023\n'
+        # The fixture's flows hold an unmatched code on purpose (1.1 % of workers).
+        "max_unmatched_share = 0.05\n\n"
         f'[territories]\n{metropoles}poles = ["{P}"]\n',
         encoding="utf-8",
     )

@@ -315,9 +315,11 @@ def test_manifest_log_and_state_trace_the_run(project):
         flows["sha256"]
         == hashlib.sha256((project.parent / "flows.csv").read_bytes()).hexdigest()
     )
+    # Every input states its geography (issue 10); the flows' is [inputs] geography.
     assert {i["role"] for i in manifest["inputs"] if i.get("geography") == 2023} == {
         "communes",
         "epci_composition",
+        "flows",
     }
 
     log = out.logs / f"{run_id}.log"

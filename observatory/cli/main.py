@@ -107,33 +107,41 @@ def _status(config: Config, output_dir: Path) -> int:
 
 # --------------------------------------------------------------------- sources
 def _fetch(config: Config, offline: bool) -> int:
-    from observatory.sources.cache import fetch_source
-    from observatory.sources.inputs import cache_dir, load_config_catalogue, source_refs
+    from observatory.sources.inputs import fetch_config_sources, source_refs
 
-    catalogue = load_config_catalogue(config)
-    wanted = sorted({ref.source for ref in source_refs(config).values()})
-    if not wanted:
+    if not source_refs(config):
         sys.stdout.write(
             f"{config.path} names no catalogue source: nothing to fetch.\n"
         )
         return EXIT_OK
-    failed = 0
-    for source_id in wanted:
-        try:
-            result = fetch_source(
-                catalogue[source_id], cache_dir(config), offline=offline
+    fetched = fetch_config_sources(config, offline, keep_going=True)
+    shown: set[str] = set()
+    failed: set[str] = set()
+    for item in sorted(fetched.values(), key=lambda f: f.ref.source):
+        if item.replaced and item.ref.source not in shown:
+            shown.add(item.ref.source)
+            sys.stdout.write(
+                f"{'unavailable':<11} {item.ref.source}: {item.error}; "
+                f"using its fallback {item.ref.fallback}\n"
             )
-        except ObservatoryError as exc:
-            failed += 1
-            logger.error("%s", exc)
-            sys.stdout.write(f"FAILED      {source_id}\n")
+        result = item.result
+        used = item.ref.fallback if item.replaced else item.ref.source
+        if result is None or used is None:
+            if used is not None and used not in failed:
+                failed.add(used)
+                logger.error("%s", item.error)
+                sys.stdout.write(f"FAILED      {used}\n")
             continue
-        sys.stdout.write(f"{result.status:<11} {source_id}  {result.path}\n")
+        if used in shown:
+            continue
+        shown.add(used)
+        sys.stdout.write(f"{result.status:<11} {used}  {result.path}\n")
         for name, path in sorted(result.members.items()):
             sys.stdout.write(f"{'':<11}   {name} -> {path}\n")
     if failed:
+        wanted = {f.ref.source for f in fetched.values()}
         sys.stdout.write(
-            f"{failed} of {len(wanted)} source(s) failed; see the errors above.\n"
+            f"{len(failed)} of {len(wanted)} source(s) failed; see the errors above.\n"
         )
         return EXIT_ERROR
     return EXIT_OK
@@ -157,14 +165,21 @@ def _sources(config: Config) -> int:
         cached = f"cached {record.fetched_at}" if record else "not cached"
         size = f"{source.size:,} bytes" if source.size else "size not pinned"
         sha = f"sha256 {source.sha256}" if source.sha256 else "sha256 not pinned"
+        if source.sha256_from:
+            sha += f" (third-party, measured by {source.sha256_from})"
+        if source.md5:
+            sha += f", md5 {source.md5} (third-party, measured by {source.md5_from})"
         vintage = f"RP {source.vintage}, " if source.vintage else ""
+        verified = "" if source.verified else " [unverified]"
         lines += [
             "",
-            f"{source.id}: {source.title}",
+            f"{source.id}: {source.title}{verified}",
             f"  {source.publisher}, {vintage}geography {source.geography}, {source.licence}",
             f"  {source.url}",
             f"  {size}, {sha}; {cached}",
         ]
+        if source.evidence:
+            lines.append(f"  evidence: {source.evidence}")
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 
@@ -174,6 +189,11 @@ def _load_config(args: argparse.Namespace) -> Config | int:
     config_path = args.config if args.config is not None else default_config_path()
     try:
         config = load_config(config_path)
+        if args.command in ("run", "refresh", "fetch", "status"):
+            # one geography, checked before anything is downloaded or read
+            from observatory.sources.inputs import check_geography
+
+            config = check_geography(config)
         if getattr(args, "scheduler", None):
             check_scheduler(args.scheduler, "--scheduler")
             config = replace(

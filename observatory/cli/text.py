@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from observatory import __version__
 from observatory.core.timing import human_duration
@@ -16,6 +17,9 @@ from observatory.runs.status import (
     LocalInput,
     SourceInput,
 )
+
+if TYPE_CHECKING:  # pandas and the systems stay unimported for --help and status
+    from observatory.systems.flows import FlowsReport
 
 
 def summary_text(outcome: Outcome, config_path: Path) -> str:
@@ -43,8 +47,11 @@ def summary_text(outcome: Outcome, config_path: Path) -> str:
     lines.append(
         f"Flows: {flows['commune_pairs']:,} commune pairs -> {flows['epci_pairs']:,} EPCI pairs, "
         f"{flows['workers_total']:,.0f} workers ({flows['workers_abroad']:,.0f} abroad, "
-        f"{flows['unmatched_origin_workers'] + flows['unmatched_destination_workers']:,.0f} unmatched)"
+        f"{flows['unmatched_workers']:,.0f} unmatched)"
     )
+    for role, summed in (("flows", flows), ("flows_previous", report.flows_previous)):
+        if summed and (largest := summed.get("unmatched_largest")):
+            lines.append(_unmatched_line(role, summed, largest))
     for warning in report.warnings:
         lines.append(f"Warning: {warning}")
     lines.append(f"Files written to {report.output_dir}:")
@@ -58,6 +65,17 @@ def summary_text(outcome: Outcome, config_path: Path) -> str:
         lines.append(f"Pruned older run(s): {', '.join(outcome.pruned)}")
     lines.append(f"Done in {outcome.duration_s:.1f} s. Log: {outcome.log}")
     return "\n".join(lines)
+
+
+def _unmatched_line(role: str, flows: FlowsReport, largest: dict[str, float]) -> str:
+    """Return the warning listing the largest unmatched codes of one vintage."""
+    codes = ", ".join(f"{code} ({workers:,.0f})" for code, workers in largest.items())
+    return (
+        f"Warning: {role}: {flows['unmatched_share']:.2%} of the workers "
+        f"({flows['unmatched_workers']:,.0f}) live or work in a commune matching no "
+        f"EPCI (under the gate of [inputs] max_unmatched_share); largest unmatched "
+        f"codes (workers): {codes}"
+    )
 
 
 def up_to_date_text(outcome: Outcome) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from observatory.config import ClassificationSection
+from observatory.layers.codes import value_maps
 from observatory.systems.classify import NO_DATA_CLASS
 
 
@@ -483,6 +484,27 @@ def layer_fields(classification: ClassificationSection) -> dict[str, list[Field]
     }
 
 
+def _coded_values_markdown(classification: ClassificationSection) -> list[str]:
+    lines = [
+        "## Coded values",
+        "",
+        "QGIS shows these labels in place of the codes (value maps of the styles); "
+        "reliability thresholds are the defaults of `[reliability]`.",
+        "",
+        "| column | code | label (fr) |",
+        "|---|---|---|",
+    ]
+    seen: dict[tuple[tuple[str, str], ...], str] = {}
+    for column, labels in value_maps(classification).items():
+        key = tuple(labels.items())
+        if key in seen:
+            lines.append(f"| `{column}` | | as `{seen[key]}` |")
+            continue
+        seen[key] = column
+        lines += [f"| `{column}` | `{code}` | {label} |" for code, label in key]
+    return [*lines, ""]
+
+
 def data_dictionary_markdown(classification: ClassificationSection) -> str:
     """Render the data dictionary of every layer as Markdown."""
     lines = [
@@ -513,6 +535,7 @@ def data_dictionary_markdown(classification: ClassificationSection) -> str:
             for f in fields
         ]
         lines.append("")
+    lines += _coded_values_markdown(classification)
     return "\n".join(lines)
 
 

@@ -1,12 +1,20 @@
-"""Read the communes layer (ADMIN EXPRESS COMMUNE or any file pyogrio reads).
+"""Read the communes layer of ADMIN EXPRESS (or any file pyogrio reads, or GeoParquet).
 
 Commune polygons with their INSEE code (and the EPCI SIREN when the layer has
 it), checked feature by feature, and split by territory into each territory's
 official CRS.
+
+Both layouts of ADMIN EXPRESS COG CARTO are recognised without settings: the
+shapefiles of edition 3-2 (``COMMUNE.shp``, fields ``INSEE_COM``, ``NOM``,
+``SIREN_EPCI``) and edition 4-0 (2026: a GeoPackage of lower-case layers
+``commune``, ``arrondissement_municipal``, ``epci``..., or one GeoParquet file
+per layer; fields ``code_insee``, ``nom_officiel``, ``codes_siren_des_epci``,
+geometry column ``geometrie``). Field and layer names match in any case.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import cast
@@ -14,14 +22,18 @@ from typing import cast
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pyogrio
 import shapely
 
 from observatory.core.errors import MAX_LISTED, DataError, examples_at
 from observatory.geography import (
+    SIREN,
     TARGET_CRS,
     TERRITORY_CRS,
     is_commune_code,
+    on_distinct,
     territory_of,
 )
 from observatory.readers.text import check_exists, first_present
@@ -39,31 +51,173 @@ _COMMUNE_CODE_FIELDS = (
 )
 
 
-_COMMUNE_EPCI_FIELDS = ("SIREN_EPCI", "CODE_EPCI", "EPCI_SIREN", "EPCI", "SIREN_EPCI_")
+_COMMUNE_EPCI_FIELDS = (
+    "SIREN_EPCI",
+    "CODES_SIREN_DES_EPCI",
+    "CODE_EPCI",
+    "EPCI_SIREN",
+    "EPCI",
+    "SIREN_EPCI_",
+)
 
 
-_COMMUNE_NAME_FIELDS = ("NOM", "NOM_COM", "LIBGEO", "NOM_M")
+_COMMUNE_NAME_FIELDS = ("NOM", "NOM_OFFICIEL", "NOM_COM", "LIBGEO", "NOM_M")
 
 
-# --------------------------------------------------------------------- communes
-def _fields(path: Path, layer: str | None) -> tuple[str, str | None, str | None]:
-    """Find the fields of the commune code, the EPCI SIREN and the name."""
+#: The commune layer of a multi-layer file (``COMMUNE`` up to edition 3-2,
+#: ``commune`` in 4-0), compared in any case.
+COMMUNE_LAYERS = ("commune",)
+
+
+#: What ADMIN EXPRESS writes in the EPCI field of a commune in no EPCI.
+NO_SIREN = "NR"
+
+
+_PARQUET_SUFFIXES = (".parquet", ".geoparquet")
+
+
+# --------------------------------------------------------------------- layer and fields
+def _layer_names(path: Path) -> list[str]:
+    """List the layers of a file pyogrio reads, or say it is no geometry file."""
     try:
-        info = pyogrio.read_info(path, layer=layer)
+        layers = pyogrio.list_layers(path)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        msg = f"{path}: cannot read as a geometry file (expected e.g. ADMIN EXPRESS COMMUNE.shp): {exc}"
+        msg = f"{path}: cannot read as a geometry file (expected e.g. ADMIN EXPRESS COMMUNE.shp or a GeoPackage): {exc}"
         raise DataError(msg, path=path) from exc
-    columns = list(info["fields"])
+    return [str(name) for name in layers[:, 0]]
+
+
+def choose_layer(path: Path, layer: str | None) -> str:
+    """Return the layer of ``path`` holding the communes.
+
+    ``layer`` (``[inputs] communes_layer``) is matched in any case; a file of
+    one layer is read whatever it is called; in a file of several layers
+    without ``layer``, the commune layer of ADMIN EXPRESS (``commune`` or
+    ``COMMUNE``) is chosen and logged.
+
+    Raises
+    ------
+    DataError
+        Not a geometry file, ``layer`` absent from a multi-layer file, or several
+        layers and none recognisable (naming the layers found).
+    """
+    names = _layer_names(path)
+    if len(names) == 1:
+        if layer is not None and names[0].lower() != layer.lower():
+            logger.info("%s: one layer, %r, read as the communes", path, names[0])
+        return names[0]
+    wanted = (layer,) if layer is not None else COMMUNE_LAYERS
+    found = [n for n in names if n.lower() in {w.lower() for w in wanted}]
+    exact = [n for n in found if n in wanted]
+    if len(found) == 1 or len(exact) == 1:
+        chosen = exact[0] if len(exact) == 1 else found[0]
+        if layer is None:
+            logger.info(
+                "%s: %d layers; reading the communes from layer %r",
+                path,
+                len(names),
+                chosen,
+            )
+        return chosen
+    if layer is not None:
+        msg = f"{path}: no layer {layer!r} ([inputs] communes_layer) in the file; found layers {names}"
+    else:
+        msg = (
+            f"{path}: {len(names)} layers and none is the commune layer of ADMIN EXPRESS "
+            f"('commune' or 'COMMUNE'); set [inputs] communes_layer to one of {names}"
+        )
+    raise DataError(msg, path=path)
+
+
+def _parquet_columns(path: Path) -> tuple[list[str], str]:
+    """Return the attribute columns and the geometry column of a GeoParquet file."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        msg = f"{path}: cannot read as a GeoParquet file (expected e.g. ADMIN EXPRESS 4-0 commune.parquet): {exc}"
+        raise DataError(msg, path=path) from exc
+    try:
+        geo = json.loads((schema.metadata or {}).get(b"geo", b"{}"))
+    except ValueError:
+        geo = {}
+    primary = geo.get("primary_column") if isinstance(geo, dict) else None
+    if not isinstance(primary, str) or primary not in schema.names:
+        msg = (
+            f"{path}: a Parquet file without GeoParquet metadata ('geo' with a primary "
+            f"geometry column); expected a GeoParquet layer such as ADMIN EXPRESS 4-0 "
+            f"commune.parquet, found columns {schema.names}"
+        )
+        raise DataError(msg, path=path)
+    return [n for n in schema.names if n != primary], primary
+
+
+def _fields(path: Path, columns: list[str]) -> tuple[str, str | None, str | None]:
+    """Find the fields of the commune code, the EPCI SIREN and the name (any case)."""
     code_field = first_present(columns, _COMMUNE_CODE_FIELDS)
     if code_field is None:
         msg = (
             f"{path}: no commune code field; expected one of {list(_COMMUNE_CODE_FIELDS)} "
-            f"(ADMIN EXPRESS: INSEE_COM), found {columns}"
+            f"(ADMIN EXPRESS: INSEE_COM, or code_insee from edition 4-0), found {columns}"
         )
         raise DataError(msg, path=path)
     epci_field = first_present(columns, _COMMUNE_EPCI_FIELDS)
     name_field = first_present(columns, _COMMUNE_NAME_FIELDS)
     return code_field, epci_field, name_field
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    return DataError(f"{path}: cannot read features: {exc}", path=path)
+
+
+_Fields = tuple[str, str | None, str | None]
+
+
+def _read_features(path: Path, layer: str | None) -> tuple[gpd.GeoDataFrame, _Fields]:
+    """Read the fields of code, EPCI and name (:func:`_fields`) and the polygons."""
+    if path.suffix.lower() in _PARQUET_SUFFIXES:
+        columns, geometry = _parquet_columns(path)
+        fields = _fields(path, columns)
+        wanted = [c for c in fields if c]
+        try:
+            return gpd.read_parquet(path, columns=[*wanted, geometry]), fields
+        except Exception as exc:  # Arrow raises many kinds; all mean "unreadable"
+            raise _unreadable(path, exc) from exc
+    chosen = choose_layer(path, layer)
+    fields = _fields(path, list(pyogrio.read_info(path, layer=chosen)["fields"]))
+    wanted = [c for c in fields if c]
+    try:
+        return pyogrio.read_dataframe(path, layer=chosen, columns=wanted), fields
+    except Exception as exc:  # GDAL raises many kinds; all mean "unreadable file"
+        raise _unreadable(path, exc) from exc
+
+
+def epci_sirens(raw: pd.Series, valid: set[str] | None = None) -> pd.Series:
+    """Return the EPCI SIREN of each commune as its geometry file gives it, when one is sure.
+
+    ADMIN EXPRESS writes several SIREN separated by ``/`` where a commune
+    belongs to several groupings (the communes of Grand Paris: the métropole and
+    an EPT), and ``NR`` where it belongs to none (a missing value here). The
+    order of several values is not documented, so the first is never taken
+    blindly: of several, those in ``valid`` (the EPCI of the composition, which
+    stays the reference) are kept, or the 9-digit ones when ``valid`` is None,
+    and a commune left with exactly one gets it, any other a missing value. A
+    single value is kept as it is: one outside the composition is a
+    disagreement the membership report counts.
+    """
+
+    def pick(text: object) -> object:
+        if not isinstance(text, str):
+            return pd.NA
+        parts = sorted({p.strip() for p in text.split("/")} - {"", NO_SIREN})
+        if len(parts) > 1:
+            parts = [
+                p
+                for p in parts
+                if (p in valid if valid is not None else SIREN.fullmatch(p))
+            ]
+        return parts[0] if len(parts) == 1 else pd.NA
+
+    return on_distinct(raw.astype("string"), lambda u: u.map(pick).astype("string"))
 
 
 def _checked_codes(raw_codes: pd.Series, code_field: str, path: Path) -> pd.Series:
@@ -121,59 +275,63 @@ def _checked_polygons(geometry: np.ndarray, codes: pd.Series, path: Path) -> np.
 
 
 def read_communes(
-    path: Path, layer: str | None = None, target_crs: str | None = TARGET_CRS
+    path: Path,
+    layer: str | None = None,
+    target_crs: str | None = TARGET_CRS,
+    *,
+    epci_codes: set[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read commune polygons with their INSEE code (and EPCI SIREN when present).
 
     Parameters
     ----------
     path
-        Any file pyogrio reads, e.g. ADMIN EXPRESS ``COMMUNE.shp``.
+        Any file pyogrio reads, e.g. ADMIN EXPRESS ``COMMUNE.shp`` (3-2) or its
+        4-0 GeoPackage, or a GeoParquet layer (4-0 ``commune.parquet``).
     layer
-        Layer name for multi-layer files (GeoPackage); the first layer otherwise.
+        Layer name for multi-layer files, in any case (see :func:`choose_layer`:
+        without it, the ``commune`` layer of a GeoPackage is found); a file of
+        one layer, and GeoParquet, are read whatever it says.
     target_crs
         CRS of the returned frame; None keeps the file's own CRS (see
         :func:`communes_by_territory`).
+    epci_codes
+        The EPCI SIREN of the composition: the values of the file's EPCI field
+        kept (:func:`epci_sirens`).
 
     Returns
     -------
     geopandas.GeoDataFrame
         Columns ``commune_code``, ``commune_name``, ``epci_code_geo`` (SIREN read
-        from the geometry file, may be missing) and ``geometry``.
+        from the geometry file, missing where it gives none or several) and
+        ``geometry``.
 
     Raises
     ------
     SourceError
         The file does not exist.
     DataError
-        Unreadable file, no code field, bad or repeated codes, features without
-        a polygon (naming the feature, from 0), no CRS.
+        Unreadable file, no commune layer, no code field, bad or repeated codes,
+        features without a polygon (naming the feature, from 0), no CRS.
     """
     check_exists(path, "communes")
-    code_field, epci_field, name_field = _fields(path, layer)
-    wanted = [c for c in (code_field, epci_field, name_field) if c]
-    try:
-        gdf = pyogrio.read_dataframe(path, layer=layer, columns=wanted)
-    except Exception as exc:  # GDAL raises many kinds; all mean "unreadable file"
-        msg = f"{path}: cannot read features: {exc}"
-        raise DataError(msg, path=path) from exc
+    gdf, (code_field, epci_field, name_field) = _read_features(path, layer)
     if gdf.crs is None:
         msg = f"{path}: the layer has no CRS (a .prj file is missing?); expected a projected or geographic CRS"
         raise DataError(msg, path=path)
     codes = _checked_codes(gdf[code_field], code_field, path)
-    geometry = _checked_polygons(gdf.geometry.values, codes, path)
-    epci_codes = (
-        gdf[epci_field].astype("string").str.split("/").str[0].str.strip().to_numpy()
-        if epci_field
-        else pd.NA
-    )
+    geometry = _checked_polygons(cast("np.ndarray", gdf.geometry.values), codes, path)
     out = gpd.GeoDataFrame(
         {
             "commune_code": codes.to_numpy(),
             "commune_name": (
                 gdf[name_field].astype("string").to_numpy() if name_field else pd.NA
             ),
-            "epci_code_geo": epci_codes,
+            "epci_code_geo": (
+                epci_sirens(gdf[epci_field], epci_codes).to_numpy()
+                if epci_field
+                else pd.NA
+            ),
         },
         geometry=gpd.GeoSeries(geometry, crs=gdf.crs)
         .to_crs(target_crs or gdf.crs)

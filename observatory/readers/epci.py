@@ -1,17 +1,21 @@
-"""Read INSEE's EPCI composition (xlsx with title rows, or a CSV export).
+"""Read INSEE's EPCI composition (xlsx with title rows, or a CSV export), zipped or not.
 
 The EPCI list (code, name, nature) and the commune -> EPCI composition, checked
-row by row; communes outside any EPCI are left out.
+row by row; communes outside any EPCI are left out. INSEE publishes the
+workbook inside a zip (``epci_au_01-01-2026.zip`` holding
+``EPCI_au_01-01-2026.xlsx``): it is read from the archive directly.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from observatory.core.archives import compression_of, open_member
 from observatory.core.errors import MAX_LISTED, DataError, examples_at
 from observatory.geography import KNOWN_NATURES, NO_EPCI, SIREN, is_commune_code
 from observatory.readers.text import (
@@ -33,33 +37,51 @@ class EpciComposition:
     composition: pd.DataFrame  # commune_code, commune_name, epci_code
 
 
-def _read_workbook(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read the composition and EPCI sheets of INSEE's workbook, under their headers."""
+def _read_workbook(
+    path: Path, data: bytes | None = None, where: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the composition and EPCI sheets of INSEE's workbook, under their headers.
+
+    ``data`` holds the workbook's bytes when it was read from a zip archive,
+    ``where`` then names it (``path [member]``).
+    """
+    where = where or str(path)
     try:
         sheets = pd.read_excel(
-            path, sheet_name=None, header=None, dtype=str, engine="calamine"
+            path if data is None else io.BytesIO(data),
+            sheet_name=None,
+            header=None,
+            dtype=str,
+            engine="calamine",
         )
     except Exception as exc:  # calamine raises its own error types on bad files
-        msg = f"{path}: cannot read as an xlsx workbook: {exc}"
+        msg = f"{where}: cannot read as an xlsx workbook: {exc}"
         raise DataError(msg, path=path) from exc
     missing = [s for s in ("EPCI", "Composition_communale") if s not in sheets]
     if missing:
-        msg = f"{path}: missing sheet(s) {missing}; found {list(sheets)} (INSEE's file has 'EPCI' and 'Composition_communale')"
+        msg = f"{where}: missing sheet(s) {missing}; found {list(sheets)} (INSEE's file has 'EPCI' and 'Composition_communale')"
         raise DataError(msg, path=path)
     comp = find_header(
         sheets["Composition_communale"],
         ("CODGEO", "EPCI"),
         path,
         "Composition_communale",
+        where=where,
     )
-    return comp, find_header(sheets["EPCI"], ("EPCI", "NATURE_EPCI"), path, "EPCI")
+    epci = find_header(
+        sheets["EPCI"], ("EPCI", "NATURE_EPCI"), path, "EPCI", where=where
+    )
+    return comp, epci
 
 
 def _read_csv_export(
-    path: Path, epci_list: Path | None
+    path: Path, epci_list: Path | None, data: bytes | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read the composition CSV (and the EPCI list CSV), indexed by file line."""
-    comp = read_csv_text(path, read_text(path), "EPCI composition")
+    """Read the composition CSV (and the EPCI list CSV), indexed by file line.
+
+    ``data`` holds the CSV's bytes when it was read from a zip archive.
+    """
+    comp = read_csv_text(path, read_text(path, data), "EPCI composition")
     comp.index = comp.index + 2  # header is line 1
     if epci_list is None:
         return comp, None
@@ -150,6 +172,17 @@ def _epci_table(
     return epci
 
 
+_WORKBOOK, _CSV = (".xlsx", ".xlsm"), (".csv", ".txt")
+
+_MEMBER = "EPCI composition (.xlsx workbook or .csv)"
+
+
+def _composition_member(names: list[str]) -> list[str]:
+    """Pick the composition in a zip: its one workbook, else its one CSV (a notice may be .txt)."""
+    workbooks = [n for n in names if Path(n).suffix.lower() in _WORKBOOK]
+    return workbooks or [n for n in names if Path(n).suffix.lower() == ".csv"]
+
+
 def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComposition:
     """Read INSEE's EPCI composition (xlsx or CSV).
 
@@ -158,7 +191,9 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
     path
         The official ``EPCI_au_01-01-YYYY.xlsx`` (sheets ``EPCI`` and
         ``Composition_communale``) or a CSV export of the composition sheet with
-        columns ``CODGEO``, ``EPCI`` (and ``LIBGEO``, ``LIBEPCI``, ``NATURE_EPCI``).
+        columns ``CODGEO``, ``EPCI`` (and ``LIBGEO``, ``LIBEPCI``, ``NATURE_EPCI``);
+        either may be the one workbook (or CSV) of a zip archive, as INSEE
+        publishes it (``epci_au_01-01-YYYY.zip``).
     epci_list
         For a CSV without ``NATURE_EPCI``: a CSV export of the ``EPCI`` sheet.
 
@@ -174,20 +209,31 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
     SourceError
         A file does not exist.
     DataError
-        Unreadable file, missing sheets or columns, bad or repeated codes
-        (naming the row or line), or EPCI of the composition not in the list.
+        Unreadable file, a zip without exactly one workbook (or CSV), missing
+        sheets or columns, bad or repeated codes (naming the row or line), or
+        EPCI of the composition not in the list.
     """
     check_exists(path, "EPCI composition")
-    suffix = path.suffix.lower()
-    epci_sheet: pd.DataFrame | None
-    if suffix in (".xlsx", ".xlsm"):
-        comp, epci_sheet = _read_workbook(path)
-        where, word = f"{path}: sheet 'Composition_communale'", "row"
-    elif suffix in (".csv", ".txt"):
-        comp, epci_sheet = _read_csv_export(path, epci_list)
-        where, word = str(path), "line"
+    # An xlsx workbook is a zip archive itself: only another file is opened as one.
+    if path.suffix.lower() not in _WORKBOOK and compression_of(path) == "zip":
+        with open_member(path, _composition_member, what=_MEMBER) as member:
+            data, name, label = (
+                member.stream.read(),
+                Path(member.name or ""),
+                member.where,
+            )
     else:
-        msg = f"{path}: unsupported EPCI composition format {suffix!r}; expected .xlsx or .csv"
+        data, name, label = None, path, str(path)
+    suffix = name.suffix.lower()
+    epci_sheet: pd.DataFrame | None
+    if suffix in _WORKBOOK:
+        comp, epci_sheet = _read_workbook(path, data, label)
+        where, word = f"{label}: sheet 'Composition_communale'", "row"
+    elif suffix in _CSV:
+        comp, epci_sheet = _read_csv_export(path, epci_list, data)
+        where, word = label, "line"
+    else:
+        msg = f"{path}: unsupported EPCI composition format {suffix!r}; expected .xlsx or .csv (or a zip holding one)"
         raise DataError(msg, path=path)
     comp, composition = _checked_composition(comp, where, word, path)
     if epci_sheet is None and "NATURE_EPCI" not in comp.columns:

@@ -64,12 +64,18 @@ def read_csv_text(path: Path, text: str, what: str) -> pd.DataFrame:
 
 
 def find_header(
-    frame: pd.DataFrame, required: tuple[str, ...], path: Path, sheet: str
+    frame: pd.DataFrame,
+    required: tuple[str, ...],
+    path: Path,
+    sheet: str,
+    *,
+    where: str | None = None,
 ) -> pd.DataFrame:
     """Return the rows under the first row holding every ``required`` column.
 
     INSEE puts a few title lines above the header (row 6 today). The rows keep
-    their 1-based spreadsheet numbers as index.
+    their 1-based spreadsheet numbers as index. ``where`` names the workbook in
+    the error message (``path [member]`` inside a zip); ``path`` by default.
     """
     for i in range(min(len(frame), 20)):
         row = [str(v).strip() for v in frame.iloc[i].tolist()]
@@ -79,7 +85,7 @@ def find_header(
             body = body.loc[:, [c for c in body.columns if c and c != "nan"]]
             body.index = body.index + 1  # 1-based spreadsheet row numbers
             return body.dropna(how="all")
-    msg = f"{path}: sheet {sheet!r}: no header row with columns {list(required)} in the first 20 rows"
+    msg = f"{where or path}: sheet {sheet!r}: no header row with columns {list(required)} in the first 20 rows"
     raise DataError(msg, path=path)
 
 

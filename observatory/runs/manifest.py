@@ -21,7 +21,7 @@ from observatory import __version__
 from observatory.config import Config
 from observatory.core.files import sha256_file
 from observatory.readers.fd_mobpro import FdReadReport
-from observatory.sources.inputs import GEOGRAPHY_ROLES, ResolvedInput, input_files
+from observatory.sources.inputs import ResolvedInput, input_files
 from observatory.sources.provenance import Provenance
 from observatory.systems.base_flux_check import BaseFluxCheck
 from observatory.systems.crowns import MembershipReport
@@ -73,8 +73,10 @@ class CensusInput:
 class InputRecord:
     """One input file as the manifest describes it.
 
-    ``census`` is told for census flows only, ``geography`` for the geography
-    inputs, ``source`` and ``provenance`` for an input fetched from the catalogue.
+    ``census`` is told for census flows only, ``geography`` (the 1 January of the
+    file's commune codes: its catalogue entry's or the one stated beside its path)
+    for every input that states one, ``source`` and ``provenance`` for an input
+    fetched from the catalogue.
     """
 
     role: str
@@ -120,7 +122,6 @@ def describe_inputs(
     fetch or the refresh fingerprint) is not hashed again. ``vintages`` gives
     the census vintage of the flows inputs, by role.
     """
-    geography = config.inputs.geography or None
     return [
         InputRecord(
             role=role,
@@ -132,7 +133,7 @@ def describe_inputs(
                 if role in vintages
                 else None
             ),
-            geography=geography if resolved.role in GEOGRAPHY_ROLES else None,
+            geography=resolved.geography,
             source=resolved.source_id or None,
             provenance=resolved.provenance,
         )

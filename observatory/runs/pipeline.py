@@ -14,7 +14,6 @@ from typing import Any
 
 from observatory.config import Config
 from observatory.core.timing import StageTimings, new_run_id, stage
-from observatory.layers.files import run_files
 from observatory.runs.manifest import RunReport
 from observatory.runs.publish import publish
 from observatory.runs.stages import (
@@ -23,13 +22,14 @@ from observatory.runs.stages import (
     build_territories,
     census_flows,
     detailed_flows,
+    export_files,
     read_inputs,
     read_passage,
     record_run,
 )
 from observatory.sources.inputs import ResolvedInput, resolve_inputs
 from observatory.systems.classify import classify_epci
-from observatory.systems.flows import with_metropole_modes
+from observatory.systems.modes import with_metropole_modes
 
 __all__ = ["RunReport", "run"]
 
@@ -108,11 +108,8 @@ def run(
             detailed,
             layers,
         )
-        provenance = record.provenance()
-        files = run_files(
-            layers.territories, layers.matrix, config.classification, provenance
-        )
+        files = export_files(config, record, layers)
     manifest = record.manifest(timings, manifest_extra)  # publish adds the writing
     with stage("write", timings):
-        published = publish(output_dir, run_id, files.tables, files.texts, manifest)
+        published = publish(output_dir, run_id, files, manifest, config.output.formats)
     return record.report(output_dir / run_id, published, files.rows(), timings)

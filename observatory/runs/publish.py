@@ -11,17 +11,19 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from observatory.config import OUTPUT_FORMATS
 from observatory.core.errors import OutputError
 from observatory.core.files import fsync_path
 from observatory.core.timing import STAGING_PREFIX
+from observatory.layers.files import RunFiles
+from observatory.layers.geopackage import write_geopackage
 from observatory.layers.geoparquet import (
     GEOPARQUET_VERSION,
     ROW_GROUP_SIZE,
@@ -74,9 +76,9 @@ def validate_written(path: Path, expected_rows: int, epsg: int | None) -> None:
 def publish(
     output_dir: Path,
     run_id: str,
-    tables: Mapping[str, tuple[pa.Table, int | None]],
-    texts: Mapping[str, str],
+    files: RunFiles,
     manifest: dict[str, Any],
+    formats: Sequence[str] = OUTPUT_FORMATS,
 ) -> dict[str, Path]:
     """Write and validate a run's files, then publish them as ``output_dir/<run_id>/``.
 
@@ -92,14 +94,16 @@ def publish(
         Folder holding the run folders, created if needed.
     run_id
         Names the run folder (and the staging folder ``.staging-<run_id>``).
-    tables
-        ``{file stem: (arrow table, EPSG code of a spatial layer or None)}``,
-        written as ``<stem>.parquet``.
-    texts
-        ``{file name: content}`` for the side files (QGIS styles, dictionary).
+    files
+        The tables (written as ``<stem>.parquet`` and/or as the layers of
+        ``observatory.gpkg``), their QGIS styles (``<stem>.qml`` beside each
+        Parquet file, the default style of each GeoPackage layer) and the side
+        files (the data dictionary).
     manifest
         Written as ``manifest.json`` after the row counts, files and the time
         spent writing (``timings_s.write``) are added.
+    formats
+        ``geoparquet``, ``geopackage`` or both (``[output] formats``).
 
     Returns
     -------
@@ -121,9 +125,9 @@ def publish(
         msg = f"{output_dir}: cannot create the output folder ({exc.strerror or exc})"
         raise OutputError(msg, path=output_dir) from exc
     try:
-        names = _write_files(staging, tables, texts)
+        names = _write_files(staging, files, formats)
         manifest["files"] = sorted([*names, "manifest.json"])
-        manifest["rows"] = {stem: table.num_rows for stem, (table, _) in tables.items()}
+        manifest["rows"] = files.rows()
         manifest.setdefault("timings_s", {})["write"] = round(
             time.perf_counter() - started, 3
         )
@@ -147,20 +151,27 @@ def publish(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_files(
-    staging: Path,
-    tables: Mapping[str, tuple[pa.Table, int | None]],
-    texts: Mapping[str, str],
-) -> list[str]:
+def _write_files(staging: Path, files: RunFiles, formats: Sequence[str]) -> list[str]:
     """Write, validate and flush the tables and side files; return their names."""
     names = []
-    for stem, (table, epsg) in tables.items():
-        path = staging / f"{stem}.parquet"
-        pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE)
-        validate_written(path, table.num_rows, epsg)
+    texts = dict(files.texts)
+    if "geoparquet" in formats:
+        for stem, (table, epsg) in files.tables.items():
+            path = staging / f"{stem}.parquet"
+            pq.write_table(
+                table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE
+            )
+            validate_written(path, table.num_rows, epsg)
+            fsync_path(path)
+            names.append(path.name)
+            logger.info("wrote %s (%d rows)", path.name, table.num_rows)
+        texts.update({f"{stem}.qml": qml for stem, qml in files.styles.items()})
+    if "geopackage" in formats:
+        # Validated as it is written: every layer, its rows, CRS and default style.
+        path = write_geopackage(staging, files.tables, files.styles)
         fsync_path(path)
         names.append(path.name)
-        logger.info("wrote %s (%d rows)", path.name, table.num_rows)
+        logger.info("wrote %s (%d layers)", path.name, len(files.tables))
     for name, text in texts.items():
         (staging / name).write_text(text, encoding="utf-8")
         fsync_path(staging / name)

@@ -9,8 +9,9 @@ each inside :func:`observatory.core.timing.stage`. The computing itself is in
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -25,6 +26,7 @@ from observatory.layers.build import (
     named_matrix,
     territory_layers,
 )
+from observatory.layers.files import RunFiles, run_files
 from observatory.readers.base_flux import CommuneFlows, read_base_flux
 from observatory.readers.communes import communes_by_territory, read_communes
 from observatory.readers.epci import EpciComposition, read_epci_composition
@@ -52,14 +54,10 @@ from observatory.systems.flows import (
     compare_vintages,
     flows_epci_by_mode,
     flows_with_previous,
-    pair_modes,
     unmatched,
 )
-from observatory.systems.harmonise import (
-    HarmonisationReport,
-    census_geography,
-    harmonise_mode_flows,
-)
+from observatory.systems.harmonise import HarmonisationReport, harmonise_mode_flows
+from observatory.systems.modes import pair_modes
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +65,11 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------- read
 @dataclass(frozen=True, slots=True)
 class InputTables:
-    """The inputs of a run, read: communes by territory, EPCI, census flows."""
+    """The inputs of a run, read: communes by territory, EPCI, census flows.
+
+    ``flows_paths`` names the file each census flows table was read from, by
+    role (``flows``, ``flows_previous``).
+    """
 
     communes: dict[str, gpd.GeoDataFrame]
     composition: EpciComposition
@@ -75,6 +77,7 @@ class InputTables:
     previous: CommuneFlows | None
     vintage: int | None
     warnings: list[str]
+    flows_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
     def previous_vintage(self) -> int | None:
@@ -82,13 +85,56 @@ class InputTables:
         return self.previous.vintage if self.previous is not None else None
 
 
+#: Communes whose census flows INSEE flags, by census vintage: (code, name, note).
+FLAGGED_COMMUNES = {
+    2023: (
+        (
+            "55328",
+            "Maxey-sur-Vaise",
+            "INSEE reports an uncorrected workplace-coding anomaly for this "
+            "commune in RP 2023 (reported second-hand, by the public project "
+            "Jpmartinslag/neural-temporal-relational-model; INSEE's own wording "
+            "was not found)",
+        ),
+    ),
+}
+
+
+def flagged_communes(flows: pd.DataFrame, vintage: int | None, path: Path) -> list[str]:
+    """Return a warning for each commune INSEE flags in this vintage that carries flows."""
+    warnings = []
+    for code, name, note in FLAGGED_COMMUNES.get(vintage or 0, ()):
+        touching = (flows["origin_commune"] == code) | (
+            flows["destination_commune"] == code
+        )
+        if touching.any():
+            workers = float(flows.loc[touching, "workers"].sum())
+            warnings.append(
+                f"{path}: {name} ({code}) carries {workers:,.0f} workers in RP "
+                f"{vintage}: {note}; read its flows with caution"
+            )
+    return warnings
+
+
 def read_inputs(config: Config, inputs: dict[str, ResolvedInput]) -> InputTables:
-    """Read the communes, the EPCI composition and the census flows."""
+    """Read the EPCI composition, the communes and the census flows."""
+    epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
+    composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
+    logger.info(
+        "%s: %d EPCI, %d communes",
+        inputs["epci_composition"].path,
+        len(composition.epci),
+        len(composition.composition),
+    )
     warnings = []
     layers = []
+    epci_codes = set(composition.epci["epci_code"])
     for resolved in role_inputs(inputs, "communes"):
         layer = read_communes(
-            resolved.path, config.inputs.communes_layer, target_crs=None
+            resolved.path,
+            config.inputs.communes_layer,
+            target_crs=None,
+            epci_codes=epci_codes,
         )
         logger.info("%s: %d communes (%s)", resolved.path, len(layer), layer.crs)
         layers.append((resolved.path, layer))
@@ -98,47 +144,20 @@ def read_inputs(config: Config, inputs: dict[str, ResolvedInput]) -> InputTables
             f"{len(outside)} commune(s) outside the territories of ADMIN EXPRESS "
             "(overseas collectivities) set aside: " + ", ".join(outside[:10])
         )
-    epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
-    composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
-    logger.info(
-        "%s: %d EPCI, %d communes",
-        inputs["epci_composition"].path,
-        len(composition.epci),
-        len(composition.composition),
-    )
-    flows = read_base_flux(inputs["flows"].path)
+    paths = {role: inputs[role].path for role in (CURRENT, PREVIOUS) if role in inputs}
+    flows = read_base_flux(paths[CURRENT])
     vintage = config.inputs.flows_vintage or flows.vintage
-    previous = (
-        read_base_flux(inputs["flows_previous"].path)
-        if "flows_previous" in inputs
-        else None
-    )
+    previous = read_base_flux(paths[PREVIOUS]) if PREVIOUS in paths else None
     if previous is not None and previous.vintage == vintage:
         msg = (
-            f"{inputs['flows_previous'].path}: the previous flows have the same "
-            f"vintage ({vintage}) as {inputs['flows'].path}"
+            f"{paths[PREVIOUS]}: the previous flows have the same "
+            f"vintage ({vintage}) as {paths[CURRENT]}"
         )
         raise DataError(msg)
-    if mismatch := geography_mismatch(config, vintage, "commune_passage" in inputs):
-        warnings.append(mismatch)
-    return InputTables(communes, composition, flows, previous, vintage, warnings)
-
-
-def geography_mismatch(
-    config: Config, vintage: int | None, harmonised: bool
-) -> str | None:
-    """Warn when the flows come in another geography than the config's, unharmonised."""
-    geography = config.inputs.geography
-    if not geography or not vintage or harmonised:
-        return None
-    published = census_geography(vintage)
-    if geography == published:
-        return None
-    return (
-        f"census vintage {vintage} is published in the geography of {published}, "
-        f"the config states geography {geography} and gives no "
-        "commune_passage to harmonise codes: some may not match"
-    )
+    warnings += flagged_communes(flows.table, vintage, paths[CURRENT])
+    if previous is not None:
+        warnings += flagged_communes(previous.table, previous.vintage, paths[PREVIOUS])
+    return InputTables(communes, composition, flows, previous, vintage, warnings, paths)
 
 
 # --------------------------------------------------------------------- territories
@@ -243,6 +262,49 @@ class CensusFlows:
     warnings: list[str]
 
 
+def listed_volumes(codes: dict[str, float]) -> str:
+    """Return ``code (workers), ...`` for the codes of a report, in its order."""
+    return ", ".join(f"{code} ({workers:,.0f})" for code, workers in codes.items())
+
+
+def check_unmatched(
+    config: Config, tables: InputTables, key: str, report: FlowsReport
+) -> None:
+    """Fail the run when too many workers of one vintage match no EPCI.
+
+    The gate is ``[inputs] max_unmatched_share``, applied after harmonisation;
+    abroad codes are never unmatched. Above it, the flows and the composition
+    are almost surely in different geographies, and publishing would spread
+    the error silently.
+
+    Raises
+    ------
+    DataError
+        Naming the flows file, the share, the largest unmatched codes with
+        their workers and the likely cause.
+    """
+    gate = config.inputs.max_unmatched_share
+    share = report["unmatched_share"]
+    if share <= gate:
+        return
+    path = tables.flows_paths.get(key) or f"[inputs] {key}"
+    geography = config.inputs.geography
+    stated = f" (geography {geography})" if geography else ""
+    vintage = tables.vintage if key == CURRENT else tables.previous_vintage
+    census = f" (RP {vintage})" if vintage else ""
+    msg = (
+        f"{path}: {share:.2%} of the workers ({report['unmatched_workers']:,.0f} of "
+        f"{report['workers_total']:,.0f}) live or work in a commune that matches "
+        f"no EPCI of the composition{stated}, above [inputs] max_unmatched_share "
+        f"= {gate:.2%}; largest unmatched codes (workers): "
+        f"{listed_volumes(report['unmatched_largest'])}; the flows{census} and the "
+        "EPCI composition are probably in different geographies: RP N is published "
+        "in the geography of 1 January N+3; give a commune_passage or the "
+        "composition of that year"
+    )
+    raise DataError(msg, path=tables.flows_paths.get(key), source=key)
+
+
 def census_flows(
     config: Config, tables: InputTables, crowns: pd.DataFrame, passage: Passage
 ) -> CensusFlows:
@@ -253,6 +315,8 @@ def census_flows(
     by_vintage = systems_by_vintage(
         flows, passage.pair(), tables.composition.composition, crowns, config
     )
+    for key, result in by_vintage.items():
+        check_unmatched(config, tables, key, result.report)
     current = by_vintage[CURRENT]
     earlier = by_vintage.get(PREVIOUS)
     assert current.matrix is not None  # the current vintage always has one
@@ -430,4 +494,15 @@ def record_run(
             *(detailed.warnings if detailed is not None else []),
             *layers.warnings,
         ],
+    )
+
+
+def export_files(config: Config, record: RunRecord, layers: RunLayers) -> RunFiles:
+    """Turn the layers into the tables and styles of the run folder, with provenance."""
+    return run_files(
+        layers.territories,
+        layers.matrix,
+        config.classification,
+        config.reliability,
+        record.provenance(),
     )

@@ -4,8 +4,9 @@ It returns paths, never data. A cached file is reused without any request when
 it matches the pinned sha256, and otherwise revalidated with ``If-None-Match`` /
 ``If-Modified-Since`` (HTTP 304: the cached file is checked against its recorded
 sha256 and downloaded again if it was corrupted); ``offline=True`` never touches
-the network. Archive members are extracted once and their sha256 checked each
-time they are reused (a corrupted member is extracted again). Layout::
+the network. A third party's md5, when the catalogue pins one, is checked on the
+cached file too. Archive members are extracted once and their sha256 checked
+each time they are reused (a corrupted member is extracted again). Layout::
 
     cache_dir/<source id>/<file name from the URL>
     cache_dir/<source id>/provenance.json
@@ -14,6 +15,7 @@ time they are reused (a corrupted member is extracted again). Layout::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import time
@@ -25,7 +27,7 @@ from typing import Literal
 import requests
 
 from observatory.core.errors import SourceError
-from observatory.core.files import sha256_file
+from observatory.core.files import CHUNK, sha256_file
 from observatory.sources.archives import TEMPORARY_PREFIX, extract_members, member_path
 from observatory.sources.catalogue import (
     ARCHIVE_FORMATS,
@@ -210,6 +212,13 @@ def _use_offline(
             "pinned version"
         )
         raise SourceError(msg, source=source.id, path=target)
+    if (md5 := _md5_mismatch(source, target)) is not None:
+        msg = (
+            f"{source.id}: cached {target} has md5 {md5} but the catalogue pins "
+            f"{source.md5} (measured by {source.md5_from}); run `observatory fetch` "
+            "with network to download the pinned version"
+        )
+        raise SourceError(msg, source=source.id, path=target)
     if record is None:
         if source.sha256 is None:
             msg = (
@@ -343,12 +352,26 @@ def _conditional_headers(
         return {}
     if source.sha256 is not None and record.sha256 != source.sha256:
         return {}  # the catalogue pins another version: download it
+    if _md5_mismatch(source, target) is not None:
+        return {}
     headers = {}
     if record.etag:
         headers["If-None-Match"] = record.etag
     if record.last_modified:
         headers["If-Modified-Since"] = record.last_modified
     return headers
+
+
+def _md5_mismatch(source: Source, target: Path) -> str | None:
+    """Return the md5 of the cached file when it differs from the md5 pinned."""
+    if source.md5 is None:
+        return None
+    digest = hashlib.md5(usedforsecurity=False)
+    with target.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    found = digest.hexdigest()
+    return None if found == source.md5 else found
 
 
 def _log_download(

@@ -2,8 +2,12 @@
 
 The catalogue is a TOML file with ``[sources.<id>]`` tables (geodatasets-style)
 naming one file per source: its URL, its format and optionally a pinned
-``sha256`` and ``size``. This module owns that record, the formats a source may
-have (and their magic bytes), and every check made on an entry.
+``sha256`` and ``size``, a second pin ``md5`` measured by a third party
+(``md5_from`` says who), whether a download by this project confirmed the entry
+(``verified``) and who says what it holds (``evidence``). A census file states
+the geography it is published in (``geography`` beside ``vintage``): nothing
+computes it from the vintage. This module owns that record, the formats a
+source may have (and their magic bytes), and every check made on an entry.
 """
 
 from __future__ import annotations
@@ -48,14 +52,25 @@ _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+#: Years a ``vintage`` or ``geography`` may take (the COG events start in 1943).
+_YEARS = range(1943, 2101)
+
+
 _STRING_FIELDS = (
     "title",
     "publisher",
     "url",
     "format",
     "sha256",
+    "sha256_from",
+    "md5",
+    "md5_from",
     "licence",
     "attribution",
+    "evidence",
 )
 
 
@@ -78,6 +93,16 @@ class Source:
     geography: int | None = None
     licence: str = ""
     attribution: str = ""
+    #: who measured the pinned sha256 when this project did not
+    sha256_from: str = ""
+    #: a second pin, measured by a third party (``md5_from``), verified at download
+    md5: str | None = None
+    md5_from: str = ""
+    #: True once a download by this project confirmed URL, format and members
+    verified: bool = False
+    #: who says what the file holds (URL, members, geography): INSEE's source
+    #: line, or a repository and path of public code that reads it
+    evidence: str = ""
 
     @property
     def file_name(self) -> str:
@@ -104,8 +129,9 @@ def load_catalogue(path: Path) -> dict[str, Source]:
     ------
     ConfigError
         When the file is missing or not TOML, or an entry has unknown keys,
-        lacks ``url`` or ``format``, or has a malformed value; the message
-        names the file and every faulty source.
+        lacks ``url`` or ``format``, has a ``vintage`` but no ``geography``, an
+        ``md5`` without ``md5_from``, or a malformed value; the message names the
+        file and every faulty source.
     """
     path = Path(path)
     tables = _read_tables(path)
@@ -166,6 +192,8 @@ def _entry_problems(table: dict[str, Any]) -> list[str]:
         value = table.get(name)
         if name in table and (not isinstance(value, int) or isinstance(value, bool)):
             problems.append(f"{name!r} must be an integer, got {value!r}")
+    if "verified" in table and not isinstance(table["verified"], bool):
+        problems.append(f"'verified' must be true or false, got {table['verified']!r}")
     members = table.get("members", [])
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         problems.append(f"'members' must be a list of strings, got {members!r}")
@@ -176,8 +204,9 @@ def _source(source_id: str, table: dict[str, Any]) -> Source:
     """Build the Source of a table whose keys and types were checked."""
     values = {k: v for k, v in table.items() if k in _known_keys()}
     values["members"] = tuple(values.get("members", ()))
-    if isinstance(values.get("sha256"), str):
-        values["sha256"] = values["sha256"].strip().lower()
+    for pin in ("sha256", "md5"):
+        if isinstance(values.get(pin), str):
+            values[pin] = values[pin].strip().lower()
     values.setdefault("title", "")
     values.setdefault("publisher", "")
     return Source(id=source_id, **values)
@@ -200,6 +229,7 @@ def source_problems(source: Source) -> list[str]:
         )
     if source.size is not None and source.size <= 0:
         problems.append(f"'size' must be a positive number of bytes, got {source.size}")
+    problems += _pin_problems(source) + _year_problems(source)
     if source.members and source.format not in ARCHIVE_FORMATS:
         problems.append(
             f"'members' only applies to archives {list(ARCHIVE_FORMATS)}, "
@@ -208,6 +238,38 @@ def source_problems(source: Source) -> list[str]:
     if any(not m.strip() for m in source.members):
         problems.append("'members' holds an empty name")
     return problems + _url_problems(source)
+
+
+def _pin_problems(source: Source) -> list[str]:
+    """Check the third-party md5 pin and the labels of who measured each pin."""
+    problems = []
+    if source.md5 is not None:
+        if not _MD5.match(source.md5):
+            problems.append(
+                f"'md5' must be 32 hexadecimal characters, got {source.md5!r}"
+            )
+        if not source.md5_from.strip():
+            problems.append(
+                "'md5' needs 'md5_from': who measured it (INSEE and IGN publish no md5 "
+                "for these files, a third party did)"
+            )
+    return problems
+
+
+def _year_problems(source: Source) -> list[str]:
+    """Check that a census entry states its geography and that years are plausible."""
+    problems = [
+        f"{name!r} must be a year between {_YEARS[0]} and {_YEARS[-1]}, got {year}"
+        for name in ("vintage", "geography")
+        if (year := getattr(source, name)) is not None and year not in _YEARS
+    ]
+    if source.vintage is not None and source.geography is None:
+        problems.append(
+            f"has 'vintage' = {source.vintage} but no 'geography': state the year "
+            "(1 January) of the geography INSEE publishes this census in, with its "
+            "'evidence' (it is not always vintage + 3)"
+        )
+    return problems
 
 
 def _url_problems(source: Source) -> list[str]:

@@ -1,9 +1,11 @@
 """HTTP downloads of one source file: session, retries, streaming and the checks on a response.
 
 :func:`download` streams the body to ``.<name>.<random>.part`` beside the target
-while its sha256 is computed, checks the status, the sizes (``Content-Length``,
-pinned ``size``), the pinned sha256, HTML pages served instead of the file and
-the format's magic bytes, and only then moves it into place (``os.replace``).
+while its sha256 (and the md5, when a third party's is pinned) is computed,
+checks the status, the sizes (``Content-Length``, pinned ``size``), the pinned
+sha256 and md5, HTML pages served instead of the file and the format's magic
+bytes, and only then moves it into place (``os.replace``). A file that cannot be
+fetched (HTTP error, network failure) raises :class:`SourceUnavailable`.
 The session of :func:`build_session` retries connection errors, read timeouts
 and HTTP 500/502/503/504 with exponential backoff; a 4xx fails at once.
 """
@@ -53,6 +55,15 @@ class Download:
     size: int = 0
     sha256: str = ""
     seconds: float = 0.0
+
+
+class SourceUnavailable(SourceError):
+    """The file could not be fetched: an HTTP error or a network failure.
+
+    A catalogue input's ``fallback`` is used on this error only; a file that
+    arrived but fails a check (size, sha256, md5, HTML page, magic bytes) is a
+    plain :class:`SourceError` and never falls back.
+    """
 
 
 class _BodyError(Exception):
@@ -122,8 +133,10 @@ def download(
     Raises
     ------
     SourceError
-        When the file cannot be downloaded or fails a check; nothing is left
-        in ``target``'s folder but what was there before.
+        When the file fails a check (size, sha256, md5, HTML page, magic bytes);
+        :class:`SourceUnavailable` when it cannot be downloaded (HTTP error,
+        network failure). Nothing is left in ``target``'s folder but what was
+        there before.
     """
     for attempt in range(retries + 1):
         try:
@@ -131,7 +144,7 @@ def download(
         except _BodyError as exc:
             if attempt == retries:
                 msg = f"{exc} (after {retries} retries); deleted the download"
-                raise SourceError(msg, source=source.id) from exc
+                raise SourceUnavailable(msg, source=source.id) from exc
             delay = backoff * 2**attempt
             logger.warning("%s; retrying in %.1f s", exc, delay)
             time.sleep(delay)
@@ -183,8 +196,10 @@ def _write_part(
     part = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            size, digest = _stream(source, response, out, expected)
+            size, digest, md5 = _stream(source, response, out, expected)
         _verify(source, response.url, size, digest)
+        if md5 is not None:
+            _verify_md5(source, response.url, md5)
         part.replace(target)
     except SourceError:
         raise
@@ -201,8 +216,10 @@ def _stream(
     response: requests.Response,
     out: IO[bytes],
     expected: int | None,
-) -> tuple[int, str]:
+) -> tuple[int, str, str | None]:
+    """Write the body to ``out``; return its size, sha256 and md5 (if pinned)."""
     digest = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False) if source.md5 is not None else None
     received = 0
     head = b""
     sniffed = False
@@ -221,6 +238,8 @@ def _stream(
                 )
                 raise SourceError(msg, source=source.id)
             digest.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
             out.write(chunk)
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise _body_error(source, response.url, exc, received, expected) from exc
@@ -234,7 +253,7 @@ def _stream(
         raise _BodyError(msg)
     out.flush()
     os.fsync(out.fileno())
-    return received, digest.hexdigest()
+    return received, digest.hexdigest(), md5.hexdigest() if md5 is not None else None
 
 
 def _body_error(
@@ -278,6 +297,18 @@ def _verify(source: Source, url: str, size: int, digest: str) -> None:
         raise SourceError(msg, source=source.id)
 
 
+def _verify_md5(source: Source, url: str, digest: str) -> None:
+    """Check the third-party md5 pin, naming who measured it."""
+    if digest != source.md5:
+        msg = (
+            f"{source.id}: MD5 mismatch for {url}: expected {source.md5} (third-party "
+            f"pin, measured by {source.md5_from}), got {digest}; deleted the download. "
+            "The file may have been updated upstream (check it and update md5 in the "
+            "catalogue) or corrupted in transit (run again)"
+        )
+        raise SourceError(msg, source=source.id)
+
+
 # --------------------------------------------------------------------- response checks
 def _content_length(response: requests.Response) -> int | None:
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
@@ -317,7 +348,7 @@ def _check_status(source: Source, response: requests.Response) -> None:
         msg += "; Not Modified answered to an unconditional request"
     elif 200 < status < 300:
         msg += "; expected 200 OK with the whole file"
-    raise SourceError(msg, source=source.id)
+    raise SourceUnavailable(msg, source=source.id)
 
 
 def _check_content_type(source: Source, response: requests.Response) -> None:
@@ -349,7 +380,9 @@ def _check_head(source: Source, url: str, head: bytes) -> None:
 
 
 # --------------------------------------------------------------------- network errors
-def _network_error(source: Source, exc: BaseException, timeout: float) -> SourceError:
+def _network_error(
+    source: Source, exc: BaseException, timeout: float
+) -> SourceUnavailable:
     if _is_timeout(exc):
         msg = (
             f"{source.id}: timed out after {timeout:g} s waiting for {source.url} "
@@ -362,7 +395,7 @@ def _network_error(source: Source, exc: BaseException, timeout: float) -> Source
         msg = f"{source.id}: too many redirects from {source.url}"
     else:
         msg = f"{source.id}: cannot download {source.url} (retries exhausted): {_reason(exc)}"
-    return SourceError(msg, source=source.id)
+    return SourceUnavailable(msg, source=source.id)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -33,17 +33,12 @@ from observatory.geography import (
     on_distinct,
     rollup_arrondissements,
 )
-from observatory.systems.modes import MODES, modal_split
 
 logger = logging.getLogger(__name__)
 
 
 RELIABLE = "reliable"
-
-
 USABLE = "usable"
-
-
 ORDER_OF_MAGNITUDE = "order_of_magnitude"
 
 
@@ -145,20 +140,36 @@ class FlowsReport(TypedDict):
     unmatched_origin_codes: dict[str, float]
     unmatched_destination_workers: float
     unmatched_destination_codes: dict[str, float]
+    unmatched_workers: float  # on the rows with an end unmatched, counted once
+    unmatched_share: float  # of workers_total
+    unmatched_largest: dict[str, float]  # UNMATCHED_LISTED codes, largest first
+
+
+#: How many unmatched codes the report lists in ``unmatched_largest``.
+UNMATCHED_LISTED = 10
+
+
+def _largest(
+    origin: pd.Series, destination: pd.Series, workers: pd.Series, places: pd.DataFrame
+) -> dict[str, float]:
+    # Workers on the rows touching each unmatched code (an internal flow once).
+    at_o = places["origin_code"] == UNMATCHED
+    at_d = (places["destination_code"] == UNMATCHED) & ~(at_o & (origin == destination))
+    codes = pd.concat([origin[at_o], destination[at_d]])
+    sums = pd.concat([workers[at_o], workers[at_d]]).groupby(codes).sum()
+    order = sorted(sums.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return {str(k): round(float(v), 3) for k, v in order[:UNMATCHED_LISTED]}
 
 
 def unmatched(report: FlowsReport) -> list[tuple[str, dict[str, float], float]]:
     """Return ``(side, codes, workers)`` of the unmatched origin and destination codes."""
+    r = report
     return [
-        (
-            "origin",
-            report["unmatched_origin_codes"],
-            report["unmatched_origin_workers"],
-        ),
+        ("origin", r["unmatched_origin_codes"], r["unmatched_origin_workers"]),
         (
             "destination",
-            report["unmatched_destination_codes"],
-            report["unmatched_destination_workers"],
+            r["unmatched_destination_codes"],
+            r["unmatched_destination_workers"],
         ),
     ]
 
@@ -204,6 +215,8 @@ def flows_epci(
     flows = table.groupby(
         ["origin_code", "destination_code"], as_index=False, sort=True
     )[["workers"]].sum()
+    total = float(workers.sum())
+    lost = float(workers[unmatched_origin | unmatched_destination].sum())
 
     def _by_code(mask: pd.Series, codes: pd.Series) -> dict[str, float]:
         sums = workers[mask].groupby(codes[mask]).sum().sort_values(ascending=False)
@@ -212,7 +225,7 @@ def flows_epci(
     report: FlowsReport = {
         "commune_pairs": len(commune_flows),
         "epci_pairs": len(flows),
-        "workers_total": round(float(workers.sum()), 3),
+        "workers_total": round(total, 3),
         "rows_with_arrondissements_rolled_up": rolled,
         "workers_abroad": round(float(workers[abroad].sum()), 3),
         "workers_abroad_by_code": _by_code(abroad, destination),
@@ -222,14 +235,17 @@ def flows_epci(
             float(workers[unmatched_destination].sum()), 3
         ),
         "unmatched_destination_codes": _by_code(unmatched_destination, destination),
+        "unmatched_workers": round(lost, 3),
+        "unmatched_share": lost / total if total > 0 else 0.0,
+        "unmatched_largest": _largest(origin, destination, workers, places),
     }
-    for side, codes, lost in unmatched(report):
+    for side, codes, side_workers in unmatched(report):
         if codes:
             logger.warning(
                 "%d %s commune code(s) match no EPCI of the composition (%.1f workers kept as %s): %s",
                 len(codes),
                 side,
-                lost,
+                side_workers,
                 UNMATCHED,
                 ", ".join(list(codes)[:10]),
             )
@@ -510,74 +526,3 @@ def flows_with_previous(
         out["workers_previous"] = out["workers_previous"].fillna(0.0)
     out["workers_change"] = out["workers"] - out["workers_previous"]
     return out.sort_values(keys, ignore_index=True)
-
-
-# --------------------------------------------------------------------- modes by pair
-def pair_modes(by_mode: pd.DataFrame) -> pd.DataFrame:
-    """Modal shares, straight-line distance and person-km of each EPCI pair.
-
-    Parameters
-    ----------
-    by_mode
-        EPCI flows by mode with person-km (:func:`flows_epci_by_mode`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``origin_code``, ``destination_code``, ``<mode>_share`` for every mode,
-        ``distance_km`` (mean over the workers who travel), ``person_km`` and
-        ``<mode>_person_km`` for every mode but ``none``.
-    """
-    keys = ["origin_code", "destination_code"]
-    commune_keys = {
-        "origin_code": "origin_commune",
-        "destination_code": "destination_commune",
-    }
-    split = modal_split(
-        by_mode[[*keys, "mode", "workers"]].rename(columns=commune_keys)
-    )
-    split = split.rename(columns={v: k for k, v in commune_keys.items()}).drop(
-        columns="workers"
-    )
-    person_km = by_mode.pivot_table(
-        index=keys, columns="mode", values="person_km", aggfunc="sum"
-    ).reindex(columns=list(MODES))
-    travelling = by_mode[by_mode["mode"] != "none"].groupby(keys)["workers"].sum()
-    totals = person_km.sum(axis=1, min_count=1)
-    extra = pd.DataFrame(
-        {
-            "distance_km": totals / travelling.reindex(totals.index),
-            "person_km": totals,
-            **{
-                f"{m}_person_km": person_km[m].fillna(0.0) for m in MODES if m != "none"
-            },
-        }
-    ).reset_index()
-    return split.merge(extra, on=keys, how="left")
-
-
-def with_metropole_modes(
-    indicators: pd.DataFrame, pair_modes: pd.DataFrame | None
-) -> pd.DataFrame:
-    """Add the modal shares of the flows to and from the métropole (null for crown 0).
-
-    Without ``pair_modes`` (no detailed file) the columns are there and empty,
-    so that the layers keep the same columns whatever the config.
-    """
-    out = indicators.copy()
-    shares = [f"{m}_share" for m in MODES]
-    for side, origin, destination in (
-        ("to", "epci_code", "metropole_code"),
-        ("from", "metropole_code", "epci_code"),
-    ):
-        names = {s: f"{side}_metropole_{s}" for s in shares}
-        if pair_modes is None:
-            for name in names.values():
-                out[name] = np.nan
-            continue
-        part = pair_modes[["origin_code", "destination_code", *shares]].rename(
-            columns={"origin_code": origin, "destination_code": destination, **names}
-        )
-        out = out.merge(part, on=["epci_code", "metropole_code"], how="left")
-        out.loc[out["crown"] == 0, list(names.values())] = np.nan
-    return out

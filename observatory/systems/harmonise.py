@@ -1,9 +1,12 @@
 """Harmonise the commune codes of every input to one target geography.
 
-Census vintage N comes in the geography of 1 January N+2; boundaries and EPCI of
-another year use other codes wherever communes merged (communes nouvelles) or
-changed code. This module reads INSEE's commune passage information, resolves it
-into an ``old_code -> new_code`` map and applies it to flows or code columns.
+INSEE publishes census vintage N in the communes of one 1 January: N+3 for
+recent vintages (RP 2023 in the geography of 2026), N+2 for older ones (RP 2014
+in that of 2016). Each input states its geography (catalogue entry or config):
+none is computed from a vintage. Boundaries and EPCI of another year use other
+codes wherever communes merged (communes nouvelles) or changed code. This module
+resolves INSEE's commune passage information into an ``old_code -> new_code``
+map and applies it to flows or code columns.
 
 Recognised passage layouts (detected by their columns):
 
@@ -39,18 +42,6 @@ from observatory.geography import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-#: Years between a census vintage and the geography it is published in.
-GEOGRAPHY_LAG_YEARS = 2
-
-
-def census_geography(vintage: int) -> int:
-    """Return the year of the geography census vintage ``vintage`` is published in.
-
-    INSEE publishes vintage N in the communes of 1 January N+2.
-    """
-    return vintage + GEOGRAPHY_LAG_YEARS
 
 
 # --------------------------------------------------------------------- passage

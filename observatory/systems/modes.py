@@ -105,3 +105,73 @@ def modal_split(flows_by_mode: pd.DataFrame) -> pd.DataFrame:
     for j, column in enumerate(share_columns):
         out[column] = shares[:, j]
     return out
+
+
+def pair_modes(by_mode: pd.DataFrame) -> pd.DataFrame:
+    """Modal shares, straight-line distance and person-km of each EPCI pair.
+
+    Parameters
+    ----------
+    by_mode
+        EPCI flows by mode with person-km (:func:`observatory.systems.flows.flows_epci_by_mode`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``origin_code``, ``destination_code``, ``<mode>_share`` for every mode,
+        ``distance_km`` (mean over the workers who travel), ``person_km`` and
+        ``<mode>_person_km`` for every mode but ``none``.
+    """
+    keys = ["origin_code", "destination_code"]
+    commune_keys = {
+        "origin_code": "origin_commune",
+        "destination_code": "destination_commune",
+    }
+    split = modal_split(
+        by_mode[[*keys, "mode", "workers"]].rename(columns=commune_keys)
+    )
+    split = split.rename(columns={v: k for k, v in commune_keys.items()}).drop(
+        columns="workers"
+    )
+    person_km = by_mode.pivot_table(
+        index=keys, columns="mode", values="person_km", aggfunc="sum"
+    ).reindex(columns=list(MODES))
+    travelling = by_mode[by_mode["mode"] != "none"].groupby(keys)["workers"].sum()
+    totals = person_km.sum(axis=1, min_count=1)
+    extra = pd.DataFrame(
+        {
+            "distance_km": totals / travelling.reindex(totals.index),
+            "person_km": totals,
+            **{
+                f"{m}_person_km": person_km[m].fillna(0.0) for m in MODES if m != "none"
+            },
+        }
+    ).reset_index()
+    return split.merge(extra, on=keys, how="left")
+
+
+def with_metropole_modes(
+    indicators: pd.DataFrame, pair_modes: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Add the modal shares of the flows to and from the métropole (null for crown 0).
+
+    Without ``pair_modes`` (no detailed file) the columns are there and empty,
+    so that the layers keep the same columns whatever the config.
+    """
+    out = indicators.copy()
+    shares = [f"{m}_share" for m in MODES]
+    for side, origin, destination in (
+        ("to", "epci_code", "metropole_code"),
+        ("from", "metropole_code", "epci_code"),
+    ):
+        names = {s: f"{side}_metropole_{s}" for s in shares}
+        if pair_modes is None:
+            for name in names.values():
+                out[name] = np.nan
+            continue
+        part = pair_modes[["origin_code", "destination_code", *shares]].rename(
+            columns={"origin_code": origin, "destination_code": destination, **names}
+        )
+        out = out.merge(part, on=["epci_code", "metropole_code"], how="left")
+        out.loc[out["crown"] == 0, list(names.values())] = np.nan
+    return out

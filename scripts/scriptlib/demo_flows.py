@@ -38,7 +38,12 @@ INTRA_DISTANCE_FACTOR = 0.6
 FURNESS_TOLERANCE = 1e-6
 WEIGHT_RANGE = (0.97, 1.03)
 D0_GRID_KM = np.arange(2.0, 30.5, 1.0)
-FLOW_COLUMN = "NBFLUX_C23_ACTOCC15P"
+
+
+def flow_column(vintage: int) -> str:
+    """Return INSEE's base-flux column of census ``vintage``, e.g. ``NBFLUX_C22_ACTOCC15P``."""
+    return f"NBFLUX_C{vintage % 100:02d}_ACTOCC15P"
+
 
 TARGETS = {
     "metropole_self_containment": (0.80, 0.90),
@@ -109,9 +114,14 @@ class EpciFigures:
 
 @dataclass(frozen=True)
 class Flows:
-    """Sampled flows and the calibration measured on them."""
+    """Sampled flows and the calibration measured on them.
+
+    ``column`` is the table's flow column, named after the census vintage the
+    synthetic flows are labelled with.
+    """
 
     table: pd.DataFrame
+    column: str
     d0_km: float
     furness_iterations: int
     expected: EpciFigures
@@ -331,7 +341,9 @@ def calibrate_d0(model: GravityInputs, territory: Territory) -> float:
     return best[1]
 
 
-def synthetic_flows(territory: Territory, source: Source, seed: int) -> Flows:
+def synthetic_flows(
+    territory: Territory, source: Source, seed: int, vintage: int
+) -> Flows:
     """Calibrate the gravity model and sample the synthetic base-flux table.
 
     Parameters
@@ -342,6 +354,9 @@ def synthetic_flows(territory: Territory, source: Source, seed: int) -> Flows:
         Loaded wheel tables (Paris arrondissements, EPCI natures).
     seed : int
         Seed of ``numpy.random.default_rng``.
+    vintage : int
+        Census vintage the flows are labelled with: it names the flow column
+        only, the values do not depend on it.
 
     Returns
     -------
@@ -379,8 +394,9 @@ def synthetic_flows(territory: Territory, source: Source, seed: int) -> Flows:
     measured_figures = epci_figures(
         values[:, :n], values.sum(axis=1), model.epci, territory, model.nature
     )
-    table = flow_table(communes, paris, counts, values)
-    return Flows(table, d0, iterations, expected_figures, measured_figures)
+    column = flow_column(vintage)
+    table = flow_table(communes, paris, counts, values, column)
+    return Flows(table, column, d0, iterations, expected_figures, measured_figures)
 
 
 def flow_table(
@@ -388,6 +404,7 @@ def flow_table(
     paris: pd.DataFrame,
     counts: np.ndarray,
     values: np.ndarray,
+    column: str,
 ) -> pd.DataFrame:
     """Return the sampled flows in INSEE's base-flux layout, one row per pair.
 
@@ -400,12 +417,14 @@ def flow_table(
         :data:`ABROAD_SHARES`.
     counts, values : numpy.ndarray
         Sampled workers and their weighted values, origin by destination.
+    column : str
+        Name of the flow column (:func:`flow_column`).
 
     Returns
     -------
     pandas.DataFrame
-        ``CODGEO, LIBGEO, DCLT, L_DCLT`` and :data:`FLOW_COLUMN`, pairs with at
-        least one worker, sorted.
+        ``CODGEO, LIBGEO, DCLT, L_DCLT`` and ``column``, pairs with at least one
+        worker, sorted.
     """
     countries = list(ABROAD_SHARES)
     dest_codes = np.concatenate([communes["code"], paris["code"], countries])
@@ -419,7 +438,7 @@ def flow_table(
             "LIBGEO": communes["name"].to_numpy()[rows],
             "DCLT": dest_codes[cols],
             "L_DCLT": dest_names[cols],
-            FLOW_COLUMN: values[rows, cols],
+            column: values[rows, cols],
         }
     )
     return table.sort_values(["CODGEO", "DCLT"], ignore_index=True)
