@@ -234,6 +234,14 @@ def local_http_server():
 
 
 @pytest.fixture
+def server(local_http_server):
+    """The module's loopback server, with no request expected yet nor left after."""
+    local_http_server.clear()
+    yield local_http_server
+    local_http_server.clear()
+
+
+@pytest.fixture
 def no_proxy(monkeypatch):
     """Requests to 127.0.0.1 must never go through a proxy set in the environment."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):

@@ -279,11 +279,9 @@ def test_catalogue_refuses_naming_the_entry(tmp_path, entry, match):
 
 
 # --------------------------------------------------------------------- downloads
-@pytest.fixture
-def server(local_http_server, no_proxy) -> HTTPServer:
-    local_http_server.clear()
-    yield local_http_server
-    local_http_server.clear()
+@pytest.fixture(autouse=True)
+def _no_proxy(no_proxy):
+    """The download tests talk to 127.0.0.1 only."""
 
 
 BODY = b"MOD,DATE_EFF\n32,2022-01-01\n"

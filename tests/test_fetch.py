@@ -144,13 +144,6 @@ def _no_proxy(no_proxy):
 
 
 @pytest.fixture
-def server(local_http_server) -> HTTPServer:
-    local_http_server.clear()
-    yield local_http_server
-    local_http_server.clear()
-
-
-@pytest.fixture
 def cache(tmp_path) -> Path:
     return tmp_path / "cache"
 

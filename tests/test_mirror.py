@@ -180,13 +180,6 @@ def _no_proxy(no_proxy):
     """Every test here talks to 127.0.0.1 only."""
 
 
-@pytest.fixture
-def server(local_http_server) -> HTTPServer:
-    local_http_server.clear()
-    yield local_http_server
-    local_http_server.clear()
-
-
 def catalogue() -> dict[str, dict]:
     """The shipped catalogue's entries, by source id."""
     return tomllib.loads((configs_dir() / "sources.toml").read_text("utf-8"))["sources"]

@@ -58,6 +58,7 @@ LAYERS = [
     {"sources"},
     {"readers", "systems"},
     {"layers"},
+    {"report"},
     {"runs"},
     {"cli"},
 ]
