@@ -810,7 +810,8 @@ def test_status_sees_a_changed_local_input(project, capsys):
     assert re.search(
         r"A refresh would recompute: yes \(input flows changed: .*flows\.csv\)", text
     )
-    assert "flows: local file (vintage 2021)" in text
+    # Every local input states its geography (issue 10): a bare path, the config's.
+    assert "flows: local file (vintage 2021, geography 2023)" in text
 
 
 def test_bad_config_is_one_line(tmp_path, capsys):

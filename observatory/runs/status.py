@@ -20,7 +20,6 @@ from observatory.runs.layout import Layout
 from observatory.runs.lock import LockState, lock_state
 from observatory.runs.state import Attempt, Success, read_state
 from observatory.sources.inputs import (
-    GEOGRAPHY_ROLES,
     ResolvedInput,
     cache_dir,
     configured_inputs,
@@ -193,7 +192,9 @@ def _inputs(
             reasons += _source_reasons(entry, before, previous is not None)
             continue
         files = tuple(_local_files(ResolvedInput(kind, value), value))
-        geography = config.inputs.geography if kind in GEOGRAPHY_ROLES else None
+        # The geography written beside the path, else the config's: every local
+        # input states one (a bare path takes [inputs] geography).
+        geography = config.inputs.geographies.get(role, config.inputs.geography)
         vintage = run_inputs.get(role, {}).get("vintage")
         inputs.append(LocalInput(role, vintage, geography, files))
         reasons += _local_reasons(role, files, before, previous is not None)
