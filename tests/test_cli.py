@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -15,6 +16,15 @@ import pytest
 from conftest import FLOW_ROWS, write_config, write_flows
 
 from observatory.cli import main
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file of a run folder (maps/, charts/ included), by relative path."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_help_explains_itself(capsys):
@@ -117,7 +127,7 @@ def test_bad_input_fails_cleanly_and_keeps_outputs(tiny_inputs, broken, match, c
     out = folder / "out"
     assert main(["run", "--config", str(tiny_inputs), "--output", str(out), "-q"]) == 0
     latest = (out / "latest").readlink()
-    before = {p.name: p.read_bytes() for p in (out / "latest").iterdir()}
+    before = _files(out / "latest")
 
     if broken == "flows-column":
         write_flows(
@@ -146,7 +156,7 @@ def test_bad_input_fails_cleanly_and_keeps_outputs(tiny_inputs, broken, match, c
     assert [p.name for p in fresh.iterdir()] == [".observatory"]  # no output at all
     assert not (fresh / "latest").exists()
     assert (out / "latest").readlink() == latest  # earlier run intact
-    assert {p.name: p.read_bytes() for p in (out / "latest").iterdir()} == before
+    assert _files(out / "latest") == before
 
 
 def test_config_error_exit_code(tmp_path, caplog):

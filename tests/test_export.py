@@ -187,7 +187,9 @@ def test_manifest(outputs):
         "classify",
         "layers",
     }
-    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
+    assert sorted(manifest["files"]) == sorted(
+        str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+    )
 
 
 def test_manifest_keys_keep_their_order(outputs):

@@ -88,6 +88,15 @@ def run_folders(config: Path) -> list[str]:
     return layout(config).run_ids()
 
 
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file below a folder (maps/, charts/ included), by relative path."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 def snapshot(config: Path) -> dict[str, object]:
     """Everything a reader of ``latest`` can see, byte for byte."""
     out = layout(config)
@@ -382,8 +391,9 @@ def test_sigkill_at_any_stage_leaves_latest_intact(project, point):
         manifest = json.loads(
             (layout(project).latest / "manifest.json").read_text(encoding="utf-8")
         )
+        latest = layout(project).latest
         assert sorted(manifest["files"]) == sorted(
-            p.name for p in layout(project).latest.iterdir()
+            str(p.relative_to(latest)) for p in latest.rglob("*") if p.is_file()
         )
     else:
         assert snapshot(project) == before  # byte-identical
@@ -575,9 +585,7 @@ def test_latest_falls_back_to_a_copy_without_symlinks(project, monkeypatch, caps
     (run_id,) = run_folders(project)
     assert out.latest.is_dir()
     assert not out.latest.is_symlink()
-    assert {p.name: p.read_bytes() for p in out.latest.iterdir()} == {
-        p.name: p.read_bytes() for p in out.run_dir(run_id).iterdir()
-    }
+    assert _tree(out.latest) == _tree(out.run_dir(run_id))
     # A copy-mode switch killed between its two renames leaves no latest: healed.
     shutil.rmtree(out.latest)
     assert cli(project, "-q") == 0

@@ -55,10 +55,10 @@ def summary_text(outcome: Outcome, config_path: Path) -> str:
     for warning in report.warnings:
         lines.append(f"Warning: {warning}")
     lines.append(f"Files written to {report.output_dir}:")
-    for name, path in report.files.items():
+    for name in sorted(report.files):  # names relative to the run folder
         rows = report.rows.get(Path(name).stem)
         counted = rows is not None and name.endswith(".parquet")
-        lines.append(f"  {path.name}" + (f" ({rows:,} rows)" if counted else ""))
+        lines.append(f"  {name}" + (f" ({rows:,} rows)" if counted else ""))
     latest = report.output_dir.parent / LATEST
     lines.append(f"{latest} -> {report.run_id} ({outcome.latest_mode})")
     if outcome.pruned:

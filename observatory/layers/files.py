@@ -9,7 +9,7 @@ dictionary goes with them. Writing them is :mod:`observatory.runs.publish`'s job
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -34,12 +34,15 @@ class RunFiles:
 
     ``tables`` maps a file stem to its Arrow table and the EPSG code of a
     spatial layer (None for a plain table); ``styles`` maps a file stem to its
-    QGIS style (QML); ``texts`` maps a file name to its content.
+    QGIS style (QML); ``texts`` maps a file name to its content;
+    ``documents`` maps a file name (``maps/<code>.png``, ``report.html``...) to
+    the bytes of the maps, charts, report and QGIS project made from them.
     """
 
     tables: dict[str, tuple[pa.Table, int | None]]
     styles: dict[str, str]
     texts: dict[str, str]
+    documents: dict[str, bytes] = field(default_factory=dict)
 
     def rows(self) -> dict[str, int]:
         """Return the row count of each table, by file stem."""

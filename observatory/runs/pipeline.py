@@ -14,6 +14,7 @@ from typing import Any
 
 from observatory.config import Config
 from observatory.core.timing import StageTimings, new_run_id, stage
+from observatory.runs.documents import with_documents
 from observatory.runs.manifest import RunReport
 from observatory.runs.publish import publish
 from observatory.runs.stages import (
@@ -110,6 +111,9 @@ def run(
         )
         files = export_files(config, record, layers)
     manifest = record.manifest(timings, manifest_extra)  # publish adds the writing
+    with stage("report", timings):
+        files = with_documents(config, layers, files, manifest)
+    manifest["timings_s"]["report"] = timings["report"]
     with stage("write", timings):
         published = publish(output_dir, run_id, files, manifest, config.output.formats)
     return record.report(output_dir / run_id, published, files.rows(), timings)

@@ -23,11 +23,12 @@ from observatory.core.errors import OutputError
 from observatory.core.files import fsync_path
 from observatory.core.timing import STAGING_PREFIX
 from observatory.layers.files import RunFiles
-from observatory.layers.geopackage import write_geopackage
+from observatory.layers.geopackage import GEOPACKAGE_NAME, write_geopackage
 from observatory.layers.geoparquet import (
     GEOPARQUET_VERSION,
     ROW_GROUP_SIZE,
 )
+from observatory.layers.qgis_project import PROJECT_NAME, validate_project
 
 logger = logging.getLogger(__name__)
 
@@ -176,4 +177,15 @@ def _write_files(staging: Path, files: RunFiles, formats: Sequence[str]) -> list
         (staging / name).write_text(text, encoding="utf-8")
         fsync_path(staging / name)
         names.append(name)
+    for name, content in files.documents.items():
+        path = staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        fsync_path(path)
+        names.append(name)
+    for folder in {(staging / name).parent for name in files.documents} - {staging}:
+        fsync_path(folder)
+    if PROJECT_NAME in files.documents:
+        # The project must open the GeoPackage beside it, by a relative path.
+        validate_project(staging / PROJECT_NAME, GEOPACKAGE_NAME, files.tables.keys())
     return names

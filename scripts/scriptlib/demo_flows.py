@@ -117,7 +117,9 @@ class Flows:
     """Sampled flows and the calibration measured on them.
 
     ``column`` is the table's flow column, named after the census vintage the
-    synthetic flows are labelled with.
+    synthetic flows are labelled with; ``sampled`` the whole number of workers
+    drawn for each of its rows (the value is that number times the origin's
+    weight).
     """
 
     table: pd.DataFrame
@@ -126,6 +128,8 @@ class Flows:
     furness_iterations: int
     expected: EpciFigures
     measured: EpciFigures
+    #: Workers sampled on each row of ``table`` before weighting (integers).
+    sampled: np.ndarray
 
 
 def distance_matrix_km(communes: gpd.GeoDataFrame) -> np.ndarray:
@@ -293,13 +297,40 @@ class GravityInputs:
     nature: dict[str, str]
 
 
-def gravity_inputs(territory: Territory, source: Source) -> GravityInputs:
-    """Return workers, jobs and distances of the territory's communes."""
+def gravity_inputs(
+    territory: Territory,
+    source: Source,
+    population: np.ndarray | None = None,
+    employment_rate: float = EMPLOYMENT_RATE,
+    job_exponent: float = JOB_EXPONENT,
+) -> GravityInputs:
+    """Return workers, jobs and distances of the territory's communes.
+
+    Parameters
+    ----------
+    territory : Territory
+        Demo territory.
+    source : Source
+        Loaded wheel tables (EPCI natures).
+    population : numpy.ndarray, optional
+        Population of each commune (default: the wheel's, that of the 2025
+        geography); the previous vintage passes a drifted one.
+    employment_rate : float
+        Employed residents per inhabitant.
+    job_exponent : float
+        Jobs are ``population ** job_exponent``, scaled to the internal workers.
+
+    Returns
+    -------
+    GravityInputs
+        The model's inputs.
+    """
     communes = territory.communes
-    population = communes["population"].to_numpy(dtype=float)
-    workers = EMPLOYMENT_RATE * population
+    if population is None:
+        population = communes["population"].to_numpy(dtype=float)
+    workers = employment_rate * population
     origins = workers * (1 - outside_share())
-    jobs = population**JOB_EXPONENT
+    jobs = population**job_exponent
     jobs *= origins.sum() / jobs.sum()
     return GravityInputs(
         workers=workers,
@@ -341,6 +372,45 @@ def calibrate_d0(model: GravityInputs, territory: Territory) -> float:
     return best[1]
 
 
+def sample_flows(
+    model: GravityInputs,
+    expected: np.ndarray,
+    paris: pd.DataFrame,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw every origin's workers over all destinations, then weight them.
+
+    Parameters
+    ----------
+    model : GravityInputs
+        Workers of each commune.
+    expected : numpy.ndarray
+        Expected commune-to-commune flows inside the territory (:func:`furness`).
+    paris : pandas.DataFrame
+        Paris's arrondissements (``population``).
+    rng : numpy.random.Generator
+        Random generator: one multinomial per origin, then one weight per origin.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Sampled workers and their weighted values (2 decimals), origin by
+        destination: communes of the territory, Paris's arrondissements, then
+        the countries of :data:`ABROAD_SHARES`.
+    """
+    n = len(model.workers)
+    paris_p = PARIS_SHARE * paris["population"].to_numpy() / paris["population"].sum()
+    abroad_p = np.array(list(ABROAD_SHARES.values()))
+    internal_p = (1 - outside_share()) * expected / expected.sum(axis=1, keepdims=True)
+    probabilities = np.hstack(
+        [internal_p, np.tile(paris_p, (n, 1)), np.tile(abroad_p, (n, 1))]
+    )
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    counts = rng.multinomial(np.rint(model.workers).astype(np.int64), probabilities)
+    weights = rng.uniform(*WEIGHT_RANGE, size=n)
+    return counts, np.round(counts * weights[:, None], 2)
+
+
 def synthetic_flows(
     territory: Territory, source: Source, seed: int, vintage: int
 ) -> Flows:
@@ -363,40 +433,60 @@ def synthetic_flows(
     Flows
         Sampled table in INSEE's base-flux layout and calibration figures.
     """
-    communes = territory.communes
     model = gravity_inputs(territory, source)
     d0 = calibrate_d0(model, territory)
+    return gravity_flows(
+        territory, source, model, d0, np.random.default_rng(seed), flow_column(vintage)
+    )
+
+
+def gravity_flows(
+    territory: Territory,
+    source: Source,
+    model: GravityInputs,
+    d0: float,
+    rng: np.random.Generator,
+    column: str,
+) -> Flows:
+    """Balance the gravity model for this ``d0``, sample it, measure it.
+
+    Parameters
+    ----------
+    territory : Territory
+        Demo territory.
+    source : Source
+        Loaded wheel tables (Paris arrondissements).
+    model : GravityInputs
+        Workers, jobs and distances.
+    d0 : float
+        Deterrence distance in km.
+    rng : numpy.random.Generator
+        Random generator of the sampling (:func:`sample_flows`).
+    column : str
+        Name of the flow column (:func:`flow_column`).
+
+    Returns
+    -------
+    Flows
+        Sampled table in INSEE's base-flux layout, expected and measured figures.
+    """
+    communes = territory.communes
     expected, iterations = furness(
         model.origins, model.jobs, np.exp(-model.distance / d0)
     )
     expected_figures = epci_figures(
         expected, model.workers, model.epci, territory, model.nature
     )
-
     paris = source.arrondissements
-    paris_p = PARIS_SHARE * paris["population"].to_numpy() / paris["population"].sum()
-    abroad_p = np.array(list(ABROAD_SHARES.values()))
-    internal_p = (1 - outside_share()) * expected / expected.sum(axis=1, keepdims=True)
-    probabilities = np.hstack(
-        [
-            internal_p,
-            np.tile(paris_p, (len(communes), 1)),
-            np.tile(abroad_p, (len(communes), 1)),
-        ]
-    )
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(np.rint(model.workers).astype(np.int64), probabilities)
-    weights = rng.uniform(*WEIGHT_RANGE, size=len(communes))
-    values = np.round(counts * weights[:, None], 2)
+    counts, values = sample_flows(model, expected, paris, rng)
     n = len(communes)
     measured_figures = epci_figures(
         values[:, :n], values.sum(axis=1), model.epci, territory, model.nature
     )
-    column = flow_column(vintage)
-    table = flow_table(communes, paris, counts, values, column)
-    return Flows(table, column, d0, iterations, expected_figures, measured_figures)
+    table, sampled = flow_table(communes, paris, counts, values, column)
+    return Flows(
+        table, column, d0, iterations, expected_figures, measured_figures, sampled
+    )
 
 
 def flow_table(
@@ -405,7 +495,7 @@ def flow_table(
     counts: np.ndarray,
     values: np.ndarray,
     column: str,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Return the sampled flows in INSEE's base-flux layout, one row per pair.
 
     Parameters
@@ -422,9 +512,9 @@ def flow_table(
 
     Returns
     -------
-    pandas.DataFrame
-        ``CODGEO, LIBGEO, DCLT, L_DCLT`` and ``column``, pairs with at least one
-        worker, sorted.
+    tuple
+        The table: ``CODGEO, LIBGEO, DCLT, L_DCLT`` and ``column``, pairs with
+        at least one worker, sorted; and the workers sampled on each of its rows.
     """
     countries = list(ABROAD_SHARES)
     dest_codes = np.concatenate([communes["code"], paris["code"], countries])
@@ -439,6 +529,9 @@ def flow_table(
             "DCLT": dest_codes[cols],
             "L_DCLT": dest_names[cols],
             column: values[rows, cols],
+            "sampled": counts[rows, cols],
         }
     )
-    return table.sort_values(["CODGEO", "DCLT"], ignore_index=True)
+    table = table.sort_values(["CODGEO", "DCLT"], ignore_index=True)
+    sampled = table.pop("sampled").to_numpy()
+    return table, sampled
