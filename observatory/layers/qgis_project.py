@@ -32,6 +32,7 @@ import shapely
 
 from observatory.core.errors import OutputError
 from observatory.geography import MAINLAND, TERRITORY_EPSG, TERRITORY_NAMES
+from observatory.layers.captions import input_role, input_vintages, is_synthetic
 from observatory.layers.qgis import QML_VERSION
 from observatory.layers.qgis_layout import (
     Extent,
@@ -245,26 +246,6 @@ def group_name(group: SystemGroup) -> str:
     return f"{group.name} ({TERRITORY_NAMES.get(group.territory, group.territory)})"
 
 
-def is_synthetic(manifest: Mapping[str, Any]) -> bool:
-    """Return whether the run's flows are synthetic (manifest or any flows input)."""
-    run = manifest.get("config", {}).get("content", {}).get("run", {})
-    inputs = manifest.get("inputs", [])
-    return bool(
-        manifest.get("synthetic_flows")
-        or run.get("synthetic_flows")
-        or any(record.get("synthetic") for record in inputs)
-    )
-
-
-def _role(record: Mapping[str, Any]) -> str:
-    return str(record.get("role", "")).split("[")[0]  # communes[2] -> communes
-
-
-def _vintages(inputs: Sequence[Mapping[str, Any]], role: str) -> str:
-    found = {str(r["vintage"]) for r in inputs if _role(r) == role and r.get("vintage")}
-    return " et ".join(sorted(found))
-
-
 def sources_text(manifest: Mapping[str, Any]) -> str:
     """Return the sources of the maps, from the manifest's inputs.
 
@@ -273,16 +254,16 @@ def sources_text(manifest: Mapping[str, Any]) -> str:
     with the run's geography, and the program and run that made the data.
     """
     inputs: Sequence[Mapping[str, Any]] = manifest.get("inputs", [])
-    roles = {_role(r) for r in inputs}
+    roles = {input_role(r) for r in inputs}
     synthetic = " (SYNTHÉTIQUES)" if is_synthetic(manifest) else ""
-    flux = _vintages(inputs, "flows") or str(manifest.get("flows_vintage") or "")
+    flux = input_vintages(inputs, "flows") or str(manifest.get("flows_vintage") or "")
     parts = [f"INSEE, RP {flux}, base flux domicile-travail{synthetic}"]
     if "flows_previous" in roles:
-        previous = _vintages(inputs, "flows_previous")
+        previous = input_vintages(inputs, "flows_previous")
         parts.append(f"RP {previous} (comparaison){synthetic}")
     if "fd_mobpro" in roles:
         read = manifest.get("fd_mobpro", {}).get("read", {})
-        fd = _vintages(inputs, "fd_mobpro") or str(read.get("vintage") or "")
+        fd = input_vintages(inputs, "fd_mobpro") or str(read.get("vintage") or "")
         note = " (SYNTHÉTIQUE)" if synthetic else ""
         parts.append(f"fichier détail MOBPRO RP {fd}{note}".replace("RP  (", "("))
     geography = manifest.get("geography")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from observatory.config import ClassificationSection, ReliabilitySection
 from observatory.geography import MAINLAND, TERRITORY_NAMES
+from observatory.layers.captions import is_synthetic
 from observatory.layers.codes import class_labels
 from observatory.layers.styles import class_colours
 from observatory.report.html_format import (
@@ -63,18 +64,6 @@ CSP = (
 _NAME_PREFIX = re.compile(
     r"^(euro)?metropole( europeenne)?( du| de la| de l'| d'| de| des)?\s+"
 )
-
-
-def is_synthetic(manifest: Mapping[str, Any]) -> bool:
-    """Tell whether the manifest says the run's flows are synthetic (anywhere)."""
-    run = manifest.get("run")
-    content = (manifest.get("config") or {}).get("content") or {}
-    return bool(
-        manifest.get("synthetic_flows")
-        or (isinstance(run, Mapping) and run.get("synthetic_flows"))
-        or (content.get("run") or {}).get("synthetic_flows")
-        or any(r.get("synthetic") for r in manifest.get("inputs") or [])
-    )
 
 
 def thresholds(manifest: Mapping[str, Any]) -> ReliabilitySection:

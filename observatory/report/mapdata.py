@@ -6,8 +6,9 @@
   flow lines, the same as the QGIS style's (:func:`observatory.layers.styles.flow_classes`);
 - :func:`short_name`, :func:`percent_fr`: names and numbers as a French reader
   expects them;
-- :func:`census_text`, :func:`sources_line`, :func:`is_synthetic`: what every
-  picture says about its data, from the run's manifest.
+- :func:`census_text`, :func:`sources_line`: what every
+  picture says about its data, from the run's manifest (with
+  :mod:`observatory.layers.captions`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from observatory import __version__
 from observatory.config import ClassRule, ReliabilitySection
 from observatory.geography import MAINLAND, TERRITORY_NAMES
+from observatory.layers.captions import input_role, input_vintages, is_synthetic
 from observatory.layers.codes import count_fr
 from observatory.layers.styles import FLOW_BREAKS, flow_classes
 from observatory.systems.flows import ORDER_OF_MAGNITUDE
@@ -225,17 +227,6 @@ def rule_text(rule: ClassRule) -> str:
     return " et ".join(parts)
 
 
-def is_synthetic(manifest: Mapping[str, Any]) -> bool:
-    """Return whether the run's flows are synthetic (manifest or any flows input)."""
-    run = manifest.get("config", {}).get("content", {}).get("run", {})
-    inputs = manifest.get("inputs", [])
-    return bool(
-        manifest.get("synthetic_flows")
-        or run.get("synthetic_flows")
-        or any(record.get("synthetic") for record in inputs)
-    )
-
-
 def census_text(manifest: Mapping[str, Any]) -> str:
     """Return the census vintages in words: ``recensement 2022 (comparé à 2017)``."""
     vintage, previous = manifest.get("flows_vintage"), manifest.get("previous_vintage")
@@ -253,17 +244,6 @@ def territory_text(territory: str) -> str:
     return "" if territory == MAINLAND else TERRITORY_NAMES.get(territory, territory)
 
 
-def _role(record: Mapping[str, Any]) -> str:
-    return str(record.get("role", "")).split("[")[0]
-
-
-def _vintages(inputs: Sequence[Mapping[str, Any]], role: str) -> str:
-    found = sorted(
-        {str(r["vintage"]) for r in inputs if _role(r) == role and r.get("vintage")}
-    )
-    return " et ".join(found)
-
-
 def _fd_vintage(manifest: Mapping[str, Any]) -> str:
     # The census of the detailed file, when the config states it (fd_vintage).
     inputs = manifest.get("config", {}).get("content", {}).get("inputs", {})
@@ -278,16 +258,16 @@ def sources_line(manifest: Mapping[str, Any]) -> str:
     the geography of the run, and the program that drew it.
     """
     inputs: Sequence[Mapping[str, Any]] = manifest.get("inputs", [])
-    roles = {_role(r) for r in inputs}
-    flux = _vintages(inputs, "flows") or str(manifest.get("flows_vintage") or "")
+    roles = {input_role(r) for r in inputs}
+    flux = input_vintages(inputs, "flows") or str(manifest.get("flows_vintage") or "")
     census = [f"base flux domicile-travail RP {flux}".strip()]
     if "flows_previous" in roles:
-        previous = _vintages(inputs, "flows_previous") or manifest.get(
+        previous = input_vintages(inputs, "flows_previous") or manifest.get(
             "previous_vintage"
         )
         census.append(f"RP {previous} (comparaison)")
     if "fd_mobpro" in roles:
-        fd = _vintages(inputs, "fd_mobpro") or _fd_vintage(manifest)
+        fd = input_vintages(inputs, "fd_mobpro") or _fd_vintage(manifest)
         census.append(f"fichier détail MOBPRO{f' RP {fd}' if fd else ''}")
     synthetic = " (données SYNTHÉTIQUES)" if is_synthetic(manifest) else ""
     parts = [f"INSEE, recensement : {', '.join(census)}{synthetic}"]

@@ -24,6 +24,7 @@ from matplotlib.typing import RcKeyType
 from PIL import Image
 
 from observatory.config import ClassificationSection
+from observatory.layers.captions import is_synthetic
 from observatory.layers.codes import class_labels
 from observatory.layers.styles import class_colours
 from observatory.report.mapdata import (
@@ -31,7 +32,6 @@ from observatory.report.mapdata import (
     MapSystem,
     census_text,
     count_text,
-    is_synthetic,
     percent_fr,
     rule_text,
     sources_line,
