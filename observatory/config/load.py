@@ -1,33 +1,30 @@
-"""Typed configuration loaded from TOML files in ``configs/``.
-
-A run config has the tables ``[run]``, ``[inputs]``, ``[territories]``,
-``[reliability]``, ``[classification]`` and ``[output]``; every key is checked,
-unknown keys are errors, and paths are relative to the config file. The
-classification rules live in their own file (``configs/classification.toml`` by
-default) so that agencies can share and version them separately.
-"""
+"""Reading a run config from TOML: every key checked, unknown keys refused."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
+from observatory.config.inputs import LOCATED_ROLES, InputsSection, SourceRef
+from observatory.config.runtime import (
+    ComputeSection,
+    OutputSection,
+    RunSection,
+    SourcesSection,
+)
+from observatory.config.territories import (
+    CLASSIFIABLE_INDICATORS,
+    ClassificationSection,
+    ClassRule,
+    ReliabilitySection,
+    TerritoriesSection,
+)
 from observatory.core.errors import ConfigError
 
 T = TypeVar("T")
-
-#: Indicators a classification rule may test, all shares in [0, 1].
-CLASSIFIABLE_INDICATORS = (
-    "dependence_share",
-    "attraction_share",
-    "reciprocity",
-    "self_containment_share",
-    "main_other_destination_share",
-)
 
 
 def configs_dir() -> Path:
@@ -36,7 +33,7 @@ def configs_dir() -> Path:
     In an installed wheel the configs sit inside the package; in a source checkout
     (editable install) they are the repository's ``configs/`` folder.
     """
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     for candidate in (here / "configs", here.parent / "configs"):
         if (candidate / "classification.toml").is_file():
             return candidate
@@ -47,233 +44,6 @@ def configs_dir() -> Path:
 def default_config_path() -> Path:
     """Return the path of the embedded demo config, used when none is given."""
     return configs_dir() / "demo.toml"
-
-
-@dataclass(frozen=True, slots=True)
-class RunSection:
-    """What the run is about; free text copied into the outputs' metadata."""
-
-    name: str = "observatory"
-    description: str = ""
-    synthetic_flows: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRef:
-    """An input taken from the sources catalogue rather than from a local path.
-
-    Written in TOML as ``{ source = "insee_epci_2025", member = "EPCI.xlsx" }``;
-    ``member`` picks one extracted file of an archive (by name or ending);
-    ``fallback`` names another catalogue source used when the first cannot be
-    fetched (HTTP error, network failure; never on a checksum mismatch).
-    """
-
-    source: str
-    member: str | None = None
-    fallback: str | None = None
-
-
-#: Inputs whose local path may carry its geography:
-#: ``{ path = "file", geography = 2025 }`` (a bare path takes ``[inputs] geography``).
-LOCATED_ROLES = (
-    "communes",
-    "epci_composition",
-    "flows",
-    "flows_previous",
-    "commune_passage",
-    "fd_mobpro",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class InputsSection:
-    """Input files: local paths (relative to the config) or catalogue sources.
-
-    ``communes`` may list several files, e.g. ADMIN EXPRESS's mainland and
-    overseas editions, each in its own CRS. ``geography`` is the target
-    geography, the EPCI composition's (taken from its catalogue entry or inline
-    geography when unset, by :func:`observatory.sources.inputs.check_geography`);
-    ``geographies`` holds the geography written beside a local path, by input key
-    (``flows``, ``communes[2]``...).
-    """
-
-    communes: Path | SourceRef | tuple[Path | SourceRef, ...]
-    epci_composition: Path | SourceRef
-    flows: Path | SourceRef
-    flows_previous: Path | SourceRef | None = None
-    commune_passage: Path | SourceRef | None = None
-    fd_mobpro: Path | SourceRef | None = None
-    fd_vintage: int | None = None
-    communes_layer: str | None = None
-    epci_list: Path | None = None
-    flows_vintage: int | None = None
-    geography: int | None = None
-    #: Largest share of workers whose commune matches no EPCI after harmonisation
-    #: before a run fails: more means the inputs are in different geographies.
-    max_unmatched_share: float = 0.005
-    geographies: dict[str, int] = field(default_factory=dict, metadata={"toml": False})
-
-    def check(self, where: str) -> None:
-        """Refuse a gate on unmatched workers outside [0, 1]."""
-        if not 0.0 <= self.max_unmatched_share <= 1.0:
-            msg = (
-                f"{where} max_unmatched_share must lie in [0, 1], "
-                f"got {self.max_unmatched_share:g}"
-            )
-            raise ConfigError(msg)
-
-
-@dataclass(frozen=True, slots=True)
-class TerritoriesSection:
-    """How métropole systems are built.
-
-    ``metropoles`` empty means the 22 métropoles; ``poles`` adds EPCI of any
-    nature studied the same way (e.g. the CINOR in La Réunion, which has no
-    métropole).
-    """
-
-    metropoles: tuple[str, ...] = ()
-    poles: tuple[str, ...] = ()
-    crown_depth: int = 2
-    contiguity_tolerance_m: float = 100.0
-    min_shared_border_m: float = 500.0
-
-    def check(self, where: str) -> None:
-        """Refuse SIREN lists, depths and distances that cannot build crowns."""
-        for key in ("metropoles", "poles"):
-            for code in getattr(self, key):
-                if not (
-                    isinstance(code, str)
-                    and len(code) == 9
-                    and code.isascii()
-                    and code.isdigit()
-                ):
-                    msg = f"{where} {key}: expected 9-digit SIREN strings, got {code!r}"
-                    raise ConfigError(msg)
-        if self.crown_depth < 1:
-            msg = f"{where} crown_depth must be >= 1, got {self.crown_depth}"
-            raise ConfigError(msg)
-        if self.contiguity_tolerance_m < 0 or self.min_shared_border_m <= 0:
-            msg = (
-                f"{where} contiguity_tolerance_m must be >= 0 and "
-                "min_shared_border_m > 0"
-            )
-            raise ConfigError(msg)
-        if self.min_shared_border_m <= 2 * self.contiguity_tolerance_m:
-            # A corner contact measures about 2 x tolerance: the bar must be above it.
-            msg = (
-                f"{where} min_shared_border_m ({self.min_shared_border_m:g}) "
-                "must exceed twice contiguity_tolerance_m "
-                f"({self.contiguity_tolerance_m:g}), or corner contacts count as borders"
-            )
-            raise ConfigError(msg)
-
-
-@dataclass(frozen=True, slots=True)
-class ReliabilitySection:
-    """INSEE's rule on weighted counts: reliable from 500, usable from 200."""
-
-    reliable_min: float = 500.0
-    usable_min: float = 200.0
-
-    def check(self, where: str) -> None:
-        """Refuse thresholds out of order."""
-        if not 0 < self.usable_min <= self.reliable_min:
-            msg = f"{where} expected 0 < usable_min <= reliable_min"
-            raise ConfigError(msg)
-
-
-@dataclass(frozen=True, slots=True)
-class ClassRule:
-    """One classification rule: all conditions ``indicator >= threshold`` hold."""
-
-    class_code: str
-    label: str
-    conditions: tuple[tuple[str, float], ...]
-    description: str = ""
-
-    def describe(self) -> str:
-        """Return the rule as a readable condition, e.g. ``dependence_share >= 0.4``."""
-        if not self.conditions:
-            return "otherwise"
-        return " and ".join(f"{name} >= {value:g}" for name, value in self.conditions)
-
-
-@dataclass(frozen=True, slots=True)
-class ClassificationSection:
-    """Ordered classification rules (first match wins) and where they came from."""
-
-    rules: tuple[ClassRule, ...]
-    source: Path
-
-
-def default_cache_dir() -> Path:
-    """Return the download cache: ``$OBSERVATORY_CACHE``, else the XDG cache folder."""
-    if env := os.environ.get("OBSERVATORY_CACHE"):
-        return Path(env).expanduser()
-    return (
-        Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "observatory"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class SourcesSection:
-    """Where the catalogue of public sources is and where downloads are cached."""
-
-    catalogue: Path | None = None
-    cache_dir: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ComputeSection:
-    """Where parallel work runs (see :mod:`observatory.core.compute`), FD partition size.
-
-    ``scheduler`` is ``"threads"`` (default), ``"processes"``, ``"synchronous"``
-    or the address of a dask.distributed scheduler, ``"tcp://host:8786"``.
-    """
-
-    scheduler: str | None = None
-    blocksize: str = "64MiB"
-
-    def check(self, where: str) -> None:
-        """Refuse a scheduler that is neither local nor an address."""
-        check_scheduler(self.scheduler, f"{where} scheduler")
-
-
-#: How ``outputs/latest`` is switched: a symlink, a copied folder, or the first
-#: that works (symlinks are refused by some Windows shares).
-LATEST_MODES = ("auto", "symlink", "copy")
-
-#: What a run writes: GeoParquet files (one per layer, QGIS styles beside them);
-#: one GeoPackage (every layer, styles inside) that GDAL 3.6 / QGIS 3.22 open, with
-#: its QGIS project (a group and an atlas page per métropole); the report (PNG maps,
-#: charts, a PDF atlas and report.html, for readers without QGIS).
-OUTPUT_FORMATS = ("geoparquet", "geopackage", "report")
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSection:
-    """Where runs are published unless ``--output`` says otherwise, and how many are kept."""
-
-    dir: Path | None = None
-    keep_runs: int = 5
-    latest: str = "auto"
-    formats: tuple[str, ...] = OUTPUT_FORMATS
-
-    def check(self, where: str) -> None:
-        """Refuse a retention below one run and an unknown ``latest`` mode."""
-        if self.keep_runs < 1:
-            msg = f"{where} keep_runs must be >= 1, got {self.keep_runs}"
-            raise ConfigError(msg)
-        if not self.formats or set(self.formats) - set(OUTPUT_FORMATS):
-            msg = (
-                f"{where} formats must be a non-empty list of {list(OUTPUT_FORMATS)}, "
-                f"got {list(self.formats)}"
-            )
-            raise ConfigError(msg)
-        if self.latest not in LATEST_MODES:
-            msg = f"{where} latest must be one of {list(LATEST_MODES)}, got {self.latest!r}"
-            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,17 +124,6 @@ def _coerce(value: Any, hint: Any, where: str, base: Path) -> Any:
     if get_origin(hint) is tuple:
         return tuple(_check_type(value, list, where))
     return _check_type(value, next(iter(kinds)), where)
-
-
-def check_scheduler(scheduler: str | None, where: str) -> None:
-    """Refuse a dask scheduler that is neither local nor an address, naming ``where``."""
-    from observatory.core.compute import scheduler_kind
-
-    try:
-        scheduler_kind(scheduler)
-    except ConfigError as exc:
-        msg = f"{where}: {exc}"
-        raise ConfigError(msg) from exc
 
 
 def _section(raw: dict[str, Any], name: str, cls: type[T], path: Path) -> T:
