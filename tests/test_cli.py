@@ -4,6 +4,7 @@
 guarantees of unattended refreshes are tested in test_refresh.py.
 """
 
+import errno
 import json
 import re
 import subprocess
@@ -48,6 +49,20 @@ def test_help_explains_itself(capsys):
     assert "--force" in text
     assert "--quiet" in text
     assert "75" in text
+
+
+def test_fetch_help_names_the_download_bounds(capsys):
+    with pytest.raises(SystemExit):
+        main(["fetch", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--timeout", "--retries", "--max-extracted-size"):
+        assert option in text
+    assert "--max-compression-ratio" in text
+    assert "75" in text  # another fetch into the same cache
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fetch", "--max-extracted-size", "lots"])
+    assert exit_info.value.code == 2
+    assert "expected a size above 0" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys):
@@ -269,3 +284,47 @@ def test_without_detailed_file_mode_columns_are_empty(tiny_inputs):
     flows = gpd.read_parquet(out / "latest" / "flows.parquet")
     assert flows["car_share"].isna().all()
     assert flows["distance_km"].isna().all()
+
+
+# --------------------------------------------------------------------- file-system errors
+def test_output_that_is_a_file_is_one_sentence(tiny_inputs, capsys):
+    target = tiny_inputs.parent / "a-file"
+    target.write_text("not a folder\n", encoding="utf-8")
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(target)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"observatory run failed: --output {target} is a file, not a folder: name a "
+        "folder (it is created if absent)"
+    ]
+    assert target.read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_output_below_a_file_is_one_sentence(tiny_inputs, capsys):
+    target = tiny_inputs.parent / "a-file"
+    target.write_text("x", encoding="utf-8")
+    out = target / "runs"
+    assert main(["refresh", "--config", str(tiny_inputs), "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"observatory refresh failed: cannot create --output {out}: a part of the "
+        f"path is a file, not a folder: {out}"
+    ]
+
+
+def test_new_output_folder_on_a_read_only_mount(tiny_inputs, capsys, monkeypatch):
+    """A read-only mount answers EROFS (simulated: tests run as root, without mounts)."""
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "ro-mount" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    out = tiny_inputs.parent / "ro-mount" / "outputs"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"observatory run failed: cannot create --output {out}: the file system is "
+        f"read-only: {out}"
+    ]

@@ -425,11 +425,19 @@ def test_two_refreshes_at_once_and_the_stale_lock_of_a_killed_one(project, capsy
     assert time.monotonic() - started < 5  # at once
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
+    out = layout(project).root
     assert err[0].startswith(
-        f"observatory refresh: another refresh is running (refresh {holder['run_id']}: pid {proc.pid} on host"
+        f"observatory refresh: the output folder {out} is in use by refresh "
+        f"{holder['run_id']}: pid {proc.pid} on host {socket.gethostname()}, "
+        f"started {holder['started']}"
     )
     assert main(["run", "--config", str(project), "-q"]) == EXIT_LOCKED  # run too
-    capsys.readouterr()
+    err = (
+        capsys.readouterr().err
+    )  # a run is told what holds the folder, not "another run"
+    assert err.startswith(
+        f"observatory run: the output folder {out} is in use by refresh {holder['run_id']}"
+    )
     assert main(["status", "--config", str(project)]) == 0
     assert (
         f"Lock:          held by refresh {holder['run_id']}: pid {proc.pid}"
@@ -659,7 +667,9 @@ def test_lock_staleness(tmp_path, case, age, stale):
         assert json.loads(path.read_text(encoding="utf-8"))["run_id"] == "mine"
         lock.release()
     else:
-        with pytest.raises(Locked, match="another refresh is running"):
+        with pytest.raises(
+            Locked, match=r"^the output folder .* is in use by a process"
+        ):
             lock.acquire()
         assert path.exists()
 

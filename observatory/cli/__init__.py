@@ -3,7 +3,8 @@
 Parses the command line, sets up logging on stderr, calls the package and turns
 what it returns into text and an exit code: 0 success (or "up to date"), 1 a
 failure (one line on stderr says what failed, where, and names the log), 2 wrong
-command-line usage, 75 another refresh of the same output folder is running.
+command-line usage, 75 another run or refresh of the same output folder (or
+fetch into the same download cache) is running.
 """
 
 from observatory.cli.main import main

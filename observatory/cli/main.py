@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from observatory.config import (
     load_config,
 )
 from observatory.core.errors import ObservatoryError
+from observatory.core.fserrors import describe_os_error
 from observatory.runs.execute import RunFailed, execute_job, failure_line
 from observatory.runs.lock import Locked
 from observatory.runs.logs import LOG_FORMAT
@@ -69,8 +71,51 @@ def _output_dir(args: argparse.Namespace, config: Config) -> Path:
     return args.output or config.output.dir or Path("outputs")
 
 
+def _output_problem(
+    args: argparse.Namespace, config: Config, output: Path
+) -> str | None:
+    """Say, in one sentence, why runs cannot be published in ``output``; None if they can."""
+    if args.output:
+        named = f"--output {output}"
+    elif config.output.dir:
+        named = f"[output] dir {output} (in {config.path})"
+    else:
+        named = f"the output folder {output}"
+    if output.exists() and not output.is_dir():
+        return (
+            f"{named} is a file, not a folder: name a folder (it is created if absent)"
+        )
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {named}: {describe_os_error(exc)}"
+    if not os.access(output, os.W_OK | os.X_OK):
+        return (
+            f"cannot write in {named}: the file system is read-only or "
+            "you lack the permission"
+        )
+    return None
+
+
+def _with_download_bounds(args: argparse.Namespace, config: Config) -> Config:
+    """Return ``config`` with the download bounds given on the command line."""
+    given = {
+        "timeout_s": getattr(args, "timeout", None),
+        "retries": getattr(args, "retries", None),
+        "max_extracted_size": getattr(args, "max_extracted_size", None),
+        "max_compression_ratio": getattr(args, "max_compression_ratio", None),
+    }
+    bounds = {key: value for key, value in given.items() if value is not None}
+    if not bounds:
+        return config
+    return replace(config, sources=replace(config.sources, **bounds))
+
+
 def _run_or_refresh(args: argparse.Namespace, config: Config) -> int:
     output = _output_dir(args, config).resolve()
+    if problem := _output_problem(args, config, output):
+        sys.stderr.write(f"observatory {args.command} failed: {problem}\n")
+        return EXIT_ERROR
     restore = install_signal_handlers()
     try:
         outcome = execute_job(
@@ -85,7 +130,8 @@ def _run_or_refresh(args: argparse.Namespace, config: Config) -> int:
         return EXIT_LOCKED
     except RunFailed as exc:
         sys.stderr.write(f"{exc}\n")
-        return EXIT_ERROR
+        # refused by the lock of the download cache: try again later, like a run's lock
+        return EXIT_LOCKED if isinstance(exc.__cause__, Locked) else EXIT_ERROR
     finally:
         restore()
     if not args.quiet:
@@ -221,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load_config(args)
     if isinstance(config, int):
         return config
+    config = _with_download_bounds(args, config)
     try:
         if args.command == "fetch":
             return _fetch(config, args.offline)
@@ -228,7 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sources(config)
         if args.command == "status":
             return _status(config, _output_dir(args, config))
+    except Locked as exc:
+        sys.stderr.write(f"observatory {args.command}: {exc}; exiting\n")
+        return EXIT_LOCKED
     except ObservatoryError as exc:
         logger.error("%s", exc)
+        return EXIT_ERROR
+    except OSError as exc:  # a file-system error no layer turned into a sentence
+        logger.error("observatory %s failed: %s", args.command, describe_os_error(exc))
         return EXIT_ERROR
     return _run_or_refresh(args, config)

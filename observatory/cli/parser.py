@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from observatory import __version__
+from observatory.config.runtime import parse_size
 
 #: Exit codes of every command.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75  # 75: EX_TEMPFAIL
@@ -17,7 +18,8 @@ EXIT_CODES = f"""exit codes:
   {EXIT_ERROR}   failure: one line on stderr says what failed, where, and names the log
       (status: the last attempt failed or was interrupted)
   {EXIT_USAGE}   wrong command-line usage
-  {EXIT_LOCKED}  another run or refresh of the same output folder is running (EX_TEMPFAIL)
+  {EXIT_LOCKED}  another run or refresh of the same output folder, or another fetch into
+      the same download cache, is running; the line says which (EX_TEMPFAIL)
 """
 
 
@@ -80,6 +82,7 @@ def _add_run(sub: _Commands) -> None:
     _add_config(run)
     _add_output(run)
     _add_offline(run)
+    _add_download_bounds(run)
     _add_scheduler(run)
     _add_verbosity(run)
 
@@ -108,6 +111,7 @@ def _add_refresh(sub: _Commands) -> None:
         "--force", action="store_true", help="recompute even if nothing changed"
     )
     _add_offline(refresh)
+    _add_download_bounds(refresh)
     _add_scheduler(refresh)
     _add_verbosity(refresh)
 
@@ -139,16 +143,25 @@ def _add_fetch(sub: _Commands) -> None:
             "Download every catalogue source named in the [inputs] of a config into "
             "the download cache ([sources] cache_dir, $OBSERVATORY_CACHE or "
             "~/.cache/observatory), verifying size and sha256, with conditional "
-            "requests so that an unchanged file is not downloaded again. Prints what "
+            "requests so that an unchanged file is not downloaded again, and "
+            "extracting archive members within the bounds of [sources]. A source "
+            "changes all at once or not at all: a refused download or archive leaves "
+            "the cache as it was. One fetch at a time per cache folder. Prints what "
             "was fetched, what was up to date and where each file is."
         ),
+        epilog=EXIT_CODES,
+        formatter_class=_Formatter,
     )
     _add_config(fetch)
     fetch.add_argument(
         "--offline",
         action="store_true",
-        help="check the cache only: say which source is missing or corrupted",
+        help=(
+            "check the cache only: say which source is missing, corrupted, off its "
+            "pinned size or checksum, or fetched from another URL than the catalogue's"
+        ),
     )
+    _add_download_bounds(fetch)
     _add_verbosity(fetch)
 
 
@@ -205,6 +218,74 @@ def _add_offline(parser: argparse.ArgumentParser) -> None:
         "--offline",
         action="store_true",
         help="take catalogue sources from the download cache only, never the network",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        msg = f"expected seconds above 0, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _retries(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 20:
+        msg = f"expected 0 to 20 retries, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _size(text: str) -> str:
+    if not parse_size(text):
+        msg = f'expected a size above 0 such as "4GiB" or "500MB", got {text!r}'
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        msg = f"expected a ratio of at least 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _add_download_bounds(parser: argparse.ArgumentParser) -> None:
+    """Add the options replacing the [sources] bounds of a download for one command."""
+    bounds = parser.add_argument_group(
+        "download bounds (default: [sources] of the config)"
+    )
+    bounds.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="to connect and between two reads ([sources] timeout_s, default 60)",
+    )
+    bounds.add_argument(
+        "--retries",
+        type=_retries,
+        metavar="N",
+        help="after a 5xx, a timeout or a body cut short ([sources] retries, default 4)",
+    )
+    bounds.add_argument(
+        "--max-extracted-size",
+        type=_size,
+        metavar="SIZE",
+        help=(
+            "largest size of the members extracted from one archive, and of one "
+            'downloaded file ([sources] max_extracted_size, default "4 GiB")'
+        ),
+    )
+    bounds.add_argument(
+        "--max-compression-ratio",
+        type=_ratio,
+        metavar="RATIO",
+        help=(
+            "largest uncompressed / compressed size of an archive member, counted "
+            "while inflating ([sources] max_compression_ratio, default 100)"
+        ),
     )
 
 

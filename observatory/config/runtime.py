@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,68 @@ def default_cache_dir() -> Path:
     )
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {f"{p}IB": 1024 ** (i + 1) for i, p in enumerate("KMGT")}
+
+
+def parse_size(text: str) -> int | None:
+    """Return the bytes of a size such as ``"4 GiB"``, ``"500MB"`` or ``"1024"``; None if malformed."""
+    match = _SIZE.match(text)
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
+
+
 @dataclass(frozen=True, slots=True)
 class SourcesSection:
-    """Where the catalogue of public sources is and where downloads are cached."""
+    """Where the catalogue of public sources is, where downloads are cached, and their bounds.
+
+    The bounds apply to every download and extraction: ``timeout_s`` to connect
+    and between two reads, ``retries`` after a failed attempt (5xx, timeout, a
+    body cut short), ``max_extracted_size`` for the members extracted from one
+    archive together (and for one downloaded file), ``max_compression_ratio``
+    for each member (uncompressed / compressed, counted while inflating). The
+    defaults are sized on the real files (README, "Real sources").
+    """
 
     catalogue: Path | None = None
     cache_dir: Path | None = None
+    timeout_s: float = 60.0
+    retries: int = 4
+    max_extracted_size: str = "4 GiB"
+    max_compression_ratio: float = 100.0
+
+    @property
+    def max_extracted_bytes(self) -> int:
+        """``max_extracted_size`` in bytes."""
+        size = parse_size(self.max_extracted_size)
+        assert size is not None  # checked when the config loads
+        return size
+
+    def check(self, where: str) -> None:
+        """Refuse a bound that is not positive, and a malformed size."""
+        if not self.timeout_s > 0:
+            msg = f"{where} timeout_s must be > 0 seconds, got {self.timeout_s}"
+            raise ConfigError(msg)
+        if not 0 <= self.retries <= 20:
+            msg = f"{where} retries must be between 0 and 20, got {self.retries}"
+            raise ConfigError(msg)
+        size = parse_size(self.max_extracted_size)
+        if not size:
+            msg = (
+                f"{where} max_extracted_size must be a size above 0 such as "
+                f'"4 GiB" or "500 MB", got {self.max_extracted_size!r}'
+            )
+            raise ConfigError(msg)
+        if not self.max_compression_ratio >= 1:
+            msg = (
+                f"{where} max_compression_ratio must be >= 1, "
+                f"got {self.max_compression_ratio}"
+            )
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True)

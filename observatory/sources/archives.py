@@ -1,10 +1,13 @@
 """Safe extraction of the members of a zip or 7z archive named by a catalogue source.
 
 :func:`list_archive` lists an archive; :func:`extract_members` selects the
-members matching the source's ``members`` patterns, refuses any path outside
-the extraction folder (zip-slip), bounds the uncompressed size (declared, then
-counted while writing) and extracts into a temporary folder renamed into place
-once complete, so that a folder of extracted members is always whole.
+members matching the source's ``members`` patterns and extracts them into a new
+folder (the cache's staging folder), verifying every one: its path stays inside
+the folder (zip-slip), the declared sizes fit ``max_extracted_bytes`` and the
+free space, each member's declared and counted ratio of uncompressed to
+compressed bytes stays under ``max_compression_ratio`` (bytes are counted while
+inflating: declared sizes are not trusted), what was written matches what was
+declared, and the CRC (checked by :mod:`zipfile` and py7zr as they read).
 """
 
 from __future__ import annotations
@@ -14,44 +17,97 @@ import logging
 import lzma
 import re
 import shutil
-import tempfile
 import threading
 import zipfile
 import zlib
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from observatory.core.errors import SourceError
 from observatory.core.files import CHUNK
+from observatory.core.fserrors import describe_os_error
 from observatory.sources.catalogue import Source
+from observatory.sources.limits import RATIO_FLOOR, FetchLimits, human_bytes
 
 logger = logging.getLogger(__name__)
-
-
-#: Temporary extraction folders start with this (a crash leftover is removed).
-TEMPORARY_PREFIX = ".extracted-"
 
 
 _MAX_LISTED = 20
 
 
-class _Budget:
-    """Count the bytes written by an extraction; thread-safe (py7zr uses threads)."""
+_REFUSED = "nothing extracted, the cache is unchanged"
 
-    def __init__(self, source: Source, archive: Path, limit: int) -> None:
-        self.source, self.archive, self.limit = source, archive, limit
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A file in an archive, as its directory declares it."""
+
+    #: uncompressed size in bytes
+    size: int
+    #: compressed size in bytes; None in a 7z (its members share solid blocks)
+    compressed: int | None
+
+
+class _Budget:
+    """Count the bytes an extraction writes, by member; thread-safe (py7zr uses threads)."""
+
+    def __init__(
+        self,
+        source: Source,
+        archive: Path,
+        limits: FetchLimits,
+        listing: dict[str, Listed],
+    ) -> None:
+        self.source, self.archive, self.limits = source, archive, limits
+        self.listing = listing
+        self.archive_size = archive.stat().st_size
         self.written = 0
+        self.by_member: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
     def add(self, count: int, member: str) -> None:
+        """Count ``count`` bytes written to ``member``; raise past a bound."""
         with self._lock:
             self.written += count
-            if self.written > self.limit:
-                msg = (
-                    f"{self.source.id}: extracting {self.archive.name} writes more than "
-                    f"max_extracted_bytes={self.limit:,} bytes (stopped in member "
-                    f"{member!r}); nothing extracted"
+            self.by_member[member] += count
+            if self.written > self.limits.max_extracted_bytes:
+                self._refuse(
+                    f"extracting {self.archive.name} writes more than "
+                    f"max_extracted_size ({_size(self.limits.max_extracted_bytes)}) "
+                    f"(stopped in member {member!r}); raise [sources] "
+                    "max_extracted_size if the file is genuine"
                 )
-                raise SourceError(msg, source=self.source.id, path=self.archive)
+            listed = self.listing.get(member)
+            if listed is not None and self.by_member[member] > listed.size:
+                self._refuse(
+                    f"member {member!r} of {self.archive.name} writes more than the "
+                    f"{listed.size:,} bytes it declares: the archive is corrupted or forged"
+                )
+            self._check_ratio(member, listed)
+
+    def _check_ratio(self, member: str, listed: Listed | None) -> None:
+        # A 7z's members share compressed blocks: hold the whole archive to the ratio.
+        per_member = listed is not None and listed.compressed is not None
+        compressed = listed.compressed if per_member and listed else self.archive_size
+        written = self.by_member[member] if per_member else self.written
+        ratio = self.limits.max_compression_ratio
+        if written > max(ratio * (compressed or 0), RATIO_FLOOR):
+            what = f"member {member!r} of" if per_member else "the members of"
+            self._refuse(
+                f"{what} {self.archive.name} inflate more than max_compression_ratio "
+                f"= {ratio:g} times their {compressed:,} compressed bytes (stopped "
+                f"after {written:,} bytes): a decompression bomb or a corrupted "
+                "archive; raise [sources] max_compression_ratio if the file is genuine"
+            )
+
+    def _refuse(self, why: str) -> None:
+        msg = f"{self.source.id}: {why}; {_REFUSED}"
+        raise SourceError(msg, source=self.source.id, path=self.archive)
+
+
+def _size(count: int) -> str:
+    return f"{human_bytes(count)}, {count:,} bytes"
 
 
 def member_path(folder: Path, name: str) -> Path:
@@ -63,8 +119,8 @@ def _parts(name: str) -> list[str]:
     return [p for p in re.split(r"[\\/]", name) if p not in ("", ".")]
 
 
-def list_archive(source: Source, archive: Path) -> dict[str, int]:
-    """Return the files of the archive of ``source`` and their declared uncompressed size.
+def list_archive(source: Source, archive: Path) -> dict[str, Listed]:
+    """Return the files of the archive of ``source`` and their declared sizes.
 
     Directories are left out. ``source.format`` says whether ``archive`` is a zip
     or a 7z file.
@@ -78,7 +134,9 @@ def list_archive(source: Source, archive: Path) -> dict[str, int]:
         try:
             with zipfile.ZipFile(archive) as handle:
                 return {
-                    i.filename: i.file_size for i in handle.infolist() if not i.is_dir()
+                    i.filename: Listed(i.file_size, i.compress_size)
+                    for i in handle.infolist()
+                    if not i.is_dir()
                 }
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             msg = f"{source.id}: cannot read {archive} as a zip archive: {exc}"
@@ -88,7 +146,9 @@ def list_archive(source: Source, archive: Path) -> dict[str, int]:
     try:
         with py7zr.SevenZipFile(archive, "r") as handle:
             return {
-                i.filename: i.uncompressed for i in handle.list() if not i.is_directory
+                i.filename: Listed(i.uncompressed, None)
+                for i in handle.list()
+                if not i.is_directory
             }
     except _7z_errors() as exc:
         msg = f"{source.id}: cannot read {archive} as a 7z archive: {exc}"
@@ -109,9 +169,9 @@ def _7z_errors() -> tuple[type[BaseException], ...]:
 
 
 def extract_members(
-    source: Source, archive: Path, extracted: Path, limit: int
+    source: Source, archive: Path, extracted: Path, limits: FetchLimits
 ) -> dict[str, int]:
-    """Extract the members of ``archive`` that ``source.members`` selects.
+    """Extract the members of ``archive`` that ``source.members`` selects, verified.
 
     Parameters
     ----------
@@ -121,10 +181,10 @@ def extract_members(
     archive
         The downloaded archive.
     extracted
-        The folder the members go into, replaced as a whole once they are all
-        extracted (its parent holds the temporary folder).
-    limit
-        Bound on the total uncompressed size, in bytes.
+        The folder the members go into; it must not exist yet (the caller's
+        staging folder holds it, and is discarded whole on failure).
+    limits
+        ``max_extracted_bytes`` and ``max_compression_ratio``.
 
     Returns
     -------
@@ -135,73 +195,95 @@ def extract_members(
     ------
     SourceError
         When a pattern matches nothing, a member's path falls outside
-        ``extracted``, the size bound is passed or the archive is unreadable;
-        ``extracted`` is then left as it was.
+        ``extracted``, a bound is passed (declared or counted), the free space
+        is short, a member's size or CRC is wrong or the archive is unreadable.
     """
     listing = list_archive(source, archive)
     selected = _select_members(source, archive, listing)
     for name in selected:
         _check_member_path(source, archive, name, extracted)
-    declared = sum(listing[name] for name in selected)
-    if declared > limit:
-        msg = (
-            f"{source.id}: the members to extract from {archive.name} declare "
-            f"{declared:,} bytes uncompressed, more than max_extracted_bytes="
-            f"{limit:,}; nothing extracted"
-        )
-        raise SourceError(msg, source=source.id, path=archive)
-
-    budget = _Budget(source, archive, limit)
-    folder = extracted.parent
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=".tmp"))
-    try:
-        if source.format == "zip":
-            _extract_zip(source, archive, selected, tmp, budget)
-        else:
-            _extract_7z(source, archive, selected, tmp, budget)
-        sizes = _extracted_sizes(source, archive, selected, tmp)
-        _swap_into_place(tmp, extracted)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _check_declared(source, archive, {n: listing[n] for n in selected}, limits)
+    budget = _Budget(source, archive, limits, listing)
+    extracted.mkdir(parents=True)
+    if source.format == "zip":
+        _extract_zip(source, archive, selected, extracted, budget)
+    else:
+        _extract_7z(source, archive, selected, extracted, budget)
+    sizes = _extracted_sizes(source, archive, selected, extracted, listing)
     logger.info(
-        "%s: extracted %d member(s) (%s bytes) to %s",
+        "%s: extracted %d member(s) (%s bytes) from %s",
         source.id,
         len(selected),
         f"{budget.written:,}",
-        extracted,
+        archive.name,
     )
     return sizes
+
+
+def _check_declared(
+    source: Source, archive: Path, selected: dict[str, Listed], limits: FetchLimits
+) -> None:
+    """Refuse before writing what the archive's directory already gives away."""
+    declared = sum(m.size for m in selected.values())
+
+    def refuse(why: str) -> None:
+        msg = f"{source.id}: {why}; {_REFUSED}"
+        raise SourceError(msg, source=source.id, path=archive)
+
+    if declared > limits.max_extracted_bytes:
+        refuse(
+            f"the members to extract from {archive.name} declare {declared:,} bytes "
+            f"uncompressed, more than max_extracted_size "
+            f"({_size(limits.max_extracted_bytes)}); raise [sources] "
+            "max_extracted_size if the file is genuine"
+        )
+    ratio = limits.max_compression_ratio
+    for name, member in selected.items():
+        if member.compressed is not None and member.size > max(
+            ratio * member.compressed, RATIO_FLOOR
+        ):
+            refuse(
+                f"member {name!r} of {archive.name} declares {member.size:,} bytes "
+                f"from {member.compressed:,} compressed, more than "
+                f"max_compression_ratio = {ratio:g}: a decompression bomb or a "
+                "corrupted archive; raise [sources] max_compression_ratio if the "
+                "file is genuine"
+            )
+    free = shutil.disk_usage(archive.parent).free
+    if declared > free:
+        refuse(
+            f"the members of {archive.name} need {declared:,} bytes but "
+            f"{archive.parent} has {free:,} free; free some space or move "
+            "[sources] cache_dir"
+        )
 
 
 def _extracted_sizes(
-    source: Source, archive: Path, selected: list[str], tmp: Path
+    source: Source,
+    archive: Path,
+    selected: list[str],
+    folder: Path,
+    listing: dict[str, Listed],
 ) -> dict[str, int]:
+    """Return each member's size on disk; refuse one missing or of another size."""
     sizes = {}
     for name in selected:
-        path = member_path(tmp, name)
+        path = member_path(folder, name)
         if not path.is_file():
-            msg = f"{source.id}: member {name!r} of {archive.name} was not extracted"
+            msg = (
+                f"{source.id}: member {name!r} of {archive.name} was not extracted; "
+                f"{_REFUSED}"
+            )
             raise SourceError(msg, source=source.id, path=archive)
         sizes[name] = path.stat().st_size
+        if sizes[name] != listing[name].size:
+            msg = (
+                f"{source.id}: member {name!r} of {archive.name} declares "
+                f"{listing[name].size:,} bytes but {sizes[name]:,} were extracted: "
+                f"the archive is corrupted or forged; {_REFUSED}"
+            )
+            raise SourceError(msg, source=source.id, path=archive)
     return sizes
-
-
-def _swap_into_place(tmp: Path, extracted: Path) -> None:
-    if not extracted.exists():
-        tmp.rename(extracted)
-        return
-    old = Path(
-        tempfile.mkdtemp(dir=extracted.parent, prefix=TEMPORARY_PREFIX, suffix=".old")
-    )
-    old.rmdir()
-    extracted.rename(old)
-    try:
-        tmp.rename(extracted)
-    except OSError:
-        old.rename(extracted)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_member_path(
@@ -221,13 +303,13 @@ def _check_member_path(
         msg = (
             f"{source.id}: refusing to extract member {name!r} of {archive.name}: its "
             "path falls outside the extraction folder (absolute path or '..'); the "
-            "archive is malformed or malicious"
+            f"archive is malformed or malicious; {_REFUSED}"
         )
         raise SourceError(msg, source=source.id, path=archive)
 
 
 def _select_members(
-    source: Source, archive: Path, listing: dict[str, int]
+    source: Source, archive: Path, listing: dict[str, Listed]
 ) -> list[str]:
     selected: dict[str, None] = {}
     for pattern in source.members:
@@ -253,12 +335,12 @@ def _select_members(
 
 
 def _extract_zip(
-    source: Source, archive: Path, names: list[str], tmp: Path, budget: _Budget
+    source: Source, archive: Path, names: list[str], folder: Path, budget: _Budget
 ) -> None:
     try:
         with zipfile.ZipFile(archive) as handle:
             for name in names:
-                dest = member_path(tmp, name)
+                dest = member_path(folder, name)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with handle.open(name) as src, dest.open("wb") as out:
                     while chunk := src.read(CHUNK):
@@ -274,18 +356,17 @@ def _extract_zip(
         OSError,
     ) as exc:
         # NotImplementedError: e.g. Deflate64, which zipfile cannot read
-        msg = f"{source.id}: cannot extract from {archive}: {exc}"
-        raise SourceError(msg, source=source.id, path=archive) from exc
+        raise _cannot_extract(source, archive, exc) from exc
 
 
 def _extract_7z(
-    source: Source, archive: Path, names: list[str], tmp: Path, budget: _Budget
+    source: Source, archive: Path, names: list[str], folder: Path, budget: _Budget
 ) -> None:
     import py7zr  # only 7z sources need it
 
     from observatory.sources.sevenzip import BoundedWriterFactory
 
-    root = tmp.resolve()
+    root = folder.resolve()
     factory = BoundedWriterFactory(
         root, lambda name: member_path(root, name), budget.add, source.id, archive
     )
@@ -295,7 +376,16 @@ def _extract_7z(
     except SourceError:
         raise
     except _7z_errors() as exc:
-        msg = f"{source.id}: cannot extract from {archive}: {exc}"
-        raise SourceError(msg, source=source.id, path=archive) from exc
+        raise _cannot_extract(source, archive, exc) from exc
     finally:
         factory.close()
+
+
+def _cannot_extract(source: Source, archive: Path, exc: BaseException) -> SourceError:
+    """Say why an archive could not be read or its members written (one line)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        why = describe_os_error(exc)  # disk full, permissions: plain words
+    else:
+        why = str(exc) or type(exc).__name__
+    msg = f"{source.id}: cannot extract from {archive.name}: {why}; {_REFUSED}"
+    return SourceError(msg, source=source.id, path=archive)

@@ -3,11 +3,18 @@
 It returns paths, never data. A cached file is reused without any request when
 it matches the pinned sha256, and otherwise revalidated with ``If-None-Match`` /
 ``If-Modified-Since`` (HTTP 304: the cached file is checked against its recorded
-sha256 and downloaded again if it was corrupted); ``offline=True`` never touches
-the network. A third party's md5, when the catalogue pins one, is checked on the
-cached file too. Archive members are extracted once and their sha256 checked
-each time they are reused (a corrupted member is extracted again). Layout::
+sha256 and the catalogue's pins, and downloaded again if it was corrupted);
+``offline=True`` never touches the network and verifies the cached file (size,
+sha256, md5, and that it came from the catalogue's URL). Archive members are
+extracted once and their sha256 checked each time they are reused.
 
+A source changes all at once or not at all: a new file, its extracted members
+and its provenance are built in a staging folder and swapped in together
+(:mod:`observatory.sources.staging`); any refusal leaves the cache as it was.
+One fetch at a time per cache folder (:func:`~observatory.sources.staging.cache_lock`).
+Layout::
+
+    cache_dir/.lock
     cache_dir/<source id>/<file name from the URL>
     cache_dir/<source id>/provenance.json
     cache_dir/<source id>/extracted/<member path inside the archive>
@@ -15,10 +22,7 @@ each time they are reused (a corrupted member is extracted again). Layout::
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import shutil
-import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,29 +31,40 @@ from typing import Literal
 import requests
 
 from observatory.core.errors import SourceError
-from observatory.core.files import CHUNK, sha256_file
-from observatory.sources.archives import TEMPORARY_PREFIX, extract_members, member_path
+from observatory.core.fserrors import describe_os_error
+from observatory.sources.archives import extract_members, member_path
 from observatory.sources.catalogue import (
     ARCHIVE_FORMATS,
     EXTRACTED,
-    PROVENANCE,
     Source,
     check_source,
 )
 from observatory.sources.download import build_session, download
+from observatory.sources.limits import (
+    BACKOFF_S,
+    MAX_COMPRESSION_RATIO,
+    MAX_EXTRACTED_BYTES,
+    RETRIES,
+    TIMEOUT_S,
+    FetchLimits,
+)
 from observatory.sources.provenance import (
     Extraction,
     Provenance,
     read_provenance,
     write_provenance,
 )
+from observatory.sources.staging import Staging, cache_lock, recover_leftovers
+from observatory.sources.verify import (
+    check_pins,
+    conditional_headers,
+    pinned_in_cache,
+    reusable_extraction,
+    sha256_file,
+    use_offline,
+)
 
 logger = logging.getLogger(__name__)
-
-
-#: Seconds after which a temporary file or folder untouched in the cache is a
-#: leftover of a killed run (SIGKILL, power loss), removed by the next fetch.
-STALE_SECONDS = 3600
 
 
 FetchStatus = Literal["downloaded", "up_to_date", "offline"]
@@ -67,6 +82,18 @@ class FetchResult:
     members: dict[str, Path] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """The file a fetch settled on, before its members and before the cache changes."""
+
+    status: FetchStatus
+    record: Provenance
+    #: sha256 of the file, verified by this fetch
+    digest: str
+    #: True when the file is a new download waiting in the staging folder
+    staged: bool = False
+
+
 def cached_provenance(source: Source, cache_dir: Path) -> Provenance | None:
     """Return the provenance recorded in the cache for ``source``, or None.
 
@@ -82,12 +109,17 @@ def fetch_source(
     *,
     offline: bool = False,
     session: requests.Session | None = None,
-    timeout: float = 60.0,
-    retries: int = 4,
-    backoff: float = 1.0,
-    max_extracted_bytes: int = 20 * 1024**3,
+    timeout: float = TIMEOUT_S,
+    retries: int = RETRIES,
+    backoff: float = BACKOFF_S,
+    max_extracted_bytes: int = MAX_EXTRACTED_BYTES,
+    max_compression_ratio: float = MAX_COMPRESSION_RATIO,
+    command: str = "fetch",
 ) -> FetchResult:
     """Make ``source`` available in the cache, verified, and extract its members.
+
+    Takes the cache's lock for the time of the fetch (see :func:`fetch_locked`
+    to fetch several sources under one lock).
 
     Parameters
     ----------
@@ -96,7 +128,7 @@ def fetch_source(
     cache_dir
         Cache root; the source uses ``cache_dir/<source.id>/``.
     offline
-        Never touch the network: use the cached file once its sha256 is verified.
+        Never touch the network: use the cached file once verified.
     session
         HTTP session to use as is (its adapters decide the retries); by default a
         session retrying connection errors, read timeouts and HTTP 5xx is built.
@@ -107,7 +139,12 @@ def fetch_source(
     backoff
         Backoff factor in seconds (0 retries at once).
     max_extracted_bytes
-        Bound on the total uncompressed size of the members extracted.
+        Bound on the members extracted from the archive together (and on the
+        downloaded file), counted while writing.
+    max_compression_ratio
+        Bound on each member's uncompressed / compressed bytes.
+    command
+        What fetches (``fetch``, ``run``, ``refresh``), for the lock's holder.
 
     Returns
     -------
@@ -119,37 +156,80 @@ def fetch_source(
     ------
     SourceError
         When the file cannot be downloaded, verified or extracted; the message
-        names the source, what was expected and what was found.
+        names the source, what was expected and what was found, and the cache
+        is left as it was.
+    Locked
+        Another process is fetching into ``cache_dir``.
     ConfigError
         When ``source`` itself is malformed.
     """
+    cache_dir = Path(cache_dir)
+    bounds = FetchLimits(
+        timeout, retries, backoff, max_extracted_bytes, max_compression_ratio
+    )
+    if offline and not cache_dir.is_dir():  # nothing to lock: nothing cached
+        return fetch_locked(source, cache_dir, offline=True, limits=bounds)
+    with cache_lock(cache_dir, command):
+        return fetch_locked(
+            source, cache_dir, offline=offline, session=session, limits=bounds
+        )
+
+
+def fetch_locked(
+    source: Source,
+    cache_dir: Path,
+    *,
+    offline: bool = False,
+    session: requests.Session | None = None,
+    limits: FetchLimits | None = None,
+) -> FetchResult:
+    """Do what :func:`fetch_source` does; the caller holds ``cache_lock(cache_dir)``."""
     check_source(source)
+    limits = limits or FetchLimits()
     folder = Path(cache_dir) / source.id
     target = folder / source.file_name
-    _remove_stale(folder)
-    record = cached_provenance(source, cache_dir)
+    recover_leftovers(Path(cache_dir), source.id)
+    before = cached_provenance(source, cache_dir)
+    if not offline:  # where the source's files will be (the swap replaces it)
+        _make_folder(source, folder)
+    with Staging(Path(cache_dir), source.id) as staging:
+        if offline:
+            record, digest = use_offline(source, target, before)
+            fetched = _Fetched("offline", record, digest)
+        else:
+            fetched = _fetch_online(source, target, before, session, limits, staging)
+        record, staged_members = _members(source, fetched, before, limits, staging)
+        if fetched.staged or staged_members:
+            if not fetched.staged:
+                staging.adopt(source.file_name)
+            _record(source, staging.folder, record)
+            staging.commit()
+        elif record != before:
+            _record(source, folder, record)  # the same files: one atomic write
+    members = {}
+    if record.extracted is not None and source.members:
+        members = {n: _member(folder, n) for n in record.extracted.members}
+    return FetchResult(source, target, fetched.status, record, members)
 
-    status: FetchStatus
-    if offline:
-        record, digest = _use_offline(source, target, record)
-        status = "offline"
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        record, status = _fetch_online(
-            source, target, record, session, timeout, retries, backoff
+
+def _record(source: Source, folder: Path, record: Provenance) -> None:
+    """Write ``provenance.json``, or say in one sentence why it cannot be written."""
+    try:
+        write_provenance(folder, record)
+    except OSError as exc:
+        msg = (
+            f"{source.id}: cannot write its provenance in {folder}: "
+            f"{describe_os_error(exc)}; the cache is unchanged"
         )
-        digest = record.sha256
+        raise SourceError(msg, source=source.id, path=folder) from exc
 
-    members: dict[str, Path] = {}
-    if source.format in ARCHIVE_FORMATS and source.members:
-        extraction = _extract(source, target, digest, record, max_extracted_bytes)
-        if record.extracted != extraction:
-            record = replace(record, extracted=extraction)
-            write_provenance(folder, record)
-        members = {name: _member(folder, name) for name in extraction.members}
-    return FetchResult(
-        source=source, path=target, status=status, provenance=record, members=members
-    )
+
+def _make_folder(source: Source, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"{source.id}: cannot create {folder}: {describe_os_error(exc)}"
+        raise SourceError(msg, source=source.id, path=folder) from exc
 
 
 def _now() -> str:
@@ -160,103 +240,25 @@ def _member(folder: Path, name: str) -> Path:
     return member_path(folder / EXTRACTED, name)
 
 
-def _remove_stale(folder: Path) -> None:
-    """Remove temporary files and folders left by a killed run (SIGKILL, power loss)."""
-    if not folder.is_dir():
-        return
-    limit = time.time() - STALE_SECONDS
-    for path in folder.iterdir():
-        temporary = path.name.endswith(".part") or path.name.startswith(
-            TEMPORARY_PREFIX
-        )
-        if not temporary or not path.name.startswith("."):
-            continue
-        try:
-            if path.lstat().st_mtime > limit:
-                continue  # possibly another run at work
-            logger.info("%s: removing leftover temporary %s", folder.name, path)
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except OSError as exc:
-            logger.warning("cannot remove leftover %s: %s", path, exc)
-
-
-def _record_placed_file(source: Source, target: Path, digest: str) -> Provenance:
-    """Record a file that matches the pin but was put in the cache by hand."""
-    logger.info(
-        "%s: %s matches the pinned sha256; recording its provenance", source.id, target
-    )
-    record = Provenance.of_file(source, target, digest, target.stat().st_size)
-    write_provenance(target.parent, record)
-    return record
-
-
-# --------------------------------------------------------------------- offline
-def _use_offline(
-    source: Source, target: Path, record: Provenance | None
-) -> tuple[Provenance, str]:
-    """Return the cached file's record and its sha256, both verified."""
-    if not target.is_file():
-        msg = (
-            f"{source.id}: not in the cache ({target} is absent) and offline mode "
-            "forbids downloading it; run `observatory fetch` with network first"
-        )
-        raise SourceError(msg, source=source.id, path=target)
-    digest = sha256_file(target)
-    if source.sha256 is not None and digest != source.sha256:
-        msg = (
-            f"{source.id}: cached {target} has sha256 {digest} but the catalogue pins "
-            f"{source.sha256}; run `observatory fetch` with network to download the "
-            "pinned version"
-        )
-        raise SourceError(msg, source=source.id, path=target)
-    if (md5 := _md5_mismatch(source, target)) is not None:
-        msg = (
-            f"{source.id}: cached {target} has md5 {md5} but the catalogue pins "
-            f"{source.md5} (measured by {source.md5_from}); run `observatory fetch` "
-            "with network to download the pinned version"
-        )
-        raise SourceError(msg, source=source.id, path=target)
-    if record is None:
-        if source.sha256 is None:
-            msg = (
-                f"{source.id}: {target} has no provenance record ({PROVENANCE}) and no "
-                "pinned sha256, so it cannot be verified offline; run `observatory "
-                "fetch` with network first"
-            )
-            raise SourceError(msg, source=source.id, path=target)
-        record = _record_placed_file(source, target, digest)
-    elif source.sha256 is None and digest != record.sha256:
-        msg = (
-            f"{source.id}: cached {target} is corrupted: sha256 {digest}, recorded "
-            f"{record.sha256}; run `observatory fetch` with network to download "
-            "it again"
-        )
-        raise SourceError(msg, source=source.id, path=target)
-    logger.info("%s: offline, using cached %s (sha256 verified)", source.id, target)
-    return record, digest
-
-
 # --------------------------------------------------------------------- online
 def _fetch_online(
     source: Source,
     target: Path,
     record: Provenance | None,
     session: requests.Session | None,
-    timeout: float,
-    retries: int,
-    backoff: float,
-) -> tuple[Provenance, FetchStatus]:
+    limits: FetchLimits,
+    staging: Staging,
+) -> _Fetched:
     """Use the pinned cached file, or revalidate it, or download the file."""
-    if (pinned := _pinned_in_cache(source, target, record)) is not None:
-        return pinned, "up_to_date"
-    http = session if session is not None else build_session(retries, backoff)
+    if (pinned := pinned_in_cache(source, target, record)) is not None:
+        return _Fetched("up_to_date", pinned, pinned.sha256)
+    http = (
+        session
+        if session is not None
+        else build_session(limits.retries, limits.backoff)
+    )
     try:
-        return _revalidate_or_download(
-            http, source, target, record, timeout, retries, backoff
-        )
+        return _revalidate_or_download(http, source, target, record, limits, staging)
     finally:
         if session is None:
             http.close()
@@ -267,33 +269,25 @@ def _revalidate_or_download(
     source: Source,
     target: Path,
     record: Provenance | None,
-    timeout: float,
-    retries: int,
-    backoff: float,
-) -> tuple[Provenance, FetchStatus]:
-    """Ask the server (conditionally when a record allows it) and record the answer."""
-    conditional = _conditional_headers(source, target, record)
+    limits: FetchLimits,
+    staging: Staging,
+) -> _Fetched:
+    """Ask the server (conditionally when a record allows it); nothing is moved yet."""
+    conditional = conditional_headers(source, target, record)
+    staged = staging.folder / source.file_name
     while True:
-        outcome = download(
-            http,
-            source,
-            target,
-            conditional,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-        )
+        outcome = download(http, source, staged, conditional, limits)
         if not outcome.not_modified:
             break
         assert record is not None  # a 304 only answers a conditional request
         digest = sha256_file(target)
         if digest == record.sha256:
-            record = replace(record, checked_at=_now(), final_url=outcome.final_url)
-            write_provenance(target.parent, record)
+            check_pins(source, target, digest, "after HTTP 304 Not Modified")
             logger.info(
                 "%s: up to date (HTTP 304 Not Modified); using %s", source.id, target
             )
-            return record, "up_to_date"
+            checked = replace(record, checked_at=_now(), final_url=outcome.final_url)
+            return _Fetched("up_to_date", checked, digest)
         logger.warning(
             "%s: cached %s is corrupted (sha256 %s, recorded %s); downloading it again",
             source.id,
@@ -302,7 +296,6 @@ def _revalidate_or_download(
             record.sha256,
         )
         conditional = {}
-
     downloaded = Provenance.of_file(
         source,
         target,
@@ -315,63 +308,8 @@ def _revalidate_or_download(
     )
     if record is not None and record.sha256 == outcome.sha256:
         logger.info("%s: same content as the cached copy (sha256 unchanged)", source.id)
-        # the extracted members are still valid
-        downloaded = replace(downloaded, extracted=record.extracted)
-    write_provenance(target.parent, downloaded)
     _log_download(source, target, downloaded, outcome.seconds)
-    return downloaded, "downloaded"
-
-
-def _pinned_in_cache(
-    source: Source, target: Path, record: Provenance | None
-) -> Provenance | None:
-    """Return the record of a cached file matching the pinned sha256, else None."""
-    if source.sha256 is None or not target.is_file():
-        return None
-    digest = sha256_file(target)
-    if digest == source.sha256:
-        logger.info(
-            "%s: %s matches the pinned sha256, no request needed", source.id, target
-        )
-        if record is None or record.sha256 != digest:
-            record = _record_placed_file(source, target, digest)
-        return record
-    logger.warning(
-        "%s: cached %s does not match the pinned sha256 (got %s); downloading it",
-        source.id,
-        target,
-        digest,
-    )
-    return None
-
-
-def _conditional_headers(
-    source: Source, target: Path, record: Provenance | None
-) -> dict[str, str]:
-    if record is None or not target.is_file() or record.url != source.url:
-        return {}
-    if source.sha256 is not None and record.sha256 != source.sha256:
-        return {}  # the catalogue pins another version: download it
-    if _md5_mismatch(source, target) is not None:
-        return {}
-    headers = {}
-    if record.etag:
-        headers["If-None-Match"] = record.etag
-    if record.last_modified:
-        headers["If-Modified-Since"] = record.last_modified
-    return headers
-
-
-def _md5_mismatch(source: Source, target: Path) -> str | None:
-    """Return the md5 of the cached file when it differs from the md5 pinned."""
-    if source.md5 is None:
-        return None
-    digest = hashlib.md5(usedforsecurity=False)
-    with target.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    found = digest.hexdigest()
-    return None if found == source.md5 else found
+    return _Fetched("downloaded", downloaded, outcome.sha256, staged=True)
 
 
 def _log_download(
@@ -379,7 +317,7 @@ def _log_download(
 ) -> None:
     """Say what was downloaded, and how to pin it when no sha256 is pinned."""
     logger.info(
-        "%s: downloaded %s (%s bytes in %.1f s) to %s",
+        "%s: downloaded %s (%s bytes in %.1f s) for %s",
         source.id,
         record.final_url,
         f"{record.size:,}",
@@ -401,59 +339,40 @@ def _log_download(
         )
 
 
-# --------------------------------------------------------------------- extraction
-def _extract(
-    source: Source, archive: Path, digest: str, record: Provenance, limit: int
-) -> Extraction:
-    """Return the extraction of the archive's members: reused if intact, else made.
+# --------------------------------------------------------------------- members
+def _members(
+    source: Source,
+    fetched: _Fetched,
+    before: Provenance | None,
+    limits: FetchLimits,
+    staging: Staging,
+) -> tuple[Provenance, bool]:
+    """Return the record with its extraction, and whether members were staged.
 
-    ``digest`` is the sha256 of ``archive`` as verified by this fetch.
+    Intact members extracted from the same bytes are reused (linked into the
+    staging folder when the file itself is staged); otherwise the members are
+    extracted into the staging folder and verified there.
     """
-    if (reused := _reusable_extraction(source, archive, digest, record)) is not None:
-        return reused
-    folder = archive.parent
-    sizes = extract_members(source, archive, folder / EXTRACTED, limit)
-    return Extraction(
-        archive_sha256=digest,
+    record = fetched.record
+    if source.format not in ARCHIVE_FORMATS or not source.members:
+        return record, False
+    live = staging.live
+    previous = before.extracted if before is not None else None
+    reused = reusable_extraction(source, live, fetched.digest, previous)
+    if reused is not None:
+        if fetched.staged:
+            for name in reused.members:
+                staging.adopt(_member(Path(), name).as_posix())
+        return replace(record, extracted=reused), fetched.staged
+    archive = staging.folder / source.file_name
+    if not fetched.staged:
+        archive = staging.adopt(source.file_name)
+    extracted = staging.folder / EXTRACTED
+    sizes = extract_members(source, archive, extracted, limits)
+    extraction = Extraction(
+        archive_sha256=fetched.digest,
         patterns=source.members,
         members=sizes,
-        sha256={name: sha256_file(_member(folder, name)) for name in sizes},
+        sha256={name: sha256_file(member_path(extracted, name)) for name in sizes},
     )
-
-
-def _reusable_extraction(
-    source: Source, archive: Path, digest: str, record: Provenance
-) -> Extraction | None:
-    """Return the recorded extraction if its files are all there, intact; else None."""
-    previous = record.extracted
-    if (
-        previous is None
-        or previous.archive_sha256 != digest
-        or previous.patterns != source.members
-    ):
-        return None
-    folder = archive.parent
-    paths = {name: _member(folder, name) for name in previous.members}
-    if not all(
-        p.is_file() and p.stat().st_size == previous.members[name]
-        for name, p in paths.items()
-    ):
-        return None
-    digests = {name: sha256_file(p) for name, p in paths.items()}
-    recorded = previous.sha256
-    if recorded is None or recorded == digests:
-        logger.info(
-            "%s: %d member(s) already extracted in %s (sha256 verified)",
-            source.id,
-            len(paths),
-            folder / EXTRACTED,
-        )
-        return replace(previous, sha256=digests)
-    logger.warning(
-        "%s: extracted member(s) %s in %s are corrupted (sha256 differs from "
-        "the one recorded at extraction); extracting them again",
-        source.id,
-        sorted(n for n in digests if digests[n] != recorded.get(n)),
-        folder / EXTRACTED,
-    )
-    return None
+    return replace(record, extracted=extraction), True

@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeGuard
@@ -29,7 +30,9 @@ from urllib3.util.retry import Retry
 from observatory import __version__
 from observatory.core.errors import SourceError
 from observatory.core.files import CHUNK
+from observatory.core.fserrors import describe_os_error
 from observatory.sources.catalogue import MAGIC, Source
+from observatory.sources.limits import FetchLimits
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +109,7 @@ def download(
     source: Source,
     target: Path,
     conditional: dict[str, str],
-    *,
-    timeout: float,
-    retries: int,
-    backoff: float,
+    limits: FetchLimits,
 ) -> Download:
     """Download ``source`` to ``target``, verified, or learn that it is not modified.
 
@@ -123,12 +123,10 @@ def download(
         Where the file goes; its folder must exist and holds the ``.part`` file.
     conditional
         ``If-None-Match`` / ``If-Modified-Since`` headers, or none.
-    timeout
-        Seconds allowed to connect and between two reads.
-    retries
-        Retries of a body that broke off, with exponential ``backoff``.
-    backoff
-        Backoff factor in seconds.
+    limits
+        ``timeout`` to connect and between two reads; ``retries`` of a body that
+        broke off, with exponential ``backoff``; ``max_extracted_bytes`` bounds
+        the body too.
 
     Raises
     ------
@@ -138,14 +136,15 @@ def download(
         network failure). Nothing is left in ``target``'s folder but what was
         there before.
     """
+    retries = limits.retries
     for attempt in range(retries + 1):
         try:
-            return _attempt(http, source, target, conditional, timeout)
+            return _attempt(http, source, target, conditional, limits)
         except _BodyError as exc:
             if attempt == retries:
                 msg = f"{exc} (after {retries} retries); deleted the download"
                 raise SourceUnavailable(msg, source=source.id) from exc
-            delay = backoff * 2**attempt
+            delay = limits.backoff * 2**attempt
             logger.warning("%s; retrying in %.1f s", exc, delay)
             time.sleep(delay)
     raise AssertionError  # pragma: no cover - the loop returns or raises
@@ -156,8 +155,9 @@ def _attempt(
     source: Source,
     target: Path,
     conditional: dict[str, str],
-    timeout: float,
+    limits: FetchLimits,
 ) -> Download:
+    timeout = limits.timeout
     # identity: the stored bytes are the published file, and Content-Length counts them
     headers = {"Accept-Encoding": "identity", **conditional}
     started = time.monotonic()
@@ -173,8 +173,8 @@ def _attempt(
         _check_status(source, response)
         _check_content_type(source, response)
         expected = _content_length(response)
-        _check_announced_size(source, response.url, expected)
-        size, digest = _write_part(source, response, target, expected)
+        _check_announced_size(source, response.url, expected, limits)
+        size, digest = _write_part(source, response, target, expected, limits)
     return Download(
         not_modified=False,
         final_url=response.url,
@@ -187,7 +187,11 @@ def _attempt(
 
 
 def _write_part(
-    source: Source, response: requests.Response, target: Path, expected: int | None
+    source: Source,
+    response: requests.Response,
+    target: Path,
+    expected: int | None,
+    limits: FetchLimits,
 ) -> tuple[int, str]:
     """Stream the body to a ``.part`` file, verify it, move it onto ``target``."""
     fd, name = tempfile.mkstemp(
@@ -196,7 +200,9 @@ def _write_part(
     part = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            size, digest, md5 = _stream(source, response, out, expected)
+            size, digest, md5 = _stream(
+                source, response, out, expected, limits.max_extracted_bytes
+            )
         _verify(source, response.url, size, digest)
         if md5 is not None:
             _verify_md5(source, response.url, md5)
@@ -204,7 +210,10 @@ def _write_part(
     except SourceError:
         raise
     except OSError as exc:  # disk full, permissions...
-        msg = f"{source.id}: cannot write {target}: {exc}; deleted the download"
+        msg = (
+            f"{source.id}: cannot write {target}: {describe_os_error(exc)}; "
+            "deleted the download"
+        )
         raise SourceError(msg, source=source.id, path=target) from exc
     finally:
         part.unlink(missing_ok=True)
@@ -216,6 +225,7 @@ def _stream(
     response: requests.Response,
     out: IO[bytes],
     expected: int | None,
+    max_bytes: int,
 ) -> tuple[int, str, str | None]:
     """Write the body to ``out``; return its size, sha256 and md5 (if pinned)."""
     digest = hashlib.sha256()
@@ -224,7 +234,7 @@ def _stream(
     head = b""
     sniffed = False
     try:
-        for chunk in response.iter_content(CHUNK):
+        for chunk in _body(response):
             if not sniffed:
                 head += chunk[: _HEAD - len(head)]
                 if len(head) >= _HEAD:
@@ -237,6 +247,10 @@ def _stream(
                     f"{source.size} bytes (pinned), got more; deleted the download"
                 )
                 raise SourceError(msg, source=source.id)
+            if received > max_bytes:
+                raise _too_large(
+                    source, response.url, f"sent more than {max_bytes:,} bytes"
+                )
             digest.update(chunk)
             if md5 is not None:
                 md5.update(chunk)
@@ -254,6 +268,12 @@ def _stream(
     out.flush()
     os.fsync(out.fileno())
     return received, digest.hexdigest(), md5.hexdigest() if md5 is not None else None
+
+
+def _body(response: requests.Response) -> Iterator[bytes]:
+    """Yield the body as it arrives (``read1``: what came, so a stall counts it)."""
+    while chunk := response.raw.read1(CHUNK):
+        yield chunk
 
 
 def _body_error(
@@ -318,7 +338,20 @@ def _content_length(response: requests.Response) -> int | None:
     return int(value)
 
 
-def _check_announced_size(source: Source, url: str, expected: int | None) -> None:
+def _too_large(source: Source, url: str, got: str) -> SourceError:
+    msg = (
+        f"{source.id}: {url} {got}, above max_extracted_size (which bounds "
+        "a downloaded file too); raise [sources] max_extracted_size "
+        "if the file is genuine; deleted the download"
+    )
+    return SourceError(msg, source=source.id)
+
+
+def _check_announced_size(
+    source: Source, url: str, expected: int | None, limits: FetchLimits
+) -> None:
+    if expected is not None and expected > limits.max_extracted_bytes:
+        raise _too_large(source, url, f"announces {expected:,} bytes")
     if expected is not None and source.size is not None and expected != source.size:
         msg = (
             f"{source.id}: size mismatch for {url}: the catalogue pins "
@@ -387,7 +420,7 @@ def _network_error(
         msg = (
             f"{source.id}: timed out after {timeout:g} s waiting for {source.url} "
             "(retries exhausted); the server is not answering: try again later or "
-            "raise the timeout"
+            "raise [sources] timeout_s (--timeout)"
         )
     elif _chain_has(exc, requests.exceptions.SSLError, urllib3.exceptions.SSLError):
         msg = f"{source.id}: TLS verification failed for {source.url}: {_reason(exc)}"

@@ -343,11 +343,14 @@ def fetch_config_sources(
     *,
     keep_going: bool = False,
     catalogue: dict[str, Source] | None = None,
+    command: str = "fetch",
 ) -> dict[str, FetchedInput]:
     """Fetch (or find in the cache) the source of every input naming one, by input key.
 
-    Each source is fetched once. An input whose source cannot be fetched (HTTP
-    error, network failure; offline: absent from the cache) takes its
+    The cache's lock is held throughout (one fetch at a time per cache folder),
+    and ``[sources]`` bounds every download. Each source is fetched once. An
+    input whose source cannot be fetched (HTTP error, network failure; offline:
+    absent from the cache) takes its
     ``fallback``; the inputs of one role sharing a fallback take it together
     when any of their sources fails (the fallback holds all their files).
 
@@ -362,10 +365,29 @@ def fetch_config_sources(
         of raising its error.
     catalogue
         The config's catalogue, loaded when not given.
+    command
+        What fetches (``fetch``, ``run``, ``refresh``): the lock names it to
+        the commands it refuses.
+
+    Raises
+    ------
+    Locked
+        Another process is fetching into the same cache.
     """
+    from observatory.sources.staging import cache_lock
+
     if catalogue is None:
         catalogue = load_config_catalogue(config)
-    fetcher = _Fetcher(catalogue, cache_dir(config), offline, keep_going)
+    cache = cache_dir(config)
+    fetcher = _Fetcher(catalogue, cache, config, offline, keep_going)
+    if offline and not cache.is_dir():  # nothing cached: nothing to lock
+        return _fetch_all(config, fetcher)
+    with cache_lock(cache, command):
+        return _fetch_all(config, fetcher)
+
+
+def _fetch_all(config: Config, fetcher: _Fetcher) -> dict[str, FetchedInput]:
+    """Fetch every source of ``config`` once, falling back where allowed."""
     refs = source_refs(config)
     roles = {key: role for key, (role, _) in configured_inputs(config).items()}
     primary = {
@@ -421,10 +443,14 @@ class _Fetcher:
         self,
         catalogue: dict[str, Source],
         cache: Path,
+        config: Config,
         offline: bool,
         keep_going: bool,
     ) -> None:
+        from observatory.sources.limits import FetchLimits
+
         self.catalogue, self.cache = catalogue, cache
+        self.limits = FetchLimits.of(config.sources)
         self.offline, self.keep_going = offline, keep_going
         self.done: dict[str, FetchResult | ObservatoryError] = {}
 
@@ -434,7 +460,7 @@ class _Fetcher:
         ``may_fail`` is True for a source with a fallback: an unavailable file
         (offline: absent from the cache) is then returned, not raised.
         """
-        from observatory.sources.cache import fetch_source
+        from observatory.sources.cache import fetch_locked
         from observatory.sources.download import SourceUnavailable
 
         if source_id not in self.done:
@@ -447,8 +473,8 @@ class _Fetcher:
                         "downloading it"
                     )
                     raise SourceUnavailable(msg, source=source.id)
-                self.done[source_id] = fetch_source(
-                    source, self.cache, offline=self.offline
+                self.done[source_id] = fetch_locked(
+                    source, self.cache, offline=self.offline, limits=self.limits
                 )
             except ObservatoryError as exc:
                 self.done[source_id] = exc
@@ -496,7 +522,9 @@ def _fetched_digests(result: FetchResult) -> dict[str, str]:
     return digests
 
 
-def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedInput]:
+def resolve_inputs(
+    config: Config, offline: bool = False, *, command: str = "run"
+) -> dict[str, ResolvedInput]:
     """Return every input of ``config`` as a local file, fetching sources as needed.
 
     The geography of the inputs is checked first (:func:`check_geography`).
@@ -510,12 +538,16 @@ def resolve_inputs(config: Config, offline: bool = False) -> dict[str, ResolvedI
     offline
         Use the download cache only; a source missing from it is an error naming
         it (unless its fallback is cached).
+    command
+        ``run`` or ``refresh``: what the cache's lock names while it fetches.
     """
     catalogue = load_config_catalogue(config) if source_refs(config) else {}
     config = check_geography(config, catalogue)
     geographies = input_geographies(config, catalogue)
     fetched = (
-        fetch_config_sources(config, offline, catalogue=catalogue) if catalogue else {}
+        fetch_config_sources(config, offline, catalogue=catalogue, command=command)
+        if catalogue
+        else {}
     )
     resolved: dict[str, ResolvedInput] = {}
     for key, (role, value) in configured_inputs(config).items():
