@@ -88,6 +88,16 @@ ARRONDISSEMENT_RANGES = (
 )
 
 
+#: More workers than any flow can carry: above the employed people of France.
+#: INSEE counts 26,180,810 employed people aged 15-64 in mainland France in
+#: RP 2019 ("Population active, emploi et chômage au sens du recensement en
+#: 2019", insee.fr/fr/statistiques/6455302?geo=METRO-1); those aged 65 or more
+#: and those of the overseas departments add under 2 million (our estimate;
+#: docs/sources-evidence.md, section 1). A commune pair, or an FD_MOBPRO
+#: weight, above this bound is an error in the file (``1e308``).
+MAX_WORKERS = 35_000_000
+
+
 METROPOLE_NATURES = ("ME", "METLYON")
 
 

@@ -55,7 +55,10 @@ def test_census_entries_state_their_geography_n_plus_3():
             assert source.geography == source.vintage + 3, source.id
     # written in the file, not computed: every census table has the key
     raw = SHIPPED.read_text(encoding="utf-8")
-    assert raw.count("\ngeography = ") == len(catalogue)
+    # (land rasters, issue 14, have no commune codes and so no geography)
+    assert raw.count("\ngeography = ") == sum(
+        s.geography is not None for s in catalogue.values()
+    )
 
 
 def test_every_entry_says_who_says_so():
@@ -427,3 +430,49 @@ def test_sources_lists_unverified_entries_and_third_party_pins(tmp_path, capsys)
         in out
     )
     assert "evidence: " in out
+
+
+# --------------------------------------------------------------------- bare GeoTIFF
+def _geotiff(path: Path) -> bytes:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(
+        path, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
+        crs="EPSG:2154", transform=from_origin(0, 40, 10, 10), nodata=0,
+    ) as dst:  # fmt: skip
+        dst.write(np.arange(16, dtype="uint8").reshape(4, 4), 1)
+    return path.read_bytes()
+
+
+def test_the_oso_entry_is_a_bare_geotiff():
+    source = load_catalogue(SHIPPED)["theia_oso_2018"]
+    assert (source.format, source.members, source.geography) == ("tif", (), None)
+    assert source.file_name == "OCS_2018_CESBIO.tif"
+    assert not source.verified  # until a download by this project confirms it
+
+
+def test_a_bare_geotiff_is_fetched_and_its_signature_checked(server, tmp_path):
+    body = _geotiff(tmp_path / "oso.tif")
+    server.expect_request("/OCS_2018_x.tif").respond_with_data(
+        body, content_type="image/tiff"
+    )
+    server.expect_request("/fake.tif").respond_with_data(b"PK\x03\x04" + b"\0" * 64)
+    cache = tmp_path / "cache"
+    good = Source(
+        id="oso", title="OSO", publisher="Theia",
+        url=server.url_for("/OCS_2018_x.tif"), format="tif",
+    )  # fmt: skip
+    fetched = fetch_source(good, cache, **FAST)
+    assert fetched.path.read_bytes() == body
+    import rasterio
+
+    with rasterio.open(fetched.path) as src:  # the cached file is the raster itself
+        assert (src.width, src.dtypes[0]) == (4, "uint8")
+    fake = Source(
+        id="fake", title="x", publisher="x",
+        url=server.url_for("/fake.tif"), format="tif",
+    )  # fmt: skip
+    with pytest.raises(SourceError, match=r"^fake: .* did not return a tif file"):
+        fetch_source(fake, cache, **FAST)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import pickle
+import re
+import warnings
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import FLOW_HEADER, FLOW_ROWS, write_config, write_flows
 
+from observatory.cli import main
 from observatory.config import load_config
 from observatory.core.compute import computer, scheduler_kind
 from observatory.core.errors import ConfigError, SourceError
@@ -116,3 +122,147 @@ def test_vintages_and_metropoles_run_on_a_cluster(
         "flows-matrix",
     ):
         assert name in prefixes, prefixes
+
+
+# --------------------------------------------------------------------- graph size
+def _national_like(rows: int, seed: int = 7) -> dict:
+    """Census tables of ``rows`` commune pairs (two vintages), EPCI, crowns, passage.
+
+    2,000 communes in 100 EPCI of 20; the earlier vintage names 50 former codes
+    that the passage takes to current ones.
+    """
+    rng = np.random.default_rng(seed)
+    communes = [f"{10_000 + i:05d}" for i in range(2000)]
+    epci = [f"2000{i // 20:05d}" for i in range(2000)]
+    commune_epci = pd.DataFrame({"commune_code": communes, "epci_code": epci}).astype(
+        "string"
+    )
+    tables = {}
+    for key, codes in (("flows", communes), ("flows_previous", None)):
+        codes = codes or [f"9{c[1:]}" if i < 50 else c for i, c in enumerate(communes)]
+        pairs = rng.choice(len(codes) ** 2, size=rows, replace=False)
+        tables[key] = pd.DataFrame(
+            {
+                "origin_commune": np.asarray(codes)[pairs // len(codes)],
+                "destination_commune": np.asarray(codes)[pairs % len(codes)],
+                "workers": rng.gamma(0.5, 20.0, rows),
+            }
+        ).astype({"origin_commune": "string", "destination_commune": "string"})
+    passage = pd.DataFrame(
+        {"old_code": [f"9{c[1:]}" for c in communes[:50]], "new_code": communes[:50]}
+    )
+    crowns = pd.DataFrame(
+        {
+            "metropole_code": ["200000000"] * 3 + ["200000050"] * 3,
+            "epci_code": [
+                *("200000000", "200000001", "200000002"),
+                *("200000050", "200000049", "200000051"),
+            ],
+            "crown": np.array([0, 1, 2, 0, 1, 1], dtype="int8"),
+        }
+    ).astype({"metropole_code": "string", "epci_code": "string"})
+    return {
+        "tables": tables,
+        "harmonisation": (passage, set(communes)),
+        "commune_epci": commune_epci,
+        "crowns": crowns,
+    }
+
+
+def _systems(inputs: dict, config, scheduler: str):
+    from observatory.runs.census import systems_by_vintage
+
+    config = dataclasses.replace(
+        config, compute=dataclasses.replace(config.compute, scheduler=scheduler)
+    )
+    return systems_by_vintage(
+        inputs["tables"],
+        inputs["harmonisation"],
+        inputs["commune_epci"],
+        inputs["crowns"],
+        config,
+    )
+
+
+def test_a_cluster_graph_carries_keys_not_tables(
+    tiny_inputs, local_cluster, monkeypatch
+):
+    """The vintages x métropoles graph stays small: its tables are scattered once.
+
+    The graph's pickled size is what distributed measures before sending it
+    (it warns above ``distributed.admin.large-graph-warning-threshold``, set
+    here to 1 byte so that every graph is measured and reported).
+    """
+    import dask
+    from dask.utils import parse_bytes
+
+    inputs = _national_like(rows=300_000)
+    embedded = sum(len(pickle.dumps(t)) for t in inputs["tables"].values())
+    assert embedded > 8 * 2**20  # carried in the graph, they would weigh this
+    config = load_config(tiny_inputs)
+    with (
+        dask.config.set({"distributed.admin.large-graph-warning-threshold": "1B"}),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        on_cluster = _systems(inputs, config, local_cluster.scheduler_address)
+    sizes = [
+        parse_bytes(found.group(1))
+        for w in caught
+        if (
+            found := re.search(r"Sending large graph of size (.+?)\.\n", str(w.message))
+        )
+    ]
+    assert sizes, [str(w.message) for w in caught]
+    assert max(sizes) < 2**20, sizes  # keys and small frames only
+    local = _systems(inputs, config, "synchronous")
+    assert on_cluster.keys() == local.keys()
+    for key, systems in local.items():
+        other = on_cluster[key]
+        for name in ("flows", "indicators", "matrix"):
+            left, right = getattr(systems, name), getattr(other, name)
+            if left is None:
+                assert right is None
+            else:
+                pd.testing.assert_frame_equal(left, right, check_exact=True)
+        assert systems.report == other.report
+        assert systems.harmonisation == other.harmonisation
+
+
+# --------------------------------------------------------------------- territories beside flows
+def test_territories_built_beside_the_flows_fail_in_their_own_stage(
+    tiny_inputs, capsys
+):
+    """The crowns are built in a thread while the flows are summed by EPCI: a
+    failure there is still the 'territories' stage's, and nothing is published."""
+    config = tiny_inputs.read_text(encoding="utf-8").replace(
+        "[territories]\n", '[territories]\nmetropoles = ["200000002"]\n'
+    )
+    tiny_inputs.write_text(config, encoding="utf-8")
+    out = tiny_inputs.parent / "out"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out)]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(
+        "observatory run failed at stage 'territories': [territories] metropoles: "
+        "200000002 (not ME/METLYON"
+    ), line
+    assert not (out / "latest").exists()
+
+
+def test_a_bug_in_the_territories_thread_is_named_by_its_stage(
+    tiny_inputs, monkeypatch, capsys
+):
+    from observatory.runs import pipeline
+
+    def broken(*args):
+        msg = "broken crowns"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(pipeline, "build_territories", broken)
+    out = tiny_inputs.parent / "out"
+    assert main(["run", "--config", str(tiny_inputs), "--output", str(out)]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(
+        "observatory run failed at stage 'territories': unexpected error "
+        "RuntimeError: broken crowns"
+    ), line

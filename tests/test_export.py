@@ -215,6 +215,7 @@ def test_manifest_keys_keep_their_order(outputs):
         "flows_previous",
         "fd_mobpro",
         "harmonisation",
+        "flow_systems",
         "warnings",
         "refresh",
         "timings_s",

@@ -12,11 +12,13 @@ commune code that belongs to no EPCI. By hand, with M the Métropole de Lyon:
   jobs 250 + 300 + 250 + 30 (from the unmatched commune) = 830.
 """
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import COMMUNE_ROWS, E1, E2, E3, FLOW_ROWS, M
 
 from observatory.config import ReliabilitySection
+from observatory.core.errors import DataError
 from observatory.geography import (
     REST_OF_FRANCE,
     UNMATCHED,
@@ -24,13 +26,16 @@ from observatory.geography import (
     place_names,
     rollup_arrondissements,
 )
+from observatory.systems.codebook import group_sum
 from observatory.systems.flows import (
     compare_vintages,
-    epci_totals,
     flows_epci,
     flows_with_previous,
-    pair_flows,
     reliability_class,
+)
+from observatory.systems.indicators import (
+    epci_totals,
+    pair_flows,
     system_indicators,
     system_matrix,
 )
@@ -324,3 +329,65 @@ def test_place_names():
         "Reste de la France",
         "Commune non rattachée à un EPCI",
     ]
+
+
+# --------------------------------------------------------------------- coded flows
+@pytest.mark.parametrize("span", [60, 10**12], ids=["dense-keys", "sparse-keys"])
+def test_group_sum_is_pandas_groupby_sum_to_the_bit(span):
+    """Sums by integer key are pandas' own: same order, same compensated sum."""
+    rng = np.random.default_rng(3)
+    keys = rng.choice(rng.integers(0, span, 200), 5000)
+    values = rng.normal(0, 1, 5000) * 10.0 ** rng.integers(-8, 16, 5000)
+    values[::97], values[::101] = np.nan, -0.0
+    distinct, sums = group_sum(keys, values)
+    expected = pd.Series(values).groupby(keys).sum()
+    assert distinct.tolist() == expected.index.tolist()
+    assert sums.tobytes() == expected.to_numpy().tobytes()  # 0.0 and -0.0 too
+
+
+def test_coded_flows_sum_like_their_string_columns(composition):
+    """EPCI flows from coded commune flows: the string groupby, number for number."""
+    rng = np.random.default_rng(5)
+    codes = [r[0] for r in COMMUNE_ROWS] + ["69381", "69389", "99140", "01999"]
+    pairs = rng.choice(len(codes) ** 2, 60, replace=False)
+    flows = pd.DataFrame(
+        {
+            "origin_commune": np.asarray(codes)[pairs // len(codes)],
+            "destination_commune": np.asarray(codes)[pairs % len(codes)],
+            "workers": rng.gamma(0.5, 200.0, 60) * 10.0 ** rng.integers(-3, 9, 60),
+        }
+    ).astype({"origin_commune": "string", "destination_commune": "string"})
+    out, _ = flows_epci(flows, composition)
+    lookup = composition.set_index("commune_code")["epci_code"]
+
+    def place(column):
+        rolled = rollup_arrondissements(flows[column])
+        abroad = rolled.str.startswith("99")
+        return rolled.map(lookup).mask(abroad, "ABROAD-" + rolled).fillna(UNMATCHED)
+
+    expected = (
+        pd.DataFrame(
+            {
+                "origin_code": place("origin_commune"),
+                "destination_code": place("destination_commune"),
+                "workers": flows["workers"],
+            }
+        )
+        .astype({"origin_code": "string", "destination_code": "string"})
+        .groupby(["origin_code", "destination_code"], as_index=False, sort=True)[
+            ["workers"]
+        ]
+        .sum()
+    )
+    pd.testing.assert_frame_equal(out, expected, check_exact=True)
+    coded = pair_flows(out)
+    assert coded.between(out["origin_code"], out["destination_code"]).tolist() == (
+        out["workers"].tolist()
+    )
+    assert coded.between(pd.Series(["nowhere"]), pd.Series([M])).tolist() == [0.0]
+
+
+def test_flows_without_a_code_are_an_error(commune_flows):
+    commune_flows.loc[2, "destination_commune"] = pd.NA
+    with pytest.raises(DataError, match=r"flows: 1 row\(s\) without an origin"):
+        flows_epci(commune_flows, pd.DataFrame(columns=["commune_code", "epci_code"]))

@@ -28,7 +28,7 @@ from conftest import (
 )
 
 from observatory.cli import main
-from observatory.runs.stages import flagged_communes
+from observatory.runs.stages import flagged_communes, unmatched_warning
 
 # RP 2022 in the geography of 2025: every code is in the composition.
 GOOD_ROWS = [
@@ -155,7 +155,34 @@ def test_below_the_gate_the_run_publishes_and_lists_them(project, capsys):
     assert flows["unmatched_origin_codes"] == {"01451": 1300.0, "38567": 350.0}
     assert flows["unmatched_destination_codes"] == {"01451": 460.0}
     assert manifest["flows_vintage"] == 2023
-    assert any("match no EPCI" in w for w in manifest["warnings"])
+    # Names, not counts: the manifest's warning lists the codes with their workers.
+    (warning,) = [w for w in manifest["warnings"] if "match no EPCI" in w]
+    assert warning == (
+        f"{project / 'flux-rp2023-geo2026.zip'}: 2 origin commune code(s) match no "
+        "EPCI (1,650 workers kept as UNMATCHED): 01451 (1,300), 38567 (350); "
+        "1 destination commune code(s) match no EPCI (460 workers kept as "
+        "UNMATCHED): 01451 (460)"
+    )
+    assert f"Warning: {warning}" in summary
+
+
+def test_the_warning_lists_the_ten_largest_codes_of_each_vintage():
+    codes = {f"01{900 + i}": float(100 - i) for i in range(12)}
+    report = {
+        "unmatched_origin_codes": codes,
+        "unmatched_origin_workers": sum(codes.values()),
+        "unmatched_destination_codes": {},
+        "unmatched_destination_workers": 0.0,
+    }
+    warning = unmatched_warning("flows_previous", report, None)
+    assert warning.startswith(
+        "flows_previous: 12 origin commune code(s) match no EPCI (1,134 workers "
+        "kept as UNMATCHED): 01900 (100), 01901 (99), "
+    )
+    assert warning.endswith("01909 (91) and 2 more")
+    assert "01910" not in warning
+    report["unmatched_origin_codes"] = {}
+    assert unmatched_warning("flows", report, None) == ""
 
 
 def test_maxey_sur_vaise_is_flagged_in_rp_2023():

@@ -121,6 +121,7 @@ def test_every_layer_in_its_crs(gpkg, overseas_tables):
     path, _ = gpkg
     layers = dict(pyogrio.list_layers(path))
     assert layers == {
+        "dominant_flows": "LineString",
         "epci_indicators": "MultiPolygon",
         "epci_indicators_REU": "MultiPolygon",
         "flow_matrix": None,
@@ -142,7 +143,8 @@ def test_every_layer_in_its_crs(gpkg, overseas_tables):
 def test_values_and_types_round_trip(gpkg, demo_run):
     path, _ = gpkg
     run, _ = demo_run
-    for layer in ("epci_indicators", "flows", "metropoles", "flow_matrix"):
+    layers = ("epci_indicators", "flows", "metropoles", "dominant_flows", "flow_matrix")
+    for layer in layers:
         back = pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
         parquet = pq.read_table(run / f"{layer}.parquet").to_pandas()
         columns = [c for c in parquet.columns if c not in ("geometry", "bbox")]
@@ -177,6 +179,7 @@ def test_default_styles_in_qgis_table(gpkg):
         assert (schema, name, default) == ("", table, 1)
         assert geometry == ("" if table == "flow_matrix" else "geometry")
     assert set(styles) == {
+        "dominant_flows",
         "epci_indicators",
         "epci_indicators_REU",
         "flows",

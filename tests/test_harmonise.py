@@ -14,6 +14,7 @@ import zipfile
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import MVT_HEADER
@@ -169,6 +170,32 @@ def test_harmonise_flows_hand_computed():
     assert report["workers_total_before"] == pytest.approx(349.75, rel=1e-12)
     assert report["workers_total_after"] == pytest.approx(349.75, rel=1e-12)
     assert out["workers"].sum() == pytest.approx(flows["workers"].sum(), rel=1e-12)
+
+
+def test_harmonised_sums_are_those_of_the_string_codes():
+    """Every pair of codes, random workers: the string groupby, number for number."""
+    rng = np.random.default_rng(11)
+    codes = sorted({c for row in FLOW_ROWS for c in row[:2]} | {"2A004", "69381"})
+    pairs = [(o, d) for o in codes for d in codes]
+    workers = rng.gamma(0.5, 50.0, len(pairs)) * 10.0 ** rng.integers(
+        -4, 10, len(pairs)
+    )
+    flows = _flows([(o, d, w) for (o, d), w in zip(pairs, workers, strict=True)])
+    out, report = harmonise_flows(flows, PASSAGE, TARGET)
+    expected = (
+        flows.assign(
+            origin_commune=harmonise_codes(flows["origin_commune"], PASSAGE, TARGET),
+            destination_commune=harmonise_codes(
+                flows["destination_commune"], PASSAGE, TARGET
+            ),
+        )
+        .groupby(["origin_commune", "destination_commune"], as_index=False, sort=True)[
+            ["workers"]
+        ]
+        .sum()
+    )
+    pd.testing.assert_frame_equal(out, expected, check_exact=True)
+    assert report["workers_total_after"] == float(expected["workers"].sum())
 
 
 def test_harmonise_flows_accepts_a_resolved_map_and_an_index():

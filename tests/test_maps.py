@@ -39,6 +39,7 @@ from observatory.cli import main
 from observatory.config import ReliabilitySection, configs_dir, load_config
 from observatory.geography import MAINLAND
 from observatory.layers.build import TERRITORY_LAYERS
+from observatory.layers.flow_styles import HIDDEN_CROWN_COLOUR, NOMINAL_MEMBER_COLOUR
 from observatory.layers.styles import class_colours, flow_classes
 from observatory.report.charts import dependence_chart, flows_chart
 from observatory.report.mapdata import (
@@ -52,6 +53,7 @@ from observatory.report.mapdata import (
     sources_line,
 )
 from observatory.report.mapdraw import LABEL_GID
+from observatory.report.mapflows import NOMINAL_HATCH
 from observatory.report.mapframe import figure_png
 from observatory.report.maps import _drawn_flows, atlas_pdf, map_figure, render_maps
 from observatory.runs.pipeline import run as run_pipeline
@@ -110,6 +112,7 @@ def test_a_map_and_two_charts_per_system_and_one_atlas(rendered):
             f"maps/{code}.png",
             f"charts/{code}_dependance.png",
             f"charts/{code}_flux.png",
+            f"maps/{code}_sols.png",  # the land-use panel (issue 14)
         }
     assert set(files) == expected
     assert seconds < 60  # a guard only: the render's time is reported, not tested
@@ -232,7 +235,9 @@ def test_names_inside_the_map_and_not_overlapping(demo):
         ax = fig.axes[0]
         frame = ax.get_window_extent(renderer)
         labels = [t for t in ax.texts if t.get_gid() == LABEL_GID]
-        assert len(labels) == len(system.epci), system.name
+        # The crowns' EPCI and those placed beyond them (hidden crown) are named.
+        outside = 0 if system.outside is None else len(system.outside)
+        assert len(labels) == len(system.epci) + outside, system.name
         boxes = [t.get_window_extent(renderer) for t in labels]
         for text, box in zip(labels, boxes, strict=True):
             inside = frame.x0 <= box.x0 <= box.x1 <= frame.x1
@@ -370,3 +375,53 @@ def test_a_pole_without_crowns_still_gets_its_pictures(demo):
         flows_chart(alone, manifest, config.reliability),
     ):
         assert figure_png(chart).startswith(b"\x89PNG")
+
+
+def _marked(fig, colour: str) -> list:
+    """Return the map's polygon collections outlined (or hatched) in ``colour``."""
+    ax = fig.axes[0]
+    found = []
+    for collection in ax.collections:
+        edges = collection.get_edgecolor()
+        if len(edges) and np.allclose(edges[0][:3], to_rgb(colour)):
+            found.append(collection)
+    return found
+
+
+def test_hidden_crown_and_nominal_members_have_their_own_marks(demo, rendered):
+    layers, manifest, config = demo
+    files, _ = rendered
+    systems = {s.code: s for s in map_systems(layers, manifest)}
+    brest, rennes = systems["242900314"], systems["243500139"]
+    # The hidden crown: rows of the system beyond its crowns, on the map.
+    hidden = brest.outside[brest.outside["placed_by"] == "flows"]
+    assert len(hidden) == 2
+    assert hidden["crown"].isna().all()
+    fig = map_figure(brest, manifest, config.classification, config.reliability)
+    dashed = _marked(fig, HIDDEN_CROWN_COLOUR)
+    assert len(dashed) == 1
+    assert len(dashed[0].get_paths()) == len(hidden)
+    assert dashed[0].get_linestyle()[0][1] is not None  # a dash pattern
+    texts = [t.get_text() for t in fig.texts]
+    assert any(t.startswith("Couronne cachée") and "≥ 1\u00a0%" in t for t in texts)
+    assert not any(t.startswith("Membre nominal") for t in texts)  # none in Brest
+    # Nominal members hatched, in the legend with the demo's threshold.
+    nominal = rennes.epci[rennes.epci["nominal_member"].astype(bool)]
+    assert len(nominal) > 0
+    assert (nominal["crown"] > 0).all()
+    fig = map_figure(rennes, manifest, config.classification, config.reliability)
+    hatched = _marked(fig, NOMINAL_MEMBER_COLOUR)
+    assert len(hatched) == 1
+    assert hatched[0].get_hatch() == NOMINAL_HATCH
+    assert len(hatched[0].get_paths()) == len(nominal)
+    texts = [t.get_text() for t in fig.texts]
+    assert any(t.startswith("Membre nominal") and "0,5\u00a0%" in t for t in texts)
+    # On the page: magenta dashes around Brest's hidden crown, none around Rennes.
+    magenta = np.array([int(HIDDEN_CROWN_COLOUR[i : i + 2], 16) for i in (1, 3, 5)])
+
+    def magenta_pixels(png: bytes) -> int:
+        pixels = _pixels(png).astype(int)
+        return int((np.abs(pixels - magenta).max(axis=2) < 12).sum())
+
+    assert magenta_pixels(files["maps/242900314.png"]) > 2000
+    assert magenta_pixels(files["maps/243500139.png"]) < 50

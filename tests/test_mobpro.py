@@ -142,7 +142,10 @@ def test_aggregate_fd_collects_every_problem():
         aggregate(fd_frame(rows), 2021)
     message = str(info.value)
     assert "RP2021" in message
-    assert "IPONDI must be a number >= 0: row 3: 'abc'" in message
+    assert (
+        "IPONDI must be a number >= 0 and <= 35,000,000 (the employed people of "
+        "France): row 3: 'abc'" in message
+    )
     assert "TRANS must be one of ['1', '2', '3', '4', '5', '6']" in message
     assert "row 5: '7'" in message
     assert (

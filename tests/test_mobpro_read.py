@@ -161,7 +161,8 @@ def test_read_fd_reports_bad_weight_with_its_line(tmp_path):
     path = write_csv(frame, tmp_path / "FD_MOBPRO_2021.csv")
     with pytest.raises(
         DataError,
-        match=r"FD_MOBPRO_2021\.csv: IPONDI must be a number >= 0: line 1735: 'n/a'",
+        match=r"FD_MOBPRO_2021\.csv: IPONDI must be a number >= 0 and <= 35,000,000 "
+        r"\(the employed people of France\): line 1735: 'n/a'",
     ) as info:
         read_fd(path, blocksize=15_000, scheduler="synchronous", progress=False)
     assert (info.value.path, info.value.line) == (path, 1735)
@@ -278,13 +279,13 @@ def test_read_fd_csv_line_ends_and_bom(tmp_path, prefix, newline, last):
     assert_same_flows(table, aggregate(frame, 2021))
 
 
-def test_read_fd_csv_header_only(tmp_path):
+def test_read_fd_csv_header_only_is_refused(tmp_path):
+    # A file of no worker would give a run of empty modal shares: never published.
     path = tmp_path / "FD_MOBPRO_2021.csv"
     path.write_text(";".join(COLUMNS) + "\n")
-    table, report = read_fd(path, progress=False)
-    assert table.empty
-    assert list(table.dtypes) == ["string", "string", "string", "float64"]
-    assert report["rows_read"] == report["triples"] == report["pairs"] == 0
+    with pytest.raises(DataError, match=r"FD_MOBPRO_2021\.csv: no data lines") as info:
+        read_fd(path, progress=False)
+    assert (info.value.path, info.value.line) == (path, 2)
 
 
 def test_read_fd_csv_decimal_comma_and_bad_code_with_its_line(tmp_path):

@@ -523,3 +523,38 @@ def test_open_member_refuses_a_corrupt_zip_member(tmp_path):
     path.write_bytes(bytes(packed))
     with pytest.raises(DataError, match=r"flows\.zip: corrupt zip archive: "):
         _read_all(path)
+
+
+# ---------------------------------------------------------------- bounded reading
+@pytest.mark.parametrize(
+    ("data", "limit", "expected"),
+    [
+        (b"ab\ncd\n", 2, None),  # lines of exactly the limit
+        (b"ab\ncde\nf\n", 2, 2),
+        (b"ab\ncd\nefg", 2, 3),  # the last line, without its end
+        (b"a\n" * 5 + b"x" * (3 << 20) + b"\nb\n", 2 << 20, 6),  # across 1 MiB reads
+        (b"x" * ((1 << 20) + 1), 1 << 20, 1),
+        (b"", 0, None),
+    ],
+)
+def test_first_long_line(data, limit, expected):
+    import io
+
+    from observatory.readers.delimited import first_long_line
+
+    assert first_long_line(io.BytesIO(data), limit) == expected
+
+
+def test_bounded_stream_refuses_beyond_its_limit(tmp_path):
+    path = tmp_path / "flows.zip"
+    path.write_bytes(zip_bytes({"flux.csv": b"x" * 100}))
+    with open_member(path, _csv_files, what="CSV file", limit=100) as opened:
+        assert opened.stream.read() == b"x" * 100
+    with (
+        pytest.raises(
+            DataError,
+            match=r"flux\.csv\]: more than 99 bytes of data once decompressed",
+        ),
+        open_member(path, _csv_files, what="CSV file", limit=99) as opened,
+    ):
+        opened.stream.read()

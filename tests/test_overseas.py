@@ -164,9 +164,11 @@ def test_each_territory_written_in_its_official_crs(overseas, tmp_path):
     layers = _layers(report.output_dir)
     assert sorted(layers) == sorted(
         [
+            "dominant_flows",
             "epci_indicators",
             "flows",
             "metropoles",
+            "dominant_flows_REU",
             "epci_indicators_REU",
             "flows_REU",
             "metropoles_REU",
@@ -240,6 +242,7 @@ def test_pole_alone_and_unknown_pole(overseas, tmp_path):
     config = _config(overseas, '"COMMUNE_REU.shp"')
     report = run(load_config(config), tmp_path / "out")
     assert sorted(p.name for p in report.output_dir.glob("*.parquet")) == [
+        "dominant_flows_REU.parquet",
         "epci_indicators_REU.parquet",
         "flow_matrix.parquet",
         "flows_REU.parquet",

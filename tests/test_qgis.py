@@ -20,6 +20,7 @@ from test_gpkg import run_tables, stem_styles
 from observatory.cli import main
 from observatory.config import configs_dir, load_config
 from observatory.layers.codes import class_labels
+from observatory.layers.flow_styles import HIDDEN_CROWN_COLOUR, NOMINAL_MEMBER_COLOUR
 from observatory.layers.geopackage import write_geopackage
 from observatory.layers.qgis import QGIS_MIN_VERSION
 from observatory.layers.styles import class_colours, layer_styles
@@ -210,3 +211,28 @@ def test_the_published_geopackage_opens_styled(qgis, tmp_path):
     render = seen["render"]
     assert render["errors"] == []
     assert render["painted"] > 0.2 * render["width"] * render["height"]
+
+
+def test_hidden_crown_and_nominal_members_are_marked_in_qgis(written):
+    """The style's marks of disagreement draw where their flag is set, nowhere else."""
+    path, tables, _, _ = written
+    epci = tables["epci_indicators"][0].to_pandas()
+    marks = {
+        "hidden_crown": ",".join(
+            str(int(HIDDEN_CROWN_COLOUR[i : i + 2], 16)) for i in (1, 3, 5)
+        ),
+        "nominal_member": ",".join(
+            str(int(NOMINAL_MEMBER_COLOUR[i : i + 2], 16)) for i in (1, 3, 5)
+        ),
+    }
+    for metropole, part in epci.groupby("metropole_code"):
+        png = path.with_name(f"marks_{metropole}.png")
+        render = _probe(
+            path, png, "--metropole", metropole, "--colours", *marks.values()
+        )["render"]
+        assert render["errors"] == []
+        for flag, rgb in marks.items():
+            if part[flag].any():
+                assert render["colours"][rgb] > 1_000, (metropole, flag)
+            else:
+                assert render["colours"][rgb] < 50, (metropole, flag)

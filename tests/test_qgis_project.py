@@ -25,6 +25,8 @@ from observatory.config import configs_dir, load_config
 from observatory.core.errors import OutputError
 from observatory.layers.files import run_files
 from observatory.layers.geopackage import GEOPACKAGE_NAME, write_geopackage
+from observatory.layers.land_schemas import EPCI_LAND_FIELDS, METROPOLE_LAND_FIELDS
+from observatory.layers.qgis_maplayer import DOMINANT_GROUP
 from observatory.layers.qgis_project import (
     OVERVIEW_GROUP,
     PROJECT_ENTRY,
@@ -40,7 +42,7 @@ from observatory.layers.styles import class_colours, layer_styles
 SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE = Path(__file__).with_name("qgis_project_probe.py")
 ENV = os.environ | {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": "/tmp"}
-LAYERS = ("epci_indicators", "flows", "metropoles")
+LAYERS = ("epci_indicators", "flows", "metropoles", "dominant_flows")
 #: A pole of La Réunion made for the tests (Brest's system moved there).
 REU_CODE, REU_NAME = "249740119", "CA Test de La Réunion"
 
@@ -80,10 +82,15 @@ def _reunion(layers: dict) -> dict:
     brest = "242900314"
     epci = layers["FXX"]["epci_indicators"]
     origin = epci[epci["metropole_code"] == brest].total_bounds[:2]
+    codes = set(epci.loc[epci["metropole_code"] == brest, "epci_code"])
     moved = {}
     for name, frame in layers["FXX"].items():
-        rows = frame[frame["metropole_code"] == brest].copy()
-        rows["metropole_code"], rows["metropole_name"] = REU_CODE, REU_NAME
+        if "metropole_code" not in frame:  # dominant_flows: between Brest's EPCI
+            inside = frame["origin_code"].isin(codes)
+            rows = frame[inside & frame["destination_code"].isin(codes)].copy()
+        else:
+            rows = frame[frame["metropole_code"] == brest].copy()
+            rows["metropole_code"], rows["metropole_name"] = REU_CODE, REU_NAME
         geometries = shapely.transform(
             rows.geometry.to_numpy(), lambda xy: xy - origin + (315e3, 7630e3)
         )
@@ -112,7 +119,7 @@ def test_one_group_per_metropole_first_shown_its_layers_filtered(demo):
     metropoles = layers["FXX"]["metropoles"].sort_values("metropole_name")
     groups = _groups(root)
     names = [g.get("name") for g in groups]
-    assert names == [*metropoles["metropole_name"], OVERVIEW_GROUP]
+    assert names == [*metropoles["metropole_name"], DOMINANT_GROUP, OVERVIEW_GROUP]
     assert [g.get("checked") for g in groups[:2]] == ["Qt::Checked", "Qt::Unchecked"]
     assert [g.get("expanded") for g in groups[:2]] == ["1", "0"]
     for group, code in zip(groups, metropoles["metropole_code"], strict=False):
@@ -179,7 +186,9 @@ def test_overseas_poles_grouped_in_their_crs_with_their_atlas(demo):
         project_document(GEOPACKAGE_NAME, _reunion(layers), styles, manifest)
     )
     names = [g.get("name") for g in _groups(root)]
-    assert names[-2:] == [f"{REU_NAME} (La Réunion)", OVERVIEW_GROUP]
+    assert names[-3:] == [f"{REU_NAME} (La Réunion)", DOMINANT_GROUP, OVERVIEW_GROUP]
+    dominant = _groups(root)[-2].findall("layer-tree-layer")
+    assert [c.get("id") for c in dominant] == ["dominant_flows", "dominant_flows_REU"]
     reunion = next(
         m for m in root.iter("maplayer") if m.findtext("id") == f"flows_REU_{REU_CODE}"
     )
@@ -199,7 +208,7 @@ def test_validation_names_a_table_the_geopackage_lacks(demo, tmp_path):
     _, layers, manifest, config = demo
     path = tmp_path / PROJECT_NAME
     path.write_bytes(_project(layers, manifest, config))
-    tables = ["epci_indicators", "flows", "metropoles", "flow_matrix"]
+    tables = ["epci_indicators", "flows", "metropoles", "dominant_flows", "flow_matrix"]
     validate_project(path, GEOPACKAGE_NAME, tables)
     with pytest.raises(OutputError, match=r"layer 'flows' not in observatory\.gpkg"):
         validate_project(path, GEOPACKAGE_NAME, [t for t in tables if t != "flows"])
@@ -261,7 +270,11 @@ def test_one_group_per_metropole_with_its_rows(opened, demo):
     _, layers, _, _ = demo
     groups = {node["group"]: node for node in opened["tree"] if "group" in node}
     metropoles = layers["FXX"]["metropoles"]
-    assert set(groups) == {*metropoles["metropole_name"], OVERVIEW_GROUP}
+    assert set(groups) == {
+        *metropoles["metropole_name"],
+        DOMINANT_GROUP,
+        OVERVIEW_GROUP,
+    }
     for code, name in zip(
         metropoles["metropole_code"], metropoles["metropole_name"], strict=True
     ):
@@ -364,10 +377,55 @@ def test_overseas_poles_open_in_their_crs(qgis, demo, tmp_path):
     assert seen["read"]
     assert all(layer["valid"] for layer in seen["layers"].values())
     reunion = seen["layers"][f"epci_indicators_REU_{REU_CODE}"]
-    assert (reunion["crs"], reunion["features"]) == ("EPSG:2975", 8)
+    rows = len(both["REU"]["epci_indicators"])  # Brest's crowns and hidden crown
+    assert (reunion["crs"], reunion["features"]) == ("EPSG:2975", rows)
+    dominant = seen["layers"]["dominant_flows_REU"]
+    assert dominant["crs"] == "EPSG:2975"
+    assert dominant["features"] == len(both["REU"]["dominant_flows"]) > 0
     layout = seen["layouts"][1]
     assert layout["name"] == "Atlas des pôles (La Réunion)"
     assert layout["count"] == 1
     page = layout["pages"][0]
     assert page["name"] == REU_NAME
     assert page["image"]["painted_share"] > 0.15
+
+
+def test_the_dominant_flows_open_valid_in_their_own_hidden_group(opened, demo):
+    _, layers, _, _ = demo
+    layer = opened["layers"]["dominant_flows"]
+    assert layer["valid"]
+    assert layer["features"] == len(layers["FXX"]["dominant_flows"]) > 0
+    assert (layer["crs"], layer["renderer"], layer["subset"]) == (
+        "EPSG:2154",
+        "RuleRenderer",
+        "",
+    )
+    assert layer["aliases"] == len(layers["FXX"]["dominant_flows"].columns) - 1
+    (group,) = [n for n in opened["tree"] if n.get("group") == DOMINANT_GROUP]
+    assert not group["checked"]
+    assert [c["layer"] for c in group["children"]] == ["dominant_flows"]
+    # No system's theme shows it: the atlas pages stay as they were.
+    assert not any("dominant_flows" in ids for ids in opened["themes"].values())
+
+
+def test_the_land_columns_open_with_their_french_aliases(opened, demo):
+    # Issue 14: the demo's land columns on both layers, each with its alias.
+    _, layers, _, _ = demo
+    for stem, fields in (
+        ("epci_indicators", EPCI_LAND_FIELDS),
+        ("metropoles", METROPOLE_LAND_FIELDS),
+    ):
+        frame = layers["FXX"][stem]
+        assert {f.name for f in fields} <= set(frame.columns)
+        assert (
+            frame[
+                "agricultural_ha"
+                if stem == "epci_indicators"
+                else "agricultural_ha_own"
+            ]
+            .notna()
+            .all()
+        )
+        layer = opened["layers"][f"{stem}_242900314"]
+        assert layer["valid"]
+        assert layer["aliases"] == len(frame.columns) - 1, stem  # all but geometry

@@ -302,6 +302,7 @@ def test_manifest_log_and_state_trace_the_run(project):
         "flows",
         "metropoles",
         "flow_matrix",
+        "dominant_flows",
     }
     assert set(manifest["timings_s"]) >= {
         "fetch",

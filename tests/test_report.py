@@ -29,12 +29,14 @@ from observatory.geography import MAINLAND
 from observatory.layers.build import TERRITORY_LAYERS
 from observatory.report.html import CSP, report_html
 from observatory.report.html_format import (
+    esc,
     fr_count,
     fr_datetime,
     fr_percent,
     fr_points,
     rule_fr,
 )
+from observatory.report.html_sections import short_name
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
@@ -94,6 +96,7 @@ def images(demo):
             f"maps/{code}.png",
             f"charts/{code}_dependance.png",
             f"charts/{code}_flux.png",
+            f"maps/{code}_sols.png",  # the land-use panel (issue 14)
         )
     ]
     return {key: png(rgb=(40 + 5 * i, 90, 160)) for i, key in enumerate(keys)}
@@ -181,6 +184,9 @@ def test_the_epci_tables_match_the_layer(demo, page):
     epci = demo[0][MAINLAND]["epci_indicators"]
     rows = epci_rows(page)
     crowns = {0: "Métropole", 1: "1re couronne", 2: "2e couronne"}
+    # The EPCI of the contiguity crowns; the hidden crown (crown null) is listed
+    # where the rules disagree (test_the_flow_systems_are_reported).
+    epci = epci[epci["crown"].notna()].astype({"crown": int})
     for code, part in epci.groupby("metropole_code"):
         table = rows[f"m-{code}"]
         assert len(table) == len(part)
@@ -249,13 +255,25 @@ def test_french_labels_and_numbers(demo, page):
 def test_the_synthetic_notice_follows_the_manifest(demo, images, page):
     assert 'class="banner"' in page
     assert "DONNÉES SYNTHÉTIQUES" in page
-    assert page.count('class="synthetic-note"') == 3
+    # Each métropole's flows, the land overview and each métropole's land block.
+    assert page.count('class="synthetic-note"') == 3 + 1 + 3
     layers, matrix, manifest, rules = demo
     real = copy.deepcopy(manifest)
     real["synthetic_flows"] = False
     real["config"]["content"]["run"]["synthetic_flows"] = False
     for record in real["inputs"]:
         record.pop("synthetic", None)
+        record["path"] = record["path"].replace("synthetic", "insee")
+    # The demo's attraction areas are synthetic too: a real run reads INSEE's.
+    real["flow_systems"]["aav"]["path"] = "AAV2020_au_01-01-2025.zip"
+    # ... and its land rasters (GeoTIFF tag SYNTHETIC): a real run reads OSO, GHSL.
+    for raster in real["land"]["rasters"]:
+        raster["synthetic"] = False
+    metropoles = layers[MAINLAND]["metropoles"]
+    named = metropoles.assign(
+        aav_name=metropoles["aav_name"].str.replace("Aire synthétique de ", "")
+    )
+    layers = {MAINLAND: {**layers[MAINLAND], "metropoles": named}}
     other = report_html(layers, matrix, real, rules, images)
     assert 'class="banner"' not in other
     assert "synthétique" not in other.lower()
@@ -273,7 +291,7 @@ def test_images_are_embedded_or_said_missing(demo, images, page):
     layers, matrix, manifest, rules = demo
     bare = report_html(layers, matrix, manifest, rules, {})
     assert "<img" not in bare
-    assert bare.count("image non produite pour ce run") == 3 * 3
+    assert bare.count("image non produite pour ce run") == 3 * 4
 
 
 def test_change_between_vintages(demo, images, page):
@@ -461,6 +479,8 @@ def test_overseas_systems_come_after_the_mainland(demo, images):
     reunion = "249740119"
     copied = {}
     for name, frame in layers[MAINLAND].items():
+        if "metropole_code" not in frame:
+            continue  # dominant_flows: the territory's, no system's
         part = frame[frame["metropole_code"] == brest].copy()
         part["metropole_code"] = reunion
         if "metropole_name" in part:
@@ -510,3 +530,42 @@ def test_modal_split_when_the_detailed_file_was_read(demo, page):
         assert "n'est pas lu dans ce run" not in page
     else:
         assert page.count("le fichier détail MOBPRO n&#x27;est pas lu") == 3
+
+
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f'id="{anchor}"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_flow_systems_are_reported(demo, page):
+    layers = demo[0][MAINLAND]
+    epci, metropoles = layers["epci_indicators"], layers["metropoles"]
+    # "Lire ce rapport" says what the new words mean.
+    guide = _section(page, "lire")
+    for term in (
+        "Couronne cachée",
+        "Membre nominal",
+        "Flux dominant",
+        "Aire d'attraction",
+    ):
+        assert f"<dt>{esc(term)}</dt>" in guide, term
+    # One table of every métropole: contiguity, flows and the AAV side by side.
+    overview = _section(page, "flux-et-contiguite")
+    assert overview.count('href="#m-') == len(metropoles)
+    assert "Recouvrement contiguïté / aire" in overview
+    assert "crown_rule = « contiguity »" in overview
+    assert esc("Aires d'attraction SYNTHÉTIQUES") in overview
+    # Each section lists where the rules disagree: hidden crown and nominal members.
+    for code, part in epci.groupby("metropole_code"):
+        section = _section(page, f"m-{code}")
+        block = section[section.index("Contiguïté, flux dominants") :]
+        table = block[block.index('class="divergences"') : block.index("</table>")]
+        flagged = part[part["hidden_crown"] | part["nominal_member"]]
+        assert table.count("<tr>") - 1 == len(flagged), code  # header row
+        for row in flagged.itertuples():
+            assert esc(short_name(row.epci_name)) in table, row.epci_name
+        hidden = part[part["hidden_crown"]]
+        assert table.count("Flux seuls (couronne cachée)") == len(hidden)
+        assert "Flux dominants (la métropole : pôle dominant" in block
+        name = metropoles.loc[metropoles["metropole_code"] == code, "aav_name"].iloc[0]
+        assert esc(f"Aire d'attraction de la métropole : {name}") in block

@@ -56,7 +56,7 @@ LAYERS = [
     {"geography"},
     {"config"},
     {"sources"},
-    {"readers", "systems"},
+    {"readers", "systems", "land"},
     {"layers"},
     {"report"},
     {"runs"},

@@ -52,6 +52,7 @@ def test_every_layer_has_a_style_with_every_alias(styles, classification):
             "epci_indicators",
             "flows",
             "metropoles",
+            "dominant_flows",
             "flow_matrix",
         }
     )
@@ -120,7 +121,9 @@ def test_epci_labels_short_names_of_the_crowns(styles):
     assert text.get("isExpression") == "1"
     assert '"epci_name"' in text.get("fieldName")
     show = root.find(".//dd_properties//Option[@name='Show']")
-    assert {o.get("name"): o.get("value") for o in show}["expression"] == '"crown" > 0'
+    # An empty crown (beyond the contiguity crowns: hidden crown) is labelled too.
+    expression = {o.get("name"): o.get("value") for o in show}["expression"]
+    assert expression == 'coalesce("crown", 1) > 0'
 
 
 def test_metropoles_outlined_with_bold_labels(styles):

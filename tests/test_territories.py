@@ -2,19 +2,27 @@
 
 Cases: a 5 x 5 grid (corner contact is not a border), an island, an enclave, an
 EPCI in two systems, near-matching boundaries (gap or overlap within the
-tolerance, gap beyond it), a configurable depth, and dissolving communes.
+tolerance, gap beyond it), a configurable depth, and dissolving communes; and,
+on random coverages, the neighbours settled by coincident segments against the
+tolerance measure taken for every pair.
 """
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from shapely.affinity import translate
 from shapely.geometry import Polygon, box
 
 from observatory.core.errors import DataError
+from observatory.systems.adjacency import (
+    coincident_lengths,
+    epci_adjacency,
+    tolerance_lengths,
+)
 from observatory.systems.crowns import (
     build_crowns,
-    epci_adjacency,
     epci_from_communes,
     select_metropoles,
 )
@@ -227,3 +235,93 @@ def test_dissolve_equals_a_general_union_whatever_the_coverage(right):
     assert geometry.is_valid
     assert geometry.equals(shapely.union_all([left, right]))
     assert polygons["n_communes"].iloc[0] == 2
+
+
+# --------------------------------------------------------------------- coverages
+def _coverage_epci(seed: int, clean: bool = True) -> gpd.GeoDataFrame:
+    """EPCI dissolved from a random coverage of 300 communes (Voronoi cells).
+
+    The cells of a 60 km square go to the nearest of 25 centres. ``clean=False``
+    moves each commune by up to 5 m and adds vertices along its edges, its own
+    way: the communes then overlap or leave slivers and share no segment, as
+    generalised data do.
+    """
+    rng = np.random.default_rng(seed)
+    square = box(0, 0, 60 * KM, 60 * KM)
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(
+            shapely.multipoints(rng.uniform(0, 60 * KM, (300, 2))), extend_to=square
+        )
+    )
+    cells = shapely.intersection(cells, square)
+    if not clean:  # each commune moved and cut into segments of its own
+        moves = rng.uniform(-5, 5, (len(cells), 2))
+        cells = np.array(
+            [
+                shapely.segmentize(translate(cell, dx, dy), rng.uniform(300, 900))
+                for cell, (dx, dy) in zip(cells, moves, strict=True)
+            ]
+        )
+    centres = rng.uniform(0, 60 * KM, (25, 2))
+    xy = shapely.get_coordinates(shapely.centroid(cells))
+    nearest = np.argmin(((xy[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+    codes = [f"{10_000 + i:05d}" for i in range(len(cells))]
+    communes = gpd.GeoDataFrame(
+        {"commune_code": codes, "epci_code_geo": pd.NA},
+        geometry=cells,
+        crs="EPSG:2154",
+    )
+    composition = pd.DataFrame(
+        {"commune_code": codes, "epci_code": [f"2{n:08d}" for n in nearest]}
+    )
+    names = sorted(set(composition["epci_code"]))
+    epci = pd.DataFrame(
+        {"epci_code": names, "epci_name": names, "epci_nature": ["CC"] * len(names)}
+    )
+    return epci_from_communes(communes, composition, epci)[0]
+
+
+def _measured(epci: gpd.GeoDataFrame, tolerance: float) -> dict:
+    """The tolerance measure of every pair within the tolerance, taken the long way."""
+    geoms = epci.geometry.to_numpy()
+    left, right = shapely.STRtree(geoms).query(
+        geoms, predicate="dwithin", distance=tolerance
+    )
+    keep = left < right
+    left, right = left[keep], right[keep]
+    boundary = shapely.boundary(geoms)
+    near = shapely.buffer(geoms, tolerance, quad_segs=4)
+    shared = np.minimum(
+        shapely.length(shapely.intersection(boundary[left], near[right])),
+        shapely.length(shapely.intersection(boundary[right], near[left])),
+    )
+    codes = epci["epci_code"].to_numpy()
+    return dict(zip(zip(codes[left], codes[right], strict=True), shared, strict=True))
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["clean", "slivers"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_coincident_segments_settle_what_the_measure_would(seed, clean):
+    epci = _coverage_epci(seed, clean)
+    measured = _measured(epci, 100.0)
+    geoms = epci.geometry.to_numpy()
+    position = {c: i for i, c in enumerate(epci["epci_code"])}
+    left = np.array([position[a] for a, _ in measured])
+    right = np.array([position[b] for _, b in measured])
+    coincident = coincident_lengths(geoms, left, right)
+    # A lower bound of the measure: most borders coincide on a clean coverage,
+    # none when every commune has its own vertices.
+    assert (coincident <= np.array(list(measured.values())) + 1e-6).all()
+    assert (coincident > 0).mean() > 0.5 if clean else (coincident == 0).all()
+    # Thresholds just above and below some lengths: those pairs are measured,
+    # the others settled; the neighbours are the measure's own.
+    known = coincident if clean else np.array(list(measured.values()))
+    lengths = sorted(set(np.round(known[known > 0], 3)))
+    for minimum in [500.0, lengths[len(lengths) // 2] - 0.5, lengths[-3] + 0.5]:
+        pairs = epci_adjacency(epci, 100.0, minimum)
+        found = set(zip(pairs["epci_code"], pairs["neighbour_code"], strict=True))
+        expected = {pair for pair, shared in measured.items() if shared >= minimum}
+        assert found == expected | {(b, a) for a, b in expected}, minimum
+    assert tolerance_lengths(geoms, left, right, 100.0) == pytest.approx(
+        list(measured.values()), abs=0
+    )

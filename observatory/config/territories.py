@@ -17,6 +17,17 @@ CLASSIFIABLE_INDICATORS = (
 )
 
 
+#: How a métropole's system is drawn (``[territories] crown_rule``): its crowns by
+#: contiguity, the EPCI whose dependence on it reaches ``hidden_crown_min_share``
+#: (drawn by the flows), or the union of both.
+CROWN_RULES = ("contiguity", "flows", "both")
+
+#: Sizes that decide dominance in the dominant flows (``[territories]
+#: dominant_weight``): the jobs located in an EPCI (internal flow included), or its
+#: inflow (workers coming from elsewhere, as R's ``flows`` package weighs units).
+DOMINANT_WEIGHTS = ("jobs", "inflow")
+
+
 @dataclass(frozen=True, slots=True)
 class TerritoriesSection:
     """How métropole systems are built.
@@ -31,9 +42,25 @@ class TerritoriesSection:
     crown_depth: int = 2
     contiguity_tolerance_m: float = 100.0
     min_shared_border_m: float = 500.0
+    #: Which EPCI make a métropole's system: its contiguity crowns, the EPCI
+    #: whose dependence on it reaches ``hidden_crown_min_share`` (drawn by the
+    #: flows), or both (see :data:`CROWN_RULES`).
+    crown_rule: str = "contiguity"
+    #: Dependence on the métropole from which an EPCI belongs to the system drawn
+    #: by the flows; beyond the contiguity crowns it is the "hidden crown".
+    #: INSEE's AAV 2020 puts a commune in a pole's crown from 15 %.
+    hidden_crown_min_share: float = 0.15
+    #: A crown EPCI whose dependence is under this floor is a nominal member.
+    nominal_member_max_share: float = 0.05
+    #: Size that decides dominance between two EPCI in the dominant flows
+    #: (Nystuen & Dacey): ``jobs`` or ``inflow`` (see :data:`DOMINANT_WEIGHTS`).
+    dominant_weight: str = "jobs"
+    #: Share of an EPCI's population (or employed residents) in a métropole's
+    #: attraction area (AAV 2020) from which the EPCI counts as inside it.
+    aav_member_min_share: float = 0.5
 
     def check(self, where: str) -> None:
-        """Refuse SIREN lists, depths and distances that cannot build crowns."""
+        """Refuse SIREN lists, depths, distances and thresholds that cannot build systems."""
         for key in ("metropoles", "poles"):
             for code in getattr(self, key):
                 if not (
@@ -59,6 +86,36 @@ class TerritoriesSection:
                 f"{where} min_shared_border_m ({self.min_shared_border_m:g}) "
                 "must exceed twice contiguity_tolerance_m "
                 f"({self.contiguity_tolerance_m:g}), or corner contacts count as borders"
+            )
+            raise ConfigError(msg)
+        self._check_flow_rules(where)
+
+    def _check_flow_rules(self, where: str) -> None:
+        """Refuse an unknown rule or weight, and shares out of [0, 1] or out of order."""
+        for key, allowed in (
+            ("crown_rule", CROWN_RULES),
+            ("dominant_weight", DOMINANT_WEIGHTS),
+        ):
+            if getattr(self, key) not in allowed:
+                msg = f"{where} {key} must be one of {list(allowed)}, got {getattr(self, key)!r}"
+                raise ConfigError(msg)
+        for key in (
+            "hidden_crown_min_share",
+            "nominal_member_max_share",
+            "aav_member_min_share",
+        ):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                msg = f"{where} {key} must lie in [0, 1], got {getattr(self, key):g}"
+                raise ConfigError(msg)
+        if self.hidden_crown_min_share <= 0.0:
+            # At 0 every EPCI of the territory would join every system.
+            msg = f"{where} hidden_crown_min_share must be above 0, got 0"
+            raise ConfigError(msg)
+        if self.nominal_member_max_share > self.hidden_crown_min_share:
+            msg = (
+                f"{where} nominal_member_max_share ({self.nominal_member_max_share:g}) "
+                f"must not exceed hidden_crown_min_share ({self.hidden_crown_min_share:g}): "
+                "a nominal member depends less on the métropole than any EPCI the flows place"
             )
             raise ConfigError(msg)
 

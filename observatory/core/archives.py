@@ -1,9 +1,11 @@
 """Open an input file, plain, gzipped or one member of a zip, as a binary stream.
 
 The one opener of every reader (:mod:`observatory.readers`): it tells the three
-apart, picks the member of a zip archive, and turns a corrupt archive into a
-:class:`~observatory.core.errors.DataError` naming the file. Extracting
-downloads into the cache is another job, done by :mod:`observatory.sources`.
+apart, picks the member of a zip archive, turns a corrupt archive into a
+:class:`~observatory.core.errors.DataError` naming the file, and can bound the
+bytes read (decompressed), so that a reader's memory and time never depend on
+what a file holds. Extracting downloads into the cache is another job, done by
+:mod:`observatory.sources`.
 """
 
 from __future__ import annotations
@@ -33,8 +35,21 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # Raised while inflating: a truncated stream, bad data or a bad checksum.
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
-# NotImplementedError: a compression zipfile cannot read (Deflate64).
-_ZIP_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
+# NotImplementedError: a compression zipfile cannot read (Deflate64); OSError
+# and ValueError: offsets in a corrupt directory (a seek before the start).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    OSError,
+    ValueError,
+)
+
+
+def _flat(error: BaseException) -> str:
+    """Return a library's message on one line (zipfile's may hold several)."""
+    return " ".join(str(error).split())[:200]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +98,19 @@ def compression_of(path: Path) -> Compression | None:
     return None
 
 
+def mebibytes(size: int) -> str:
+    """Say a size in bytes for a message: ``64 MiB``, ``1.5 GiB``, ``1,000 bytes``."""
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):g} GiB"
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):g} MiB"
+    return f"{size:,} bytes"
+
+
 @contextlib.contextmanager
-def open_member(path: Path, pick: Pick, *, what: str) -> Iterator[Member]:
+def open_member(
+    path: Path, pick: Pick, *, what: str, limit: int | None = None
+) -> Iterator[Member]:
     """Open a plain file, a gzip file or the one wanted member of a zip archive.
 
     Parameters
@@ -96,6 +122,9 @@ def open_member(path: Path, pick: Pick, *, what: str) -> Iterator[Member]:
         return the candidates: exactly one must remain.
     what
         What the archive should hold, for the error message (``"CSV file"``).
+    limit
+        The most bytes (decompressed) the stream gives: reading beyond raises
+        :class:`DataError` naming the file and the bound. None: no bound.
 
     Yields
     ------
@@ -110,16 +139,19 @@ def open_member(path: Path, pick: Pick, *, what: str) -> Iterator[Member]:
         an archive that cannot be opened.
     """
     kind = compression_of(path)
-    if kind == "zip":
-        with _open_zip(path, pick, what) as member:
-            yield member
-    elif kind == "gzip":
-        with gzip.open(path, "rb") as raw:
+    with contextlib.ExitStack() as stack:
+        if kind == "zip":
+            member = stack.enter_context(_open_zip(path, pick, what))
+        elif kind == "gzip":
+            raw = stack.enter_context(gzip.open(path, "rb"))
             stream = _Checked(raw, _GZIP_ERRORS, path, "not a valid gzip file ({})")
-            yield Member(path, None, stream)
-    else:
-        with path.open("rb") as raw:
-            yield Member(path, None, raw)
+            member = Member(path, None, stream)
+        else:
+            member = Member(path, None, stack.enter_context(path.open("rb")))
+        if limit is not None:
+            bounded = _Bounded(limit, member, what, unpacked=kind is not None)
+            member = Member(path, member.name, bounded)
+        yield member
 
 
 @contextlib.contextmanager
@@ -139,7 +171,7 @@ def _open_zip(path: Path, pick: Pick, what: str) -> Iterator[Member]:
                 raise DataError(msg, path=path)
             raw = stack.enter_context(archive.open(chosen[0]))
         except _ZIP_ERRORS as exc:
-            msg = f"{path}: " + corrupt.format(exc)
+            msg = f"{path}: " + corrupt.format(_flat(exc))
             raise DataError(msg, path=path) from exc
         yield Member(path, chosen[0], _Checked(raw, _ZIP_ERRORS, path, corrupt))
 
@@ -169,9 +201,69 @@ class _Checked(io.BufferedIOBase):
         try:
             return self._raw.read(-1 if size is None else size)
         except self._errors as exc:
-            msg = f"{self._path}: " + self._message.format(exc)
+            msg = f"{self._path}: " + self._message.format(_flat(exc))
             raise DataError(msg, path=self._path) from exc
 
     def read1(self, size: int = -1, /) -> bytes:
         """Read up to ``size`` decompressed bytes."""
         return self.read(size)
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        """Read one line, at most ``size`` decompressed bytes of it."""
+        try:
+            return self._raw.readline(-1 if size is None else size)
+        except self._errors as exc:
+            msg = f"{self._path}: " + self._message.format(_flat(exc))
+            raise DataError(msg, path=self._path) from exc
+
+
+class _Bounded(io.BufferedIOBase):
+    """A stream that refuses to give more than ``limit`` bytes.
+
+    What a reader keeps in memory, and how long it reads, then depend on the
+    bound, not on the file: a zip bomb or a file of zeros stops at the bound.
+    """
+
+    def __init__(
+        self, limit: int, member: Member, what: str, *, unpacked: bool
+    ) -> None:
+        super().__init__()
+        self._raw = member.stream
+        self._left = limit
+        self._limit = limit
+        self._member = member
+        self._what = what
+        self._unpacked = " once decompressed" if unpacked else ""
+
+    def readable(self) -> bool:
+        """Say the stream can be read."""
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Read up to ``size`` bytes (all if negative), within the bound."""
+        return self._count(self._raw.read(self._wanted(size)))
+
+    def read1(self, size: int = -1, /) -> bytes:
+        """Read up to ``size`` bytes, within the bound."""
+        return self.read(size)
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        """Read one line, at most ``size`` bytes of it, within the bound."""
+        return self._count(self._raw.readline(self._wanted(size)))
+
+    def _wanted(self, size: int | None) -> int:
+        # One byte beyond the bound tells a file of exactly `limit` bytes apart.
+        if size is None or size < 0:
+            return self._left + 1
+        return min(size, self._left + 1)
+
+    def _count(self, data: bytes) -> bytes:
+        self._left -= len(data)
+        if self._left < 0:
+            msg = (
+                f"{self._member.where}: more than {mebibytes(self._limit)} of data"
+                f"{self._unpacked}: refused, no {self._what} read here is that "
+                "large (the bound keeps reading within memory and time)"
+            )
+            raise DataError(msg, path=self._member.path)
+        return data

@@ -45,13 +45,46 @@ def scheduler_kind(scheduler: str | None) -> str:
     raise ConfigError(msg)
 
 
+class Computer:
+    """Runs dask collections on one scheduler; call it like ``dask.compute``.
+
+    :meth:`share` puts a large input into a graph without copying it into the
+    graph: on a cluster the graph sent to the scheduler then holds its key only,
+    however large the territory.
+    """
+
+    def __init__(
+        self, compute: Callable[..., tuple], scatter: Callable[[Any], Any] | None
+    ) -> None:
+        self._compute = compute
+        self._scatter = scatter
+
+    def __call__(self, *collections: Any) -> tuple:
+        """Compute ``collections`` and return their results, as ``dask.compute`` does."""
+        return self._compute(*collections)
+
+    def share(self, value: Any, name: str) -> Any:
+        """Return ``value`` as a node of a dask graph, not copied into the graph.
+
+        Locally, a delayed object named ``name`` (neither hashed nor walked
+        through: dask would otherwise hash a large frame to name it); on a
+        cluster, the future of ``value`` scattered once to a worker, which other
+        workers fetch from it when their tasks need it.
+        """
+        from dask.delayed import delayed
+
+        if self._scatter is None:
+            return delayed(value, name=f"{name}-{id(value)}", traverse=False)
+        return self._scatter(value)
+
+
 def computer(
     scheduler: str | None,
     progress: bool,
     stack: contextlib.ExitStack,
     timeout: str = "30s",
-) -> Callable[..., tuple]:
-    """Return a ``dask.compute``-like function bound to ``scheduler``.
+) -> Computer:
+    """Return a :class:`Computer`: a ``dask.compute``-like function bound to ``scheduler``.
 
     Parameters
     ----------
@@ -86,7 +119,7 @@ def computer(
                     return dask.compute(*collections, scheduler=kind)
             return dask.compute(*collections, scheduler=kind)
 
-        return compute_local
+        return Computer(compute_local, None)
 
     try:
         from distributed import Client
@@ -109,4 +142,9 @@ def computer(
             progress_bar(futures)
         return tuple(client.gather(futures))
 
-    return compute_distributed
+    def scatter(value: Any) -> Any:
+        # In a list, so that a tuple or a dict is sent as one value.
+        (future,) = client.scatter([value], hash=False)
+        return future
+
+    return Computer(compute_distributed, scatter)

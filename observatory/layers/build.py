@@ -21,8 +21,9 @@ from observatory.systems.classify import NO_DATA_CLASS
 from observatory.systems.flows import ORDER_OF_MAGNITUDE, reliability_class
 from observatory.systems.modes import MODES
 
-#: Layers of each territory, in the order they are written.
-TERRITORY_LAYERS = ("epci_indicators", "flows", "metropoles")
+#: Layers of each territory, in the order they are written; ``dominant_flows``
+#: is added by :func:`observatory.layers.flow_layers.dominant_flow_lines`.
+TERRITORY_LAYERS = ("epci_indicators", "flows", "metropoles", "dominant_flows")
 
 
 #: Columns the detailed file adds to each flow line (null without it).
@@ -109,8 +110,12 @@ def flow_lines(
     lines = pairs.merge(o, on="origin_code").merge(
         d, on=["metropole_code", "destination_code"]
     )
+    # Crowns may be missing (NaN): EPCI the flows place beyond the contiguity crowns.
     lines["flow_type"] = np.select(
-        [lines["destination_crown"] == 0, lines["origin_crown"] == 0],
+        [
+            (lines["destination_crown"] == 0).to_numpy(dtype=bool),
+            (lines["origin_crown"] == 0).to_numpy(dtype=bool),
+        ],
         ["to_metropole", "from_metropole"],
         default="between_crowns",
     )

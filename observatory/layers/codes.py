@@ -34,6 +34,41 @@ FLOW_TYPE_LABELS = {
 MAX_LABELLED_CROWN = 5
 
 
+#: QGIS's key for NULL in a value map (``QgsValueMapFieldFormatter::NULL_VALUE``).
+NULL_VALUE = "{2839923C-8B7D-419E-B84B-CA2FE9B80EC7}"
+
+
+#: What an empty ``crown`` means: an EPCI placed beyond the contiguity crowns.
+OUTSIDE_CROWNS_LABEL = "Hors des couronnes de contiguïté"
+
+
+#: French labels of the rules that placed an EPCI in a system (``placed_by``).
+PLACED_BY_LABELS = {
+    "metropole": "La métropole",
+    "both": "Contiguïté et flux",
+    "contiguity": "Contiguïté seule",
+    "flows": "Flux seuls (couronne cachée)",
+    "aav": "Aire d'attraction seule",
+}
+
+
+#: French labels of the roles in the dominant flows (``node_role``).
+NODE_ROLE_LABELS = {
+    "dominant": "Pôle dominant",
+    "intermediate": "Relais (dominé, et dominant d'autres EPCI)",
+    "dominated": "Dominé",
+    "independent": "Indépendant",
+}
+
+
+#: French labels of ``[territories] crown_rule``.
+CROWN_RULE_LABELS = {
+    "contiguity": "Couronnes de contiguïté",
+    "flows": "Dépendance (flux)",
+    "both": "Contiguïté et flux",
+}
+
+
 def count_fr(value: float) -> str:
     """Format a count the French way: ``1 000`` (no-break space), no decimals."""
     return f"{value:,.0f}".replace(",", "\u00a0")
@@ -73,6 +108,7 @@ def value_maps(
         str(k): f"{k}{'re' if k == 1 else 'e'} couronne"
         for k in range(1, MAX_LABELLED_CROWN + 1)
     }
+    crowns[NULL_VALUE] = OUTSIDE_CROWNS_LABEL
     reliable = reliability_labels(reliability or ReliabilitySection())
     return {
         "epci_nature": NATURE_LABELS,
@@ -84,4 +120,9 @@ def value_maps(
         "flow_to_metropole_reliability": reliable,
         "flow_from_metropole_reliability": reliable,
         "epci_class": class_labels(classification),
+        "placed_by": PLACED_BY_LABELS,
+        "node_role": NODE_ROLE_LABELS,
+        "metropole_node_role": NODE_ROLE_LABELS,
+        "crown_rule": CROWN_RULE_LABELS,
+        "dominant_weight": {"jobs": "Emplois", "inflow": "Actifs entrants"},
     }

@@ -61,6 +61,7 @@ LAYER_GEOMETRY = {
     "epci_indicators": "MultiPolygon",
     "flows": "LineString",
     "metropoles": "MultiPolygon",
+    "dominant_flows": "LineString",
 }
 
 

@@ -12,6 +12,8 @@ For QGIS 3.22 LTR onwards (:data:`observatory.layers.qgis.QGIS_MIN_VERSION`):
   from its QML, as the GeoPackage's default styles show it;
 - a map theme per métropole (its group's layers), which the atlas of the print
   layout (:mod:`observatory.layers.qgis_layout`) follows page by page;
+- a hidden group "Flux dominants (Nystuen et Dacey)" with each territory's
+  ``dominant_flows`` (all its EPCI: a dominant flow belongs to no system);
 - a hidden group "Toutes les métropoles" with each territory's unfiltered
   métropoles layer (the atlas's coverage), the flow matrix as a table;
 - the map canvas on the first system.
@@ -42,6 +44,13 @@ from observatory.layers.qgis_layout import (
     crs_element,
     tree_group,
     tree_layer,
+)
+from observatory.layers.qgis_maplayer import (
+    dominant_group,
+    layer_stem,
+    map_layer,
+    qml_of,
+    source,
 )
 
 #: File name of the project in a run folder, and of the project inside it.
@@ -75,15 +84,6 @@ SYNTHETIC_NOTICE = (
 EXTENT_MARGIN = 0.04
 
 
-#: QGIS's geometry type and WKB type of each layer of the GeoPackage.
-GEOMETRY = {
-    "flows": ("Line", "LineString"),
-    "metropoles": ("Polygon", "MultiPolygon"),
-    "epci_indicators": ("Polygon", "MultiPolygon"),
-    "flow_matrix": ("No geometry", "NoGeometry"),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class SystemGroup:
     """One métropole (or pole) as its group shows it.
@@ -105,26 +105,6 @@ class SystemGroup:
     name: str
     extent: Extent
     layers: dict[str, str]
-
-
-def layer_stem(layer: str, territory: str) -> str:
-    """Return a layer's table in the GeoPackage (``flows``, ``flows_REU``...).
-
-    :func:`observatory.layers.files.layer_stem`, imported when called:
-    ``layers/files`` may import this module.
-    """
-    from observatory.layers.files import layer_stem as stem
-
-    return stem(layer, territory)
-
-
-def source(gpkg_name: str, stem: str, code: str | None = None) -> str:
-    """Return the relative source of a GeoPackage layer, filtered on a métropole."""
-    uri = f"./{gpkg_name}|layername={stem}"
-    if code is not None:
-        quoted = code.replace("'", "''")
-        uri += f"|subset=\"metropole_code\" = '{quoted}'"
-    return uri
 
 
 def _extent(frames: Sequence[gpd.GeoDataFrame], code: str) -> Extent:
@@ -184,49 +164,6 @@ def shown_rules(qml: str | None) -> tuple[tuple[int, str], ...]:
         (i, rule.get("key", "")) for i, rule in enumerate(order) if rule not in hidden
     )
     return shown if len(shown) < len(order) else ()
-
-
-def _qml(styles: Mapping[str, str], stem: str, layer: str) -> str | None:
-    return styles.get(stem) or styles.get(layer)
-
-
-def map_layer(
-    layer_id: str,
-    name: str,
-    datasource: str,
-    layer: str,
-    epsg: int | None,
-    qml: str | None,
-) -> ET.Element:
-    """Return a project's ``<maplayer>``: source, CRS and the layer's QML style.
-
-    The style's renderer, labels, aliases and value maps are copied into the
-    element, as QGIS stores a layer's style in a project (QGIS 3.22 does not
-    load a GeoPackage's default style for a layer of a project).
-    """
-    geometry, wkb = GEOMETRY[layer]
-    attributes = {"type": "vector", "geometry": geometry, "wkbType": wkb}
-    attributes |= {"readOnly": "0", "styleCategories": "AllStyleCategories"}
-    style = None if qml is None else ET.fromstring(qml)
-    if style is not None:
-        for key in ("labelsEnabled", "hasScaleBasedVisibilityFlag"):
-            if key in style.attrib:
-                attributes[key] = style.attrib[key]
-    element = ET.Element("maplayer", attributes)
-    ET.SubElement(element, "id").text = layer_id
-    ET.SubElement(element, "datasource").text = datasource
-    ET.SubElement(element, "layername").text = name
-    if epsg is not None:
-        element.append(crs_element(epsg))
-    ET.SubElement(element, "provider", {"encoding": "UTF-8"}).text = "ogr"
-    manager = ET.SubElement(element, "map-layer-style-manager", {"current": "default"})
-    ET.SubElement(manager, "map-layer-style", {"name": "default"})
-    flags = ET.SubElement(element, "flags")
-    for flag, value in (("Identifiable", 1), ("Removable", 1), ("Searchable", 1)):
-        ET.SubElement(flags, flag).text = str(value)
-    if style is not None:
-        element.extend(style)
-    return element
 
 
 def layer_title(layer: str, territory: str) -> str:
@@ -338,12 +275,16 @@ def page_texts(territory: str, manifest: Mapping[str, Any]) -> PageTexts:
 
 
 def _layers_and_tree(
-    gpkg_name: str, styles: Mapping[str, str], groups: Sequence[SystemGroup]
+    gpkg_name: str,
+    styles: Mapping[str, str],
+    groups: Sequence[SystemGroup],
+    dominant: Sequence[str] = (),
 ) -> tuple[list[ET.Element], ET.Element, dict[str, tuple[str, str, str]]]:
     """Return the map layers, the layer tree and the atlas coverage layers.
 
     The coverage layers are the unfiltered métropoles layers, by territory:
-    (layer id, name, source).
+    (layer id, name, source). ``dominant`` lists the territories with a
+    ``dominant_flows`` layer, put in their own group.
     """
     maplayers: list[ET.Element] = []
     root = ET.Element("layer-tree-group")
@@ -355,10 +296,14 @@ def _layers_and_tree(
             stem = layer_stem(layer, group.territory)
             uri = source(gpkg_name, stem, group.code)
             title = layer_title(layer, group.territory)
-            style = _qml(styles, stem, layer)
+            style = qml_of(styles, stem, layer)
             maplayers.append(map_layer(layer_id, title, uri, layer, epsg, style))
             node.append(tree_layer(layer_id, title, uri, checked=True))
         root.append(node)
+    if dominant:
+        dominant_layers, dominant_node = dominant_group(gpkg_name, styles, dominant)
+        maplayers += dominant_layers
+        root.append(dominant_node)
     overview = tree_group(OVERVIEW_GROUP, checked=False, expanded=False)
     coverage: dict[str, tuple[str, str, str]] = {}
     for territory in dict.fromkeys(g.territory for g in groups):
@@ -367,14 +312,14 @@ def _layers_and_tree(
         title = "Métropoles" if territory == MAINLAND else "Pôles"
         if territory != MAINLAND:
             title += f" ({TERRITORY_NAMES.get(territory, territory)})"
-        style = _qml(styles, stem, "metropoles")
+        style = qml_of(styles, stem, "metropoles")
         epsg = TERRITORY_EPSG[territory]
         maplayers.append(map_layer(layer_id, title, uri, "metropoles", epsg, style))
         overview.append(tree_layer(layer_id, title, uri, checked=True))
         coverage[territory] = (layer_id, title, uri)
     root.append(overview)
     uri = source(gpkg_name, "flow_matrix")
-    style = _qml(styles, "flow_matrix", "flow_matrix")
+    style = qml_of(styles, "flow_matrix", "flow_matrix")
     maplayers.append(
         map_layer("flow_matrix", MATRIX_NAME, uri, "flow_matrix", None, style)
     )
@@ -463,7 +408,9 @@ def project_document(
     ET.SubElement(root, "homePath", {"path": ""})
     ET.SubElement(root, "title").text = title
     root.append(crs_element(epsg, "projectCrs"))
-    maplayers, tree, coverage = _layers_and_tree(gpkg_name, styles, groups)
+    territories = sorted(layers_by_territory, key=list(TERRITORY_EPSG).index)
+    dominant = [t for t in territories if "dominant_flows" in layers_by_territory[t]]
+    maplayers, tree, coverage = _layers_and_tree(gpkg_name, styles, groups, dominant)
     root.append(tree)
     if groups:
         root.extend(_canvas(groups[0].extent, epsg))  # in the project's CRS
@@ -474,7 +421,7 @@ def project_document(
         ET.SubElement(order, "layer", {"id": layer.findtext("id", "")})
     root.append(_properties())
     shown = {
-        layer_id: shown_rules(_qml(styles, layer_stem(layer, g.territory), layer))
+        layer_id: shown_rules(qml_of(styles, layer_stem(layer, g.territory), layer))
         for g in groups
         for layer, layer_id in g.layers.items()
     }

@@ -12,23 +12,23 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import pyarrow as pa
 
 from observatory.config import ClassificationSection
-from observatory.layers.codes import value_maps
+from observatory.layers.codes import NULL_VALUE, value_maps
+from observatory.layers.fields import Field
+from observatory.layers.flow_schemas import (
+    DOMINANT_FLOWS,
+    DOMINANT_FLOWS_GEOMETRY,
+    EPCI_FLOW_FIELDS,
+    FLOW_PAIR_FIELDS,
+    METROPOLE_FLOW_FIELDS,
+)
+from observatory.layers.land_schemas import EPCI_LAND_FIELDS, METROPOLE_LAND_FIELDS
 from observatory.systems.classify import NO_DATA_CLASS
 
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One column of an output layer."""
-
-    name: str
-    type: pa.DataType
-    description: str
-    alias_fr: str
+__all__ = ["Field", "data_dictionary_csv", "data_dictionary_markdown", "layer_fields"]
 
 
 _S, _F, _I = pa.string(), pa.float64(), pa.int32()
@@ -55,7 +55,8 @@ EPCI_INDICATORS = [
     Field(
         "crown",
         _I,
-        "0 the métropole, 1 shares a border with it, 2 with crown 1",
+        "0 the métropole, 1 shares a border with it, 2 with crown 1; empty (null) "
+        "for an EPCI placed beyond the contiguity crowns (placed_by flows or aav)",
         "Couronne",
     ),
     Field(
@@ -246,6 +247,14 @@ _MODES_TO_FROM = [
 EPCI_INDICATORS += _MODES_TO_FROM
 
 
+#: Issue 15: which rule placed the EPCI, its dominant flow, the AAV shares.
+EPCI_INDICATORS += EPCI_FLOW_FIELDS
+
+
+#: Issue 14: land cover, built-up surface and population grid (null without them).
+EPCI_INDICATORS += EPCI_LAND_FIELDS
+
+
 _FLOW_MODES = [
     *(
         Field(
@@ -260,7 +269,8 @@ _FLOW_MODES = [
         "distance_km",
         _F,
         "Mean commuting distance of the pair's workers who travel, STRAIGHT LINE between "
-        "representative points of the residence and work communes (FD_MOBPRO)",
+        "representative points of the residence and work communes (population-weighted "
+        "centres with [inputs] commune_points = population_weighted) (FD_MOBPRO)",
         "Distance moyenne à vol d'oiseau (km)",
     ),
     Field(
@@ -339,6 +349,7 @@ FLOWS = [
         "workers_change", _F, "workers now minus then", "Évolution des actifs occupés"
     ),
     *_FLOW_MODES,
+    *FLOW_PAIR_FIELDS,
 ]
 
 
@@ -471,7 +482,7 @@ def metropoles_fields(classification: ClassificationSection) -> list[Field]:
             "Nombre d'EPCI sans données",
         )
     )
-    return [*_METROPOLES_FIXED, *counts]
+    return [*_METROPOLES_FIXED, *counts, *METROPOLE_FLOW_FIELDS, *METROPOLE_LAND_FIELDS]
 
 
 def layer_fields(classification: ClassificationSection) -> dict[str, list[Field]]:
@@ -480,6 +491,7 @@ def layer_fields(classification: ClassificationSection) -> dict[str, list[Field]
         "epci_indicators": EPCI_INDICATORS,
         "flows": FLOWS,
         "metropoles": metropoles_fields(classification),
+        "dominant_flows": DOMINANT_FLOWS,
         "flow_matrix": FLOW_MATRIX,
     }
 
@@ -501,7 +513,10 @@ def _coded_values_markdown(classification: ClassificationSection) -> list[str]:
             lines.append(f"| `{column}` | | as `{seen[key]}` |")
             continue
         seen[key] = column
-        lines += [f"| `{column}` | `{code}` | {label} |" for code, label in key]
+        lines += [
+            f"| `{column}` | {'NULL' if code == NULL_VALUE else f'`{code}`'} | {label} |"
+            for code, label in key
+        ]
     return [*lines, ""]
 
 
@@ -520,8 +535,9 @@ def data_dictionary_markdown(classification: ClassificationSection) -> str:
     ]
     geometry = {
         "epci_indicators": "MultiPolygon of the EPCI",
-        "flows": "LineString from the representative point of the origin EPCI to the destination's; one row per pair of distinct EPCI (flows within an EPCI are `internal_flow` in `epci_indicators`)",
+        "flows": 'LineString from the representative point of the origin EPCI to the destination\'s (their population-weighted centres with `[inputs] commune_points = "population_weighted"`); one row per pair of distinct EPCI (flows within an EPCI are `internal_flow` in `epci_indicators`)',
         "metropoles": "MultiPolygon of the métropole",
+        "dominant_flows": DOMINANT_FLOWS_GEOMETRY,
         "flow_matrix": "none (plain Parquet table)",
     }
     for layer, fields in layer_fields(classification).items():

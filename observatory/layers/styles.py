@@ -1,13 +1,17 @@
 """The QGIS styles of the layers: what a planner sees when a layer opens.
 
 - ``epci_indicators``: EPCI filled by class (fixed palette, French labels: the
-  métropole, each class of the classification, "Sans données"), named.
+  métropole, each class of the classification, "Sans données"), named; the
+  hidden crown, nominal members and AAV-only EPCI marked over their fill
+  (:mod:`observatory.layers.flow_styles`).
 - ``metropoles``: the métropoles outlined (no fill, the EPCI under them stay
   visible), named in bold.
 - ``flows``: half arrows whose width grows with the workers (classes), drawn
   largest on top; the two directions of a pair lie side by side; flows under
   INSEE's usable threshold are faint; pairs with no worker in this vintage (kept
   for the change from the previous one) are hidden until ticked in the legend.
+- ``dominant_flows``: brown arrows of the dominant flows, width classes of the
+  workers (:func:`observatory.layers.flow_styles.dominant_flows_style`).
 - ``flow_matrix``: aliases and value maps only (an attribute table).
 
 Every style carries the French field aliases and value maps of coded columns.
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 
 from observatory.config import ClassificationSection, ReliabilitySection
 from observatory.layers.codes import class_labels, count_fr, value_maps
+from observatory.layers.flow_styles import disagreement_layers, dominant_flows_style
 from observatory.layers.qgis import (
     half_arrow,
     qml_document,
@@ -125,7 +130,8 @@ def _class_symbol(name: str, code: str, colour: str) -> ET.Element:
         ]
     else:
         layers = [simple_fill(rgba(colour), outline, 0.2)]
-    return symbol("fill", name, layers)
+    # Hidden crown, nominal member, AAV only: marks over the fill, by flag.
+    return symbol("fill", name, [*layers, *disagreement_layers()])
 
 
 def epci_style(
@@ -168,7 +174,7 @@ def epci_style(
     source = ET.SubElement(renderer, "source-symbol")
     source.append(_class_symbol("0", NO_DATA_CLASS, "#ffffff"))
     labeling = simple_labeling(
-        SHORT_EPCI_NAME, 7, rgba("#262626"), show='"crown" > 0', priority=4
+        SHORT_EPCI_NAME, 7, rgba("#262626"), show='coalesce("crown", 1) > 0', priority=4
     )
     return qml_document(
         fields,
@@ -346,6 +352,7 @@ _STYLES = {
     "epci_indicators": epci_style,
     "flows": flows_style,
     "metropoles": metropoles_style,
+    "dominant_flows": dominant_flows_style,
     "flow_matrix": table_style,
 }
 

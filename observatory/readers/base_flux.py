@@ -1,42 +1,66 @@
 """Read INSEE's base flux of home-to-work commuting (plain, zipped or gzipped).
 
-One row per (residence, work place) commune pair with its number of workers,
-checked line by line; the census vintage comes from the flow column's name.
+One row per (residence, work place) commune pair with its number of workers;
+the census vintage comes from the flow column's name. The file is streamed in
+blocks (:mod:`observatory.readers.delimited`) and each block checked as it
+comes, on its distinct codes, so memory stays within a bound whatever the file
+holds (:data:`MAX_ROWS` rows of 16 bytes, blocks of a few MiB): a bad value
+stops the reading at its block, naming the first lines concerned. A file with
+no rows, a value that is not a number, negative, or above the number of
+employed people of France, and a pair on two lines are refused.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from observatory.core.archives import open_member
 from observatory.core.errors import DataError, examples_at
-from observatory.geography import is_abroad_code, is_commune_code
-from observatory.readers.text import check_exists, read_text, sniff_sep
+from observatory.geography import (
+    MAX_WORKERS,
+    is_abroad_code,
+    is_commune_code,
+)
+from observatory.readers.delimited import Block, DelimitedFile, NotConverted, shown
+from observatory.readers.text import check_exists, sniff_sep
 
 logger = logging.getLogger(__name__)
 
 
 _FLOW_COLUMN = re.compile(r"^NBFLUX_C(\d{2})_ACTOCC15P$")
 
+#: Most rows read: over 7 times INSEE's national file (about 1.3 million pairs);
+#: 16 bytes each while reading, about 400 MB with the table returned.
+MAX_ROWS = 10_000_000
+
+#: Most bytes read, decompressed: over 10 times INSEE's national file (~75 MB).
+MAX_BYTES = 1 << 30
+
+_EXPECTED = "CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P"
+
 
 @dataclass(frozen=True, slots=True)
 class CommuneFlows:
-    """Commune-to-commune flows as read from a base flux file."""
+    """Commune-to-commune flows as read from a base flux file.
+
+    ``warnings`` says what was accepted that needs saying (pairs on several
+    lines added up, with ``[inputs] allow_duplicate_pairs``), for the manifest.
+    """
 
     table: pd.DataFrame  # origin_commune, destination_commune, workers
     vintage: int | None
     flow_column: str
     member: str | None  # the CSV read inside a zip archive
+    warnings: tuple[str, ...] = field(default=())
 
 
-# --------------------------------------------------------------------- flows
+# --------------------------------------------------------------------- header
 def _flux_csv(names: list[str]) -> list[str]:
     """Pick the base flux CSV of a zip: the only CSV, or the only one named flux."""
     members = [m for m in names if m.lower().endswith(".csv")]
@@ -46,105 +70,288 @@ def _flux_csv(names: list[str]) -> list[str]:
     return members
 
 
-def _read_columns(text: str, where: str, path: Path) -> tuple[pd.DataFrame, str, int]:
-    """Parse the CSV text: ``CODGEO``, ``DCLT`` and the flow column, as strings.
-
-    Also returns the flow column's name and the census year it says.
-    """
-    header = text.split("\n", 1)[0]
-    sep = sniff_sep(header)
-    columns = [c.strip().strip('"') for c in header.strip().split(sep)]
+def _flow_column(columns: list[str], where: str, path: Path) -> tuple[str, int]:
+    """Return the flow column and its census year, or say what the header lacks."""
     flow_columns = [m for c in columns if (m := _FLOW_COLUMN.match(c))]
     missing = [c for c in ("CODGEO", "DCLT") if c not in columns]
     if missing or len(flow_columns) != 1:
-        expected = "CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P"
-        msg = f"{where}: line 1: expected columns {expected}, found {columns}"
+        msg = f"{where}: line 1: expected columns {_EXPECTED}, found {[shown(c) for c in columns[:10]]}"
         raise DataError(msg, path=path, line=1)
-    flow_column, year = flow_columns[0].group(0), int(flow_columns[0].group(1))
-    usecols = ["CODGEO", "DCLT", flow_column]
-    try:
-        # pyarrow's reader is twice as fast on a national file (multithreaded)...
-        frame = pd.read_csv(
-            io.BytesIO(text.encode()),
-            engine="pyarrow",
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            usecols=usecols,
-        )
-    except (pd.errors.ParserError, ValueError):
-        try:  # ...pandas' own names the faulty line
-            frame = pd.read_csv(
-                io.StringIO(text),
-                sep=sep,
-                dtype=str,
-                keep_default_na=False,
-                usecols=usecols,
-            )
-        except (pd.errors.ParserError, ValueError) as exc:
-            msg = f"{where}: cannot parse as a base flux CSV: {exc}"
-            raise DataError(msg, path=path) from exc
-    return frame, flow_column, 2000 + year
+    return flow_columns[0].group(0), 2000 + int(flow_columns[0].group(1))
+
+
+# --------------------------------------------------------------------- blocks
+def _listed(values: Any, lines: np.ndarray, block: Block) -> str:
+    """Up to five ``line N: value`` examples, and how many more in the block."""
+    text = examples_at([shown(v) for v in values[:5]], lines[:5], "line")
+    more = len(lines) - 5
+    return text + (
+        f"; and {more} more up to line {block.end_line - 1}" if more > 0 else ""
+    )
 
 
 def _refuse(
-    bad: pd.Series, values: pd.Series, lines: pd.Index, what: str, path: Path
+    bad: np.ndarray, values: Any, block: Block, what: str, where: str, path: Path
 ) -> None:
-    """Raise a :class:`DataError` quoting the ``bad`` values with their lines."""
+    """Raise a :class:`DataError` quoting the ``bad`` rows of ``block``."""
     if bad.any():
-        at = lines[bad.to_numpy()]
-        msg = what + examples_at(values[bad].tolist(), at, "line")
-        raise DataError(msg, path=path, line=int(at[0]))
+        rows = np.flatnonzero(bad)
+        lines = block.lines[rows]
+        msg = f"{where}: {what}; " + _listed(
+            np.asarray(values, dtype=object)[rows], lines, block
+        )
+        raise DataError(msg, path=path, line=int(lines[0]))
 
 
-def _checked_flows(
-    frame: pd.DataFrame, flow_column: str, where: str, path: Path
-) -> pd.DataFrame:
-    """Check codes and flows, line by line; return the table of flows."""
-    lines = frame.index + 2
-    origin = frame["CODGEO"].astype("string").str.strip()
-    destination = frame["DCLT"].astype("string").str.strip()
-    _refuse(
-        ~is_commune_code(origin),
-        origin,
-        lines,
-        f"{where}: CODGEO must be a 5-character commune code; ",
-        path,
-    )
-    _refuse(
-        ~(is_commune_code(destination) | is_abroad_code(destination)),
-        destination,
-        lines,
-        f"{where}: DCLT must be a 5-character commune code or an abroad code (99xxx); ",
-        path,
-    )
-    raw_flow = frame[flow_column].astype("string").str.strip()
-    workers = pd.to_numeric(
-        raw_flow.str.replace(",", ".", regex=False), errors="coerce"
-    )
-    not_number = workers.isna() | ~np.isfinite(
-        workers.to_numpy(dtype=float, na_value=np.nan)
-    )
-    _refuse(
-        not_number, raw_flow, lines, f"{where}: {flow_column} must be a number; ", path
-    )
-    _refuse(
-        workers < 0, raw_flow, lines, f"{where}: {flow_column} must be >= 0; ", path
-    )
+def _texts(values: Any) -> list[str]:
+    """Decode binary values: UTF-8, else as Windows-1252 would show them."""
+    import pyarrow as pa
+
+    try:
+        return list(values.cast(pa.string()).to_pylist())
+    except pa.ArrowInvalid:
+        return [v.decode("cp1252", errors="replace") for v in values.to_pylist()]
+
+
+@dataclass(slots=True)
+class _Codes:
+    """The codes met so far, checked once each, and their place in one table.
+
+    ``table`` lists the distinct codes (stripped) of both columns; each column
+    keeps the raw values it met (``raw``, Arrow binary) and their code in
+    ``table`` (``code``), so a block's values are looked up by Arrow and only
+    new ones decoded, stripped and checked.
+    """
+
+    table: dict[str, int]
+    raw: Any = None
+    code: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+
+    def rows(
+        self, column: Any, valid: Any, what: str, block: Block, where: str, path: Path
+    ) -> np.ndarray:
+        """Each row's code in ``table``; a bad code raises, naming its lines."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = column.dictionary
+        known = (
+            pc.index_in(values, value_set=self.raw)
+            .fill_null(-1)
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+            if self.raw is not None
+            else np.full(len(values), -1, dtype=np.int64)
+        )
+        new = known < 0
+        if new.any():
+            fresh = values.filter(pa.array(new))
+            text = pd.Series(_texts(fresh), dtype="string").str.strip()
+            bad = ~valid(text).to_numpy(dtype=bool)
+            if bad.any():
+                listed = np.full(len(values), None, dtype=object)
+                listed[np.flatnonzero(new)[bad]] = text[bad].to_numpy(dtype=object)
+                row_values = listed[column.indices.to_numpy(zero_copy_only=False)]
+                _refuse(pd.notna(row_values), row_values, block, what, where, path)
+            codes = np.array(
+                [self.table.setdefault(t, len(self.table)) for t in text.tolist()],
+                dtype=np.int32,
+            )
+            known[new] = len(self.code) + np.arange(len(codes))
+            self.raw = (
+                fresh if self.raw is None else pa.concat_arrays([self.raw, fresh])
+            )
+            self.code = np.concatenate([self.code, codes])
+        return self.code[known][column.indices.to_numpy(zero_copy_only=False)]
+
+
+def _numbers(column: Any) -> np.ndarray:
+    """Decode the flow column read as text: float64, NaN where it is not a number."""
+    text = pd.Series(_texts(column), dtype="string").str.strip()
+    numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _workers(
+    column: Any, name: str, block: Block, where: str, path: Path
+) -> np.ndarray:
+    """Check the flow column: a number, >= 0, at most :data:`MAX_WORKERS`.
+
+    Read as numbers, a bad value raises :class:`NotConverted`: the file is read
+    again as text, to quote the values as written.
+    """
+    import pyarrow as pa
+
+    as_numbers = pa.types.is_floating(column.type)
+    workers = column.to_numpy(zero_copy_only=False) if as_numbers else _numbers(column)
+    with np.errstate(invalid="ignore"):
+        plausible = np.isfinite(workers) & (workers >= 0) & (workers <= MAX_WORKERS)
+        if plausible.all():
+            return workers
+        if as_numbers:
+            raise NotConverted(name)
+        raw = pd.Series(_texts(column)).str.strip().to_numpy()
+        _refuse(
+            ~np.isfinite(workers), raw, block, f"{name} must be a number", where, path
+        )
+        _refuse(workers < 0, raw, block, f"{name} must be >= 0", where, path)
+        too_many = (
+            f"{name} must be at most {MAX_WORKERS:,} workers (more than the "
+            "employed people of France)"
+        )
+        _refuse(workers > MAX_WORKERS, raw, block, too_many, where, path)
+    return workers  # pragma: no cover - one of the checks above raised
+
+
+def _destination_code(codes: pd.Series) -> pd.Series:
+    return is_commune_code(codes) | is_abroad_code(codes)
+
+
+@dataclass(slots=True)
+class _Read:
+    """What the blocks gave: codes of both columns in one table, and workers."""
+
+    table: dict[str, int] = field(default_factory=dict)
+    origins: list[np.ndarray] = field(default_factory=list)
+    destinations: list[np.ndarray] = field(default_factory=list)
+    workers: list[np.ndarray] = field(default_factory=list)
+    rows: int = 0
+
+
+_ORIGIN = "CODGEO must be a 5-character commune code"
+_DESTINATION = "DCLT must be a 5-character commune code or an abroad code (99xxx)"
+
+
+def _read_blocks(
+    file: DelimitedFile, path: Path, *, numbers: bool
+) -> tuple[_Read, str, int, str, str | None]:
+    """Stream and check the file: its rows, flow column, vintage, name, member.
+
+    ``numbers``: Arrow parses the flow column as float64 (raising
+    :class:`NotConverted` where it cannot), else reads it as text.
+    """
+    import pyarrow as pa
+
+    binary_codes = pa.dictionary(pa.int32(), pa.binary())
+    read = _Read()
+    origins, destinations = _Codes(read.table), _Codes(read.table)
+    with file.open() as (opened, header):
+        where, member = opened.where, opened.name
+        flow_column, vintage = _flow_column(header.columns, where, path)
+        # Codes as binary: decoded and checked on their distinct values only.
+        types = {
+            "CODGEO": binary_codes,
+            "DCLT": binary_codes,
+            flow_column: pa.float64() if numbers else pa.binary(),
+        }
+        for block in file.blocks(opened, header, types, "utf8"):
+            batch = block.batch
+            read.origins.append(
+                origins.rows(
+                    batch.column("CODGEO"), is_commune_code, _ORIGIN, block, where, path
+                )
+            )
+            read.destinations.append(
+                destinations.rows(
+                    batch.column("DCLT"),
+                    _destination_code,
+                    _DESTINATION,
+                    block,
+                    where,
+                    path,
+                )
+            )
+            read.workers.append(
+                _workers(batch.column(flow_column), flow_column, block, where, path)
+            )
+            read.rows += batch.num_rows
+            if read.rows > MAX_ROWS:
+                msg = f"{where}: more than {MAX_ROWS:,} lines of commune pairs (INSEE's national file has about 1.3 million): refused"
+                raise DataError(msg, path=path, line=int(block.end_line - 1))
+    if read.rows == 0:
+        msg = f"{where}: no data lines under the header: expected one line per commune pair ({_EXPECTED})"
+        raise DataError(msg, path=path, line=2)
+    return read, flow_column, vintage, where, member
+
+
+# --------------------------------------------------------------------- table
+def _text(table: dict[str, int], positions: np.ndarray) -> pd.Series:
+    """Codes as a string column, gathered by Arrow."""
+    import pyarrow as pa
+
+    text = pa.array(list(table), type=pa.string()).take(pa.array(positions))
+    return pd.Series(pd.arrays.ArrowStringArray(text)).astype("string")
+
+
+def _table(read: _Read) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return the table of flows, in the file's order, and a key per pair.
+
+    Each column is gathered, and its blocks let go, in turn: memory holds one
+    copy of the rows at a time.
+    """
+    origin = np.concatenate(read.origins)
+    destination = np.concatenate(read.destinations)
+    read.origins.clear()
+    read.destinations.clear()
+    key = origin.astype(np.int64) * len(read.table) + destination
     table = pd.DataFrame(
         {
-            "origin_commune": origin.to_numpy(),
-            "destination_commune": destination.to_numpy(),
-            "workers": workers.to_numpy(dtype="float64"),
-        }
+            "origin_commune": _text(read.table, origin),
+            "destination_commune": _text(read.table, destination),
+            "workers": np.concatenate(read.workers),
+        },
+        copy=False,
     )
-    table[["origin_commune", "destination_commune"]] = table[
-        ["origin_commune", "destination_commune"]
-    ].astype("string")
-    return table
+    read.workers.clear()
+    return table, key
 
 
-def read_base_flux(path: Path) -> CommuneFlows:
+def _repeated(groups: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the first row of each of ``count`` groups, and the rows repeating one."""
+    rows = np.arange(len(groups))
+    first = np.full(count, len(groups), dtype=np.int64)
+    np.minimum.at(first, groups, rows)
+    return first, np.flatnonzero(first[groups] != rows)
+
+
+def _duplicates(
+    key: np.ndarray, table: pd.DataFrame, allow: bool, where: str, path: Path
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Refuse pairs on several lines, or add them up when ``allow``, saying so."""
+    ordered = np.sort(key)  # a sort finds repeats faster than a hash table
+    if not (ordered[1:] == ordered[:-1]).any():
+        return table, ()
+    groups, distinct = pd.factorize(key)
+    first, again = _repeated(groups, len(distinct))
+    pairs = len(np.unique(groups[again]))
+    shown_pairs = [
+        f"{table.iloc[row, 0]} -> {table.iloc[row, 1]} (as line {first[groups[row]] + 2})"
+        for row in again[:5]
+    ]
+    found = (
+        f"{pairs} (CODGEO, DCLT) pair(s) on more than one line; "
+        + examples_at(shown_pairs, again[:5] + 2, "line")
+        + (f"; and {len(again) - 5} more" if len(again) > 5 else "")
+    )
+    if not allow:
+        msg = (
+            f"{where}: {found}. INSEE's base flux has one line per pair (a file "
+            "concatenated twice?); set [inputs] allow_duplicate_pairs = true to add them up"
+        )
+        raise DataError(msg, path=path, line=int(again[0]) + 2)
+    workers = np.bincount(groups, weights=table["workers"].to_numpy())
+    summed = table.iloc[first].reset_index(drop=True)
+    summed["workers"] = workers
+    extra = float(table["workers"].to_numpy()[again].sum())
+    warning = (
+        f"{where}: {found}; added up ([inputs] allow_duplicate_pairs = true), "
+        f"{extra:,.1f} workers on the repeated lines"
+    )
+    logger.warning("%s", warning)
+    return summed, (warning,)
+
+
+def read_base_flux(path: Path, *, allow_duplicate_pairs: bool = False) -> CommuneFlows:
     """Read INSEE's base flux of home-to-work mobility (plain or zipped CSV).
 
     Parameters
@@ -152,27 +359,42 @@ def read_base_flux(path: Path) -> CommuneFlows:
     path
         ``;``-separated file with columns ``CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P``,
         plain, zipped or gzipped.
+    allow_duplicate_pairs
+        Add up the workers of a (CODGEO, DCLT) pair written on several lines,
+        with a warning (``warnings``), rather than refuse the file.
 
     Returns
     -------
     CommuneFlows
         ``table`` has ``origin_commune``, ``destination_commune`` (codes as read,
-        arrondissements not yet rolled up) and ``workers`` (float); ``vintage`` is
-        the census year read from the flow column name.
+        stripped, arrondissements not yet rolled up) and ``workers`` (float), in
+        the file's order; ``vintage`` is the census year read from the flow
+        column name.
 
     Raises
     ------
     SourceError
         The file does not exist.
     DataError
-        A bad archive, header or value, naming the file and the line.
+        A bad archive, header or value, an over-long line (see
+        :mod:`~observatory.readers.delimited`), no data line, a pair on several
+        lines, or more than :data:`MAX_ROWS` lines: naming the file and the
+        first lines concerned.
     """
     check_exists(path, "flows")
-    with open_member(path, _flux_csv, what="CSV file") as opened:
-        text = read_text(path, opened.stream.read())
-        member, where = opened.name, opened.where
-    frame, flow_column, vintage = _read_columns(text, where, path)
-    table = _checked_flows(frame, flow_column, where, path)
+    file = DelimitedFile(
+        path, _flux_csv, "CSV file", "a base flux CSV", MAX_BYTES, sniff_sep
+    )
+    try:
+        read, flow_column, vintage, where, member = _read_blocks(
+            file, path, numbers=True
+        )
+    except NotConverted:  # a value Arrow cannot parse: read it as text to quote it
+        read, flow_column, vintage, where, member = _read_blocks(
+            file, path, numbers=False
+        )
+    table, key = _table(read)
+    table, warnings = _duplicates(key, table, allow_duplicate_pairs, where, path)
     logger.info(
         "%s: %d commune pairs, %.1f workers (%s)",
         where,
@@ -181,5 +403,9 @@ def read_base_flux(path: Path) -> CommuneFlows:
         flow_column,
     )
     return CommuneFlows(
-        table=table, vintage=vintage, flow_column=flow_column, member=member
+        table=table,
+        vintage=vintage,
+        flow_column=flow_column,
+        member=member,
+        warnings=warnings,
     )

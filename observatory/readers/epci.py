@@ -8,7 +8,6 @@ workbook inside a zip (``epci_au_01-01-2026.zip`` holding
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,9 @@ import pandas as pd
 from observatory.core.archives import compression_of, open_member
 from observatory.core.errors import MAX_LISTED, DataError, examples_at
 from observatory.geography import KNOWN_NATURES, NO_EPCI, SIREN, is_commune_code
-from observatory.readers.text import (
-    check_exists,
-    clean_str,
-    find_header,
-    read_csv_text,
-    read_text,
-)
+from observatory.readers.delimited import DelimitedFile, read_strings
+from observatory.readers.text import check_exists, clean_str, find_header, sniff_sep
+from observatory.readers.workbook import read_sheets
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +32,9 @@ class EpciComposition:
     composition: pd.DataFrame  # commune_code, commune_name, epci_code
 
 
+_SHEETS = ("EPCI", "Composition_communale")
+
+
 def _read_workbook(
     path: Path, data: bytes | None = None, where: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -46,20 +44,10 @@ def _read_workbook(
     ``where`` then names it (``path [member]``).
     """
     where = where or str(path)
-    try:
-        sheets = pd.read_excel(
-            path if data is None else io.BytesIO(data),
-            sheet_name=None,
-            header=None,
-            dtype=str,
-            engine="calamine",
-        )
-    except Exception as exc:  # calamine raises its own error types on bad files
-        msg = f"{where}: cannot read as an xlsx workbook: {exc}"
-        raise DataError(msg, path=path) from exc
-    missing = [s for s in ("EPCI", "Composition_communale") if s not in sheets]
+    sheets, names = read_sheets(path, data, _SHEETS, where)
+    missing = [s for s in _SHEETS if s not in sheets]
     if missing:
-        msg = f"{where}: missing sheet(s) {missing}; found {list(sheets)} (INSEE's file has 'EPCI' and 'Composition_communale')"
+        msg = f"{where}: missing sheet(s) {missing}; found {names} (INSEE's file has 'EPCI' and 'Composition_communale')"
         raise DataError(msg, path=path)
     comp = find_header(
         sheets["Composition_communale"],
@@ -75,20 +63,34 @@ def _read_workbook(
 
 
 def _read_csv_export(
-    path: Path, epci_list: Path | None, data: bytes | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    path: Path, epci_list: Path | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
     """Read the composition CSV (and the EPCI list CSV), indexed by file line.
 
-    ``data`` holds the CSV's bytes when it was read from a zip archive.
+    Also returns the composition's name for messages (``path [member]`` in a zip).
     """
-    comp = read_csv_text(path, read_text(path, data), "EPCI composition")
-    comp.index = comp.index + 2  # header is line 1
+    file = DelimitedFile(
+        path,
+        _composition_member,
+        _MEMBER,
+        "an EPCI composition CSV",
+        MAX_BYTES,
+        sniff_sep,
+    )
+    comp, where = read_strings(file)
     if epci_list is None:
-        return comp, None
+        return comp, None, where
     check_exists(epci_list, "EPCI list")
-    epci_sheet = read_csv_text(epci_list, read_text(epci_list), "EPCI list")
-    epci_sheet.index = epci_sheet.index + 2
-    return comp, epci_sheet
+    listing = DelimitedFile(
+        epci_list,
+        _composition_member,
+        "CSV file",
+        "an EPCI list CSV",
+        MAX_BYTES,
+        sniff_sep,
+    )
+    epci_sheet, _ = read_strings(listing)
+    return comp, epci_sheet, where
 
 
 def _refuse(
@@ -176,6 +178,10 @@ _WORKBOOK, _CSV = (".xlsx", ".xlsm"), (".csv", ".txt")
 
 _MEMBER = "EPCI composition (.xlsx workbook or .csv)"
 
+#: Most bytes read from a composition CSV or a workbook in a zip, decompressed:
+#: INSEE's are a few MB.
+MAX_BYTES = 64 << 20
+
 
 def _composition_member(names: list[str]) -> list[str]:
     """Pick the composition in a zip: its one workbook, else its one CSV (a notice may be .txt)."""
@@ -209,19 +215,19 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
     SourceError
         A file does not exist.
     DataError
-        Unreadable file, a zip without exactly one workbook (or CSV), missing
-        sheets or columns, bad or repeated codes (naming the row or line), or
-        EPCI of the composition not in the list.
+        Unreadable file (or larger than the bounds), a zip without exactly one
+        workbook (or CSV), missing sheets or columns, no commune, bad or
+        repeated codes (naming the row or line), or EPCI of the composition not
+        in the list.
     """
     check_exists(path, "EPCI composition")
     # An xlsx workbook is a zip archive itself: only another file is opened as one.
     if path.suffix.lower() not in _WORKBOOK and compression_of(path) == "zip":
-        with open_member(path, _composition_member, what=_MEMBER) as member:
-            data, name, label = (
-                member.stream.read(),
-                Path(member.name or ""),
-                member.where,
-            )
+        with open_member(
+            path, _composition_member, what=_MEMBER, limit=MAX_BYTES
+        ) as member:
+            name, label = Path(member.name or ""), member.where
+            data = member.stream.read() if name.suffix.lower() in _WORKBOOK else None
     else:
         data, name, label = None, path, str(path)
     suffix = name.suffix.lower()
@@ -230,12 +236,15 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
         comp, epci_sheet = _read_workbook(path, data, label)
         where, word = f"{label}: sheet 'Composition_communale'", "row"
     elif suffix in _CSV:
-        comp, epci_sheet = _read_csv_export(path, epci_list, data)
-        where, word = label, "line"
+        comp, epci_sheet, where = _read_csv_export(path, epci_list)
+        word = "line"
     else:
         msg = f"{path}: unsupported EPCI composition format {suffix!r}; expected .xlsx or .csv (or a zip holding one)"
         raise DataError(msg, path=path)
     comp, composition = _checked_composition(comp, where, word, path)
+    if composition.empty:
+        msg = f"{where}: no commune in an EPCI under the header: expected one {word} per commune (CODGEO, EPCI)"
+        raise DataError(msg, path=path)
     if epci_sheet is None and "NATURE_EPCI" not in comp.columns:
         msg = (
             f"{path}: no NATURE_EPCI column to tell métropoles apart; add it, use INSEE's xlsx, "

@@ -8,7 +8,6 @@ of historical codes is taken as it is. Chains are followed by
 
 from __future__ import annotations
 
-import io
 import logging
 from datetime import date
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from observatory.core.archives import open_member
 from observatory.core.errors import DataError, examples_at
 from observatory.geography import (
     PASSAGE_COLUMNS,
@@ -24,7 +22,7 @@ from observatory.geography import (
     listed_codes,
     resolve_code_chains,
 )
-from observatory.readers.text import read_text
+from observatory.readers.delimited import DelimitedFile, read_strings
 
 logger = logging.getLogger(__name__)
 
@@ -243,20 +241,24 @@ def _csv_members(names: list[str]) -> list[str]:
     return [name for name in names if name.lower().endswith(".csv")]
 
 
+#: Most bytes read, decompressed: INSEE's mouvements and the etalab table of
+#: historical codes are 1 to 2 MB.
+MAX_BYTES = 64 << 20
+
+
+def _passage_sep(header: str) -> str:
+    return max((",", ";", "\t"), key=header.count)
+
+
 def _read_table(path: Path) -> pd.DataFrame:
-    with open_member(path, _csv_members, what="CSV file") as opened:
-        text = read_text(path, opened.stream.read())
-    header = text.split("\n", 1)[0]
-    sep = max((",", ";", "\t"), key=header.count)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        msg = f"{path}: cannot parse as a CSV file: {exc}"
-        raise DataError(msg, path=path) from exc
-    frame.columns = [str(c).strip().strip('"') for c in frame.columns]
-    frame.index = frame.index + 2  # line numbers: the header is line 1
+    """Every column as text, indexed by file line (the header is line 1)."""
+    file = DelimitedFile(
+        path, _csv_members, "CSV file", "a commune passage CSV", MAX_BYTES, _passage_sep
+    )
+    frame, where = read_strings(file)
+    if frame.empty:
+        msg = f"{where}: no data lines under the header: expected one line per code change"
+        raise DataError(msg, path=path, line=2)
     return frame
 
 

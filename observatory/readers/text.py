@@ -7,7 +7,6 @@ row under INSEE's title rows, and the first of several candidate field names.
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
@@ -16,6 +15,12 @@ import pandas as pd
 from observatory.core.errors import DataError, SourceError
 
 logger = logging.getLogger(__name__)
+
+
+def one_line(error: object, limit: int = 200) -> str:
+    """Return a library's error message on one line, cut to ``limit`` characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def first_present(columns: list[str], candidates: tuple[str, ...]) -> str | None:
@@ -37,30 +42,6 @@ def check_exists(path: Path, role: str) -> None:
 def sniff_sep(header: str) -> str:
     """Tell the separator of a CSV header: ``;`` unless commas are more."""
     return ";" if header.count(";") >= header.count(",") else ","
-
-
-def read_text(path: Path, data: bytes | None = None) -> str:
-    """Decode a text file (or ``data`` read from it): UTF-8, else Windows-1252."""
-    raw = path.read_bytes() if data is None else data
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    msg = f"{path}: not a text file in UTF-8 or Windows-1252"  # pragma: no cover
-    raise DataError(msg, path=path)  # pragma: no cover
-
-
-def read_csv_text(path: Path, text: str, what: str) -> pd.DataFrame:
-    """Parse the text of a CSV file, every field as a string (nothing missing)."""
-    first = text.split("\n", 1)[0]
-    try:
-        return pd.read_csv(
-            io.StringIO(text), sep=sniff_sep(first), dtype=str, keep_default_na=False
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        msg = f"{path}: cannot parse as {what} CSV: {exc}"
-        raise DataError(msg, path=path) from exc
 
 
 def find_header(

@@ -27,6 +27,11 @@ from observatory.geography import MAINLAND, TERRITORY_NAMES
 from observatory.layers.captions import is_synthetic
 from observatory.layers.codes import class_labels
 from observatory.layers.styles import class_colours
+from observatory.report.html_flows import (
+    FLOW_TERMS,
+    flow_systems_block,
+    overview_section,
+)
 from observatory.report.html_format import (
     MISSING,
     Html,
@@ -39,6 +44,11 @@ from observatory.report.html_format import (
     table,
     tag,
 )
+from observatory.report.html_land import (
+    land_block,
+    land_overview_section,
+    land_years,
+)
 from observatory.report.html_sections import (
     Context,
     System,
@@ -49,6 +59,7 @@ from observatory.report.html_sections import (
 )
 from observatory.report.html_sources import sources_section
 from observatory.report.html_style import REPORT_CSS
+from observatory.report.mapdata import contiguity_rows
 
 #: File name of the report in the run folder.
 REPORT_FILE = "report.html"
@@ -105,7 +116,10 @@ def systems_of(
             attributes(layers["epci_indicators"]),
             attributes(layers["flows"]),
         )
-        epci = dict(tuple(epci_table.groupby("metropole_code")))
+        crowns = contiguity_rows(epci_table)
+        epci = dict(tuple(crowns.groupby("metropole_code")))
+        beyond = epci_table[epci_table["crown"].isna()]
+        outside = dict(tuple(beyond.groupby("metropole_code")))
         lines = dict(tuple(lines_table.groupby("metropole_code")))
         for row in records(attributes(layers["metropoles"])):
             code = str(row["metropole_code"])
@@ -114,10 +128,11 @@ def systems_of(
                     code=code,
                     name=str(row.get("metropole_name") or code),
                     territory=territory,
-                    epci=epci.get(code, epci_table.iloc[:0]),
+                    epci=epci.get(code, crowns.iloc[:0]),
                     summary=row,
                     lines=lines.get(code, lines_table.iloc[:0]),
                     matrix=matrix.get(code, flow_matrix.iloc[:0]),
+                    outside=outside.get(code, beyond.iloc[:0]),
                 )
             )
     return sorted(systems, key=sort_key)
@@ -151,6 +166,8 @@ def _facts(manifest: Mapping[str, Any], systems: list[System]) -> list[tuple[str
         facts.append(
             ("Fichier détail", f"RP {detail} (modes de transport et distances)")
         )
+    if land := land_years(manifest):
+        facts.append(("Occupation du sol", land))
     return [
         *facts,
         (
@@ -233,6 +250,7 @@ def guide(classification: ClassificationSection, ctx: Context) -> Html:
             "Autocontention",
             "part des actifs occupés qui travaillent dans leur propre EPCI.",
         ),
+        *FLOW_TERMS,
     ]
     rules = [
         [
@@ -379,7 +397,19 @@ def report_html(
             header(manifest, systems, synthetic),
             index(systems, limits.usable_min),
             guide(classification, ctx),
-            *(metropole_section(s, n, ctx) for n, s in enumerate(systems, start=1)),
+            overview_section(systems, manifest),
+            land_overview_section(systems, manifest),
+            *(
+                metropole_section(
+                    s,
+                    n,
+                    ctx,
+                    join(
+                        [flow_systems_block(s, manifest), land_block(s, manifest, ctx)]
+                    ),
+                )
+                for n, s in enumerate(systems, start=1)
+            ),
             sources_section(manifest, images.keys()),
             tag(
                 "footer",

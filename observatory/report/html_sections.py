@@ -65,6 +65,9 @@ class System:
     summary: Mapping[str, Any]
     lines: pd.DataFrame
     matrix: pd.DataFrame
+    #: Rows beyond the contiguity crowns (hidden crown, AAV only); ``epci`` holds
+    #: the crowns' rows only, crowns as integers.
+    outside: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,8 +473,14 @@ def modes_section(system: System) -> Html:
     )
 
 
-def metropole_section(system: System, number: int, ctx: Context) -> Html:
-    """Return the whole section of one métropole, with its anchor."""
+def metropole_section(
+    system: System, number: int, ctx: Context, extra: Html | None = None
+) -> Html:
+    """Return the whole section of one métropole, with its anchor.
+
+    ``extra`` goes after the modes, before the charts (the flow systems' part,
+    :func:`observatory.report.html_flows.flow_systems_block`).
+    """
     where = TERRITORY_NAMES.get(system.territory, system.territory)
     parts = [
         tag(
@@ -509,6 +518,7 @@ def metropole_section(system: System, number: int, ctx: Context) -> Html:
         epci_table(system, ctx),
         change_section(system),
         modes_section(system),
+        extra or Html(""),
         tag("h3", "Graphiques"),
         *(
             figure(

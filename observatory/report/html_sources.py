@@ -21,6 +21,7 @@ from observatory.report.html_format import (
     table,
     tag,
 )
+from observatory.report.html_land import LAND_ROLE_LABELS, land_sources
 
 #: French names of the input roles of a run (``[inputs]`` keys).
 ROLE_LABELS = {
@@ -31,6 +32,8 @@ ROLE_LABELS = {
     "flows_previous": "Flux domicile-travail du millésime précédent (INSEE)",
     "commune_passage": "Table de passage des communes (INSEE, COG)",
     "fd_mobpro": "Fichier détail MOBPRO (INSEE)",
+    "aav": "Aires d'attraction des villes 2020 (INSEE)",
+    **LAND_ROLE_LABELS,
 }
 
 #: What the files of a run folder hold, for the list at the end of the report.
@@ -113,6 +116,9 @@ def _digests(group: list[Mapping[str, Any]]) -> Html:
 def inputs_table(manifest: Mapping[str, Any]) -> Html:
     """Return one row per input: role, file, vintage, geography, SHA-256, origin."""
     rows = []
+    rasters = {
+        str(r.get("role")): r for r in (manifest.get("land") or {}).get("rasters") or []
+    }
     for group in _grouped(manifest.get("inputs") or []):
         first = group[0]
         name = PurePath(str(first.get("path", ""))).name
@@ -133,6 +139,12 @@ def inputs_table(manifest: Mapping[str, Any]) -> Html:
         )
         if vintage is not None and synthetic:
             vintage = f"{vintage} (synthétique)"
+        if first.get("role") == "aav" and "synthetic" in name.lower():
+            vintage = "2020 (synthétique, démonstration)"
+        if (raster := rasters.get(str(first.get("role")).split("[")[0])) is not None:
+            vintage = raster.get("vintage")
+            if raster.get("synthetic"):
+                vintage = f"{vintage} (synthétique)"
         geography = first.get("geography")
         rows.append(
             [
@@ -250,6 +262,7 @@ def sources_section(manifest: Mapping[str, Any], documents: Iterable[str] = ()) 
                 tag("h2", "Sources et provenance"),
                 tag("h3", "Données d'entrée"),
                 inputs_table(manifest),
+                land_sources(manifest),
                 tag("h3", "Traitement"),
                 software_list(manifest),
                 checks_list(manifest),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -47,6 +47,9 @@ SYNTHETIC_NOTICE = (
 )
 
 
+Frame = TypeVar("Frame", pd.DataFrame, gpd.GeoDataFrame)
+
+
 @dataclass(frozen=True)
 class MapSystem:
     """One system as its map draws it, in its territory's CRS.
@@ -58,7 +61,8 @@ class MapSystem:
     code, name
         SIREN and name of the métropole (or pole).
     epci
-        The system's rows of ``epci_indicators`` (the métropole's included).
+        The system's rows of ``epci_indicators`` in its contiguity crowns (the
+        métropole's included), ``crown`` as integers.
     flows
         The system's flow lines with at least one worker in this vintage.
     outline
@@ -67,6 +71,10 @@ class MapSystem:
         The other EPCI of the territory's layer (of other systems), drawn grey.
     summary
         The system's row of the ``metropoles`` layer (totals by crown).
+    outside
+        The system's rows beyond the contiguity crowns (empty ``crown``): its
+        hidden crown (``placed_by = flows``) and the EPCI of its attraction area
+        that no rule placed (``aav``); drawn with their own marks.
     """
 
     territory: str
@@ -77,6 +85,17 @@ class MapSystem:
     outline: BaseGeometry
     context: gpd.GeoDataFrame
     summary: pd.Series
+    outside: gpd.GeoDataFrame | None = None
+
+
+def contiguity_rows(epci: Frame) -> Frame:
+    """Return the rows of ``epci_indicators`` in the contiguity crowns, crowns as integers.
+
+    The rows the flows (or the AAV) place beyond the crowns have an empty
+    ``crown``; every crown test (``== 0``, ``> 0``) and chart by crown uses the rest.
+    """
+    inside = epci[epci["crown"].notna()]
+    return inside.astype({"crown": "int64"})
 
 
 @dataclass(frozen=True)
@@ -184,8 +203,10 @@ def map_systems(
         layers = territory_layers[territory]
         epci, lines = layers["epci_indicators"], layers["flows"]
         metropoles = layers["metropoles"]
-        mine = epci[epci["metropole_code"] == code]
-        others = epci[~epci["epci_code"].isin(mine["epci_code"])]
+        everything = epci[epci["metropole_code"] == code]
+        mine = contiguity_rows(everything)
+        outside = everything[everything["crown"].isna()]
+        others = epci[~epci["epci_code"].isin(everything["epci_code"])]
         system_lines = lines[(lines["metropole_code"] == code) & (lines["workers"] > 0)]
         row = metropoles[metropoles["metropole_code"] == code].iloc[0]
         out.append(
@@ -198,6 +219,7 @@ def map_systems(
                 outline=row.geometry,
                 context=others.drop_duplicates("epci_code"),
                 summary=row.drop("geometry"),
+                outside=outside,
             )
         )
     return out

@@ -84,8 +84,13 @@ def draw_polygons(
     linewidth: float,
     zorder: float,
     hatch: str | None = None,
+    linestyle: str | tuple[float, tuple[float, ...]] = "solid",
 ) -> PatchCollection:
-    """Draw polygons filled with ``facecolors`` (one or one each); width in points."""
+    """Draw polygons filled with ``facecolors`` (one or one each); width in points.
+
+    ``linestyle`` is matplotlib's (``"solid"``, ``"--"``, or an offset and dash
+    pattern in line widths), for outlines that mark a kind of EPCI.
+    """
     patches = [PathPatch(geometry_path(g)) for g in geometries]
     collection = PatchCollection(
         patches,
@@ -94,6 +99,7 @@ def draw_polygons(
         linewidths=linewidth,
         zorder=zorder,
         hatch=hatch,
+        linestyles=linestyle,
     )
     ax.add_collection(collection)
     return collection

@@ -81,12 +81,12 @@ def page_figure(size: tuple[float, float] = PAGE_SIZE, dpi: int = DPI) -> Figure
     return Figure(figsize=size, dpi=dpi, facecolor="white")
 
 
-def synthetic_notice(fig: Figure, y: float) -> None:
+def synthetic_notice(fig: Figure, y: float, text: str = SYNTHETIC_NOTICE) -> None:
     """Write the synthetic-data notice across the page, centred on height ``y``."""
     fig.text(
         0.5,
         y,
-        SYNTHETIC_NOTICE,
+        text,
         ha="center",
         va="center",
         fontsize=10,
@@ -109,11 +109,16 @@ def page_texts(
     manifest: Mapping[str, Any],
     *,
     top: float = 0.975,
+    sources: str | None = None,
+    notice: str | bool = True,
 ) -> None:
     """Write the title, subtitle, synthetic notice (when it applies) and sources.
 
     The header takes the page's top (to about 0.87 of its height on an A4
     page); the sources line sits under everything, at the page's bottom.
+    ``sources`` replaces the census's sources line (:func:`sources_line`);
+    ``notice`` is True for the synthetic flows' notice when the run's flows are
+    synthetic, False for none, or the text of another notice.
     """
     height = fig.get_size_inches()[1]
     step = 0.3 / height  # a line of the header, in figure fraction
@@ -127,12 +132,14 @@ def page_texts(
         fontsize=10,
         color="#404040",
     )
-    if is_synthetic(manifest):
+    if isinstance(notice, str):
+        synthetic_notice(fig, top - 2.35 * step, notice)
+    elif notice and is_synthetic(manifest):
         synthetic_notice(fig, top - 2.35 * step)
     fig.text(
         0.015,
         0.1 / height,
-        textwrap.fill(sources_line(manifest), 230),
+        textwrap.fill(sources or sources_line(manifest), 230),
         ha="left",
         va="bottom",
         fontsize=6.5,

@@ -36,11 +36,17 @@ class ArrowKey:
 
 @dataclass(frozen=True)
 class SwatchKey:
-    """A class swatch in the legend: fill, bold outline (métropole), hatching."""
+    """A class swatch in the legend: fill, bold outline (métropole), hatching.
+
+    ``edge`` and ``linestyle`` draw a coloured outline (and the hatching's
+    colour), as the marks of the hidden crown or the nominal members.
+    """
 
     colour: str
     metropole: bool = False
     hatch: str | None = None
+    edge: str | None = None
+    linestyle: str = "solid"
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,9 @@ def _swatch(fig: Figure, key: SwatchKey, x: float, y: float) -> None:
             _points(KEY_HEIGHT_PT),
             transform=fig.dpi_scale_trans,
             facecolor=key.colour,
-            edgecolor="#1a1a1a" if key.metropole else "#8c8c8c",
-            linewidth=1.8 if key.metropole else 0.5,
+            edgecolor=key.edge or ("#1a1a1a" if key.metropole else "#8c8c8c"),
+            linewidth=1.8 if key.metropole or key.edge else 0.5,
+            linestyle=key.linestyle,
             hatch=key.hatch,
         )
     )

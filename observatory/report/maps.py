@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import geopandas as gpd
@@ -71,6 +72,7 @@ from observatory.report.mapdraw import (
     half_arrows,
     place_labels,
 )
+from observatory.report.mapflows import disagreement_legend, draw_disagreements
 from observatory.report.mapframe import (
     LEGEND_BOX,
     MAP_BOX,
@@ -79,6 +81,15 @@ from observatory.report.mapframe import (
     figure_png,
     page_figure,
     page_texts,
+)
+from observatory.report.mapland import (
+    draw_farmland,
+    draw_land_charts,
+    farmland_legend,
+    has_land,
+    land_notice,
+    land_sources_line,
+    land_subtitle,
 )
 from observatory.report.maplegend import (
     ArrowKey,
@@ -106,8 +117,12 @@ CONTEXT_FILL = "#ececec"
 
 
 def _extent(system: MapSystem, aspect: float) -> tuple[float, float, float, float]:
-    # The system's bounds with a margin, widened to the map frame's aspect.
-    x0, y0, x1, y1 = system.epci.total_bounds
+    # The system's bounds with a margin, widened to the map frame's aspect; the
+    # EPCI placed beyond its crowns (hidden crown, AAV only) are in it.
+    shown = [system.epci.geometry]
+    if system.outside is not None and len(system.outside):
+        shown.append(system.outside.geometry)
+    x0, y0, x1, y1 = pd.concat(shown).total_bounds
     pad = 0.04 * max(x1 - x0, y1 - y0)
     x0, y0, x1, y1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
     width, height = x1 - x0, y1 - y0
@@ -165,6 +180,7 @@ def _draw_epci(
             zorder=3,
             hatch="////",
         )
+    draw_disagreements(ax, system, scale, colours, _simplified)
     draw_polygons(
         ax,
         _simplified(gpd.GeoSeries([system.outline]), scale),
@@ -254,6 +270,9 @@ def _labels(system: MapSystem, frame: BaseGeometry) -> list[Label]:
     """Return the names of the system's EPCI, the métropole's bold, at their centres."""
     out = []
     epci = system.epci
+    if system.outside is not None and len(system.outside):
+        # Beyond the crowns (empty crown): named last, as a third crown would be.
+        epci = pd.concat([epci, system.outside.assign(crown=3)])
     for geometry, crown, epci_name in zip(
         epci.geometry, epci["crown"], epci["epci_name"], strict=True
     ):
@@ -377,12 +396,12 @@ def map_figure(
     keep_out = [draw_scale_bar(ax, scale), draw_north_arrow(ax, scale)]
     place_labels(ax, renderer, _labels(system, shapely.box(x0, y0, x1, y1)), keep_out)
     present = set(system.epci["epci_class"].fillna(NO_DATA_CLASS))
-    draw_legend(
-        fig,
-        LEGEND_BOX,
-        _legend_sections(classification, reliability, present, context),
-        legend_note(reliability),
-    )
+    if system.outside is not None:
+        present |= set(system.outside["epci_class"].fillna(NO_DATA_CLASS))
+    sections = _legend_sections(classification, reliability, present, context)
+    if (marks := disagreement_legend(system, manifest)) is not None:
+        sections.insert(1, marks)
+    draw_legend(fig, LEGEND_BOX, sections, legend_note(reliability))
     where = territory_text(system.territory)
     page_texts(
         fig,
@@ -390,6 +409,63 @@ def map_figure(
         "Lien des EPCI avec la métropole et flux domicile-travail, "
         + census_text(manifest),
         manifest,
+    )
+    return fig
+
+
+#: Frames of the land-use panel: its map, the legend and the charts beside it.
+LAND_MAP_BOX = (0.015, 0.07, 0.52, 0.79)
+LAND_LEGEND_BOX = (0.565, 0.60, 0.42, 0.26)
+LAND_CHARTS_BOX = (0.64, 0.07, 0.34, 0.55)
+
+
+def land_figure(system: MapSystem, manifest: Mapping[str, Any]) -> Figure:
+    """Return the land-use panel of one system (:mod:`observatory.report.mapland`).
+
+    The EPCI of the métropole and its crowns by share of farmland, beside the
+    land cover of each crown and its farmland per inhabitant of the métropole.
+    """
+    system = replace(system, outside=None)  # the crowns' land, not the flows'
+    fig = page_figure()
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.add_axes(LAND_MAP_BOX)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor("#9a9a9a")
+        spine.set_linewidth(0.6)
+    box_w, box_h = fig.get_size_inches() * np.array(LAND_MAP_BOX[2:])
+    x0, x1, y0, y1 = _extent(system, box_w / box_h)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    scale = MapScale((x1 - x0) / (box_w * 25.4))
+    draw_farmland(ax, system, scale, _simplified)
+    draw_polygons(
+        ax,
+        _simplified(gpd.GeoSeries([system.outline]), scale),
+        "none",
+        edgecolor=METROPOLE_OUTLINE,
+        linewidth=scale.points(0.9),
+        zorder=6,
+    )
+    keep_out = [draw_scale_bar(ax, scale), draw_north_arrow(ax, scale)]
+    place_labels(ax, renderer, _labels(system, shapely.box(x0, y0, x1, y1)), keep_out)
+    draw_legend(
+        fig,
+        LAND_LEGEND_BOX,
+        farmland_legend(system),
+        "Part de la surface couverte par l'occupation\n"
+        "du sol classée en cultures, prairies, vergers\n"
+        "ou vignes (docs/indicators.md, « Land »).",
+    )
+    draw_land_charts(fig, system, LAND_CHARTS_BOX)
+    page_texts(
+        fig,
+        f"{system.name} : occupation du sol et complémentarité",
+        land_subtitle(manifest),
+        manifest,
+        sources=land_sources_line(manifest),
+        notice=land_notice(manifest),
     )
     return fig
 
@@ -456,5 +532,9 @@ def render_maps(
             files[f"charts/{system.code}_flux.png"] = figure_png(
                 flows_chart(system, manifest, reliability)
             )
+            if has_land(system):  # not in the atlas: its pages follow its list
+                files[f"maps/{system.code}_sols.png"] = figure_png(
+                    land_figure(system, manifest)
+                )
     files["atlas.pdf"] = atlas.getvalue()
     return files

@@ -1,29 +1,32 @@
-"""Every (census vintage, métropole) system of a run, computed as one dask graph.
+"""Every (census vintage, métropole) system of a run, computed with dask.
 
-Each vintage is harmonised and summed by EPCI once; each métropole's matrix
-(current vintage) and indicators (every vintage) are then separate tasks, on the
-scheduler of ``[compute]`` (a dask.distributed cluster included).
+Each vintage is harmonised and summed by EPCI once (a first graph, which needs
+no crowns); each métropole's matrix (current vintage) and indicators (every
+vintage) are then separate tasks (a second graph), on the scheduler of
+``[compute]`` (a dask.distributed cluster included).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from observatory.config import Config
-from observatory.systems.flows import (
-    FlowsReport,
-    epci_totals,
-    flows_epci,
-    pair_flows,
-    system_indicators,
-    system_matrix,
+from observatory.systems.codebook import CodedFlows
+from observatory.systems.flows import FlowsReport, coded_flows_epci
+from observatory.systems.harmonise import (
+    HarmonisationReport,
+    harmonise_coded_flows,
 )
-from observatory.systems.harmonise import HarmonisationReport, harmonise_flows
+from observatory.systems.indicators import (
+    coded_system_matrix,
+    epci_totals,
+    system_indicators,
+)
 
 #: The census flows of a run, by input role: the current vintage first.
 CURRENT, PREVIOUS = "flows", "flows_previous"
@@ -44,87 +47,124 @@ def vintage_flows(
     table: pd.DataFrame,
     harmonisation: tuple[pd.DataFrame | None, set[str] | None],
     commune_epci: pd.DataFrame,
-) -> tuple[pd.DataFrame, FlowsReport, HarmonisationReport | None]:
-    """Harmonise one vintage's commune flows (when a passage is given), sum by EPCI."""
+) -> tuple[pd.DataFrame, CodedFlows, FlowsReport, HarmonisationReport | None]:
+    """Harmonise one vintage's commune flows (when a passage is given), sum by EPCI.
+
+    Returns the EPCI flows as a table and coded by pair (for the systems to
+    look up), the report of the sums and that of the harmonisation.
+    """
     passage, target = harmonisation
     harmonised = None
+    coded = CodedFlows.from_frame(table)
     if passage is not None and target is not None:
-        table, harmonised = harmonise_flows(table, passage, target)
-    flows, report = flows_epci(table, commune_epci)
-    return flows, report, harmonised
+        coded, harmonised = harmonise_coded_flows(coded, passage, target)
+    pairs, report = coded_flows_epci(coded, commune_epci)
+    return pairs.frame("origin_code", "destination_code"), pairs, report, harmonised
 
 
 def systems_by_vintage(
     tables: Mapping[str, pd.DataFrame],
     harmonisation: tuple[pd.DataFrame | None, set[str] | None],
     commune_epci: pd.DataFrame,
-    crowns: pd.DataFrame,
+    crowns: pd.DataFrame | Callable[[], pd.DataFrame],
     config: Config,
 ) -> dict[str, VintageSystems]:
-    """Compute every (vintage, métropole) system as one dask graph.
+    """Compute every (vintage, métropole) system with dask, in two graphs.
 
-    Each vintage is harmonised and summed by EPCI once; each métropole's matrix
-    (current vintage) and indicators (every vintage) are then separate tasks, on
-    the scheduler of ``[compute]`` (a dask.distributed cluster included).
+    The first harmonises each vintage and sums it by EPCI (a task per vintage);
+    the second computes each métropole's matrix (current vintage) and
+    indicators (every vintage), a task each. ``crowns`` may be a function
+    returning them: it is called between the two, so the crowns can be built
+    meanwhile. Both run on the scheduler of ``[compute]`` (a dask.distributed
+    cluster included); the inputs enter through :meth:`Computer.share`, so on a
+    cluster they are scattered to the workers once and each graph holds keys.
     """
     from observatory.core.compute import computer
 
-    graph = _graph(tables, harmonisation, commune_epci, crowns, config)
     with contextlib.ExitStack() as stack:
         compute = computer(
             config.compute.scheduler, True, stack
         )  # bar on a terminal only
-        (done,) = compute(graph)
+        inputs = Inputs(
+            {key: compute.share(table, key) for key, table in tables.items()},
+            compute.share(harmonisation, "passage"),
+            compute.share(commune_epci, "commune-epci"),
+        )
+        (summed,) = compute(_vintage_graph(inputs))
+        systems = crowns() if callable(crowns) else crowns
+        shared = {
+            key: {
+                name: compute.share(part[name], f"{key}-{name}")
+                for name in ("pairs", "totals")
+            }
+            for key, part in summed.items()
+        }
+        (done,) = compute(_system_graph(shared, systems, config))
     return {
         key: VintageSystems(
             flows=part["flows"],
             report=part["report"],
             harmonisation=part["harmonisation"],
-            indicators=pd.concat(part["indicators"], ignore_index=True),
+            indicators=pd.concat(done[key]["indicators"], ignore_index=True),
             matrix=(
-                pd.concat(part["matrix"], ignore_index=True) if part["matrix"] else None
+                pd.concat(done[key]["matrix"], ignore_index=True)
+                if done[key]["matrix"]
+                else None
             ),
         )
-        for key, part in done.items()
+        for key, part in summed.items()
     }
 
 
-def _graph(
-    tables: Mapping[str, pd.DataFrame],
-    harmonisation: tuple[pd.DataFrame | None, set[str] | None],
-    commune_epci: pd.DataFrame,
-    crowns: pd.DataFrame,
-    config: Config,
-) -> dict[str, Any]:
-    # The delayed tasks of every vintage, by vintage key.
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The inputs of the graph, each shared once: flows by vintage, passage, EPCI."""
+
+    tables: dict[str, Any]
+    harmonisation: Any
+    commune_epci: Any
+
+
+def _vintage_graph(inputs: Inputs) -> dict[str, Any]:
+    # Each vintage harmonised and summed by EPCI, and each EPCI's totals.
     from dask.delayed import delayed
 
-    def shared(value: Any, name: str) -> Any:
-        # Named: dask would otherwise hash large frames to name them.
-        return delayed(value, name=f"{name}-{id(value)}", pure=True)
+    graph: dict[str, Any] = {}
+    for key, table in inputs.tables.items():
+        flows, pairs, report, harmonised = delayed(vintage_flows, nout=4)(
+            table,
+            inputs.harmonisation,
+            inputs.commune_epci,
+            dask_key_name=f"{key}-epci",
+        )
+        graph[key] = {
+            "flows": flows,
+            "pairs": pairs,
+            "report": report,
+            "harmonisation": harmonised,
+            "totals": delayed(epci_totals)(flows, dask_key_name=f"{key}-totals"),
+        }
+    return graph
+
+
+def _system_graph(
+    shared: dict[str, dict[str, Any]], crowns: pd.DataFrame, config: Config
+) -> dict[str, Any]:
+    # The indicators of each (vintage, métropole), the matrix of each métropole.
+    from dask.delayed import delayed
 
     systems = {
         str(metropole): part
         for metropole, part in crowns.groupby("metropole_code", sort=False)
     }
-    epci_table = shared(commune_epci, "commune-epci")
-    passage = shared(harmonisation, "passage")
     thresholds = config.reliability
     graph: dict[str, Any] = {}
-    for key, table in tables.items():
-        flows, report, harmonised = delayed(vintage_flows, nout=3)(
-            shared(table, key), passage, epci_table, dask_key_name=f"{key}-epci"
-        )
-        totals = delayed(epci_totals)(flows, dask_key_name=f"{key}-totals")
-        pairs = delayed(pair_flows)(flows, dask_key_name=f"{key}-pairs")
+    for key, summed in shared.items():
         graph[key] = {
-            "flows": flows,
-            "report": report,
-            "harmonisation": harmonised,
             "indicators": [
                 delayed(system_indicators)(
-                    pairs,
-                    totals,
+                    summed["pairs"],
+                    summed["totals"],
                     part,
                     thresholds,
                     dask_key_name=f"{key}-indicators-{metropole}",
@@ -133,8 +173,8 @@ def _graph(
             ],
             "matrix": (
                 [
-                    delayed(system_matrix)(
-                        flows,
+                    delayed(coded_system_matrix)(
+                        summed["pairs"],
                         systems[metropole],
                         dask_key_name=f"{key}-matrix-{metropole}",
                     )

@@ -15,8 +15,6 @@ from observatory.config import Config
 from observatory.layers.files import RunFiles
 from observatory.layers.geopackage import GEOPACKAGE_NAME
 from observatory.layers.qgis_project import PROJECT_NAME, qgis_project
-from observatory.report.html import REPORT_FILE, report_html
-from observatory.report.maps import render_maps
 from observatory.runs.stages import RunLayers
 
 
@@ -33,6 +31,10 @@ def with_documents(
     # The report lists the run's files: those about to be written.
     listed = dict(manifest, files=_file_names(files, formats))
     if "report" in formats:
+        # Imported here: matplotlib alone costs a run without a report 0.3 s.
+        from observatory.report.html import REPORT_FILE, report_html
+        from observatory.report.maps import render_maps
+
         documents.update(
             render_maps(
                 layers.territories, listed, config.classification, config.reliability

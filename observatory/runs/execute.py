@@ -247,7 +247,7 @@ def _compute(
         heal_latest(job.layout, shown, job.config.output.latest)
         warn_flat_layout(job.layout)
     with stage("fetch", timings):
-        inputs = resolve_inputs(job.config, offline=job.offline)
+        inputs = resolve_inputs(job.config, offline=job.offline, command=job.command)
     with stage("fingerprint", timings):
         current = fingerprint(job.config, inputs)
         reasons = _reasons(job, success, current)

@@ -179,6 +179,10 @@ class RunRecord:
     fd: DetailedFlowsReport | None
     harmonisation: dict[str, HarmonisationReport]
     warnings: list[str]
+    #: The stage flow_systems (issue 15): crown rule, dominant weight, AAV input.
+    flow_systems: Mapping[str, Any] | None = None
+    #: The stage land (issue 14): rasters, coverage, crowns; None without land keys.
+    land: Mapping[str, Any] | None = None
 
     def report(
         self,
@@ -256,6 +260,8 @@ class RunRecord:
             "flows_previous": self.flows_previous or {},
             "fd_mobpro": self.fd or {},
             "harmonisation": self.harmonisation,
+            "flow_systems": self.flow_systems or {},
+            **({"land": self.land} if self.land is not None else {}),
             "warnings": self.warnings,
             **(extra or {}),
             "timings_s": dict(timings),

@@ -7,18 +7,31 @@ The stages themselves are :mod:`observatory.runs.stages`; the manifest is
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from observatory.config import Config
 from observatory.core.timing import StageTimings, new_run_id, stage
 from observatory.runs.documents import with_documents
+from observatory.runs.flow_systems import flow_systems, with_flow_layers
+from observatory.runs.land import (
+    RunLand,
+    distance_points,
+    has_land,
+    land_stage,
+    with_land_layers,
+)
 from observatory.runs.manifest import RunReport
 from observatory.runs.publish import publish
 from observatory.runs.stages import (
+    CensusFlows,
+    DetailedFlows,
+    InputTables,
     Passage,
+    Territories,
     build_layers,
     build_territories,
     census_flows,
@@ -35,6 +48,78 @@ from observatory.systems.modes import with_metropole_modes
 __all__ = ["RunReport", "run"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _in_stage(
+    name: str, timings: dict[str, float], func: Callable[..., T], *args: Any
+) -> T:
+    # Call func(*args) as stage ``name`` (in a thread of its own).
+    with stage(name, timings):
+        return func(*args)
+
+
+def _read_and_sum(
+    config: Config,
+    offline: bool,
+    inputs: dict[str, ResolvedInput] | None,
+    timings: dict[str, float],
+) -> tuple[dict[str, ResolvedInput], InputTables, Passage, Territories, CensusFlows]:
+    """Resolve and read the inputs, build the territories, sum the census flows.
+
+    Two cores: the territories are built in a thread of their own while each
+    vintage's flows are harmonised and summed by EPCI, which needs no crowns;
+    the stages ``territories`` and ``flows`` overlap.
+    """
+    if inputs is None:
+        with stage("fetch", timings):
+            inputs = resolve_inputs(config, offline=offline)
+    with stage("read", timings):
+        tables = read_inputs(config, inputs)
+    passage = Passage()
+    if "commune_passage" in inputs:
+        with stage("harmonise", timings):
+            passage = read_passage(config, inputs, tables.composition)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="territories") as pool:
+        building = pool.submit(
+            _in_stage, "territories", timings, build_territories, config, tables
+        )
+        with stage("flows", timings):
+            census = census_flows(
+                config, tables, lambda: building.result().crowns, passage
+            )
+        return inputs, tables, passage, building.result(), census
+
+
+def _land(
+    config: Config,
+    inputs: dict[str, ResolvedInput],
+    tables: InputTables,
+    territories: Territories,
+    timings: dict[str, float],
+) -> RunLand | None:
+    # The stage land, timed only when the config names land rasters.
+    if not has_land(inputs):
+        return None
+    with stage("land", timings):
+        return land_stage(config, inputs, tables, territories)
+
+
+def _detailed(
+    config: Config,
+    inputs: dict[str, ResolvedInput],
+    tables: InputTables,
+    passage: Passage,
+    land: RunLand | None,
+    timings: dict[str, float],
+) -> DetailedFlows | None:
+    # Modes and distances from the detailed file, when the config names one.
+    if "fd_mobpro" not in inputs:
+        return None
+    with stage("fd_mobpro", timings):
+        points = distance_points(land, tables)
+        return detailed_flows(config, inputs, tables, passage, points)
 
 
 def run(
@@ -74,29 +159,27 @@ def run(
     run_id = run_id or new_run_id(started)
     timings = StageTimings() if timings is None else timings
     logger.info("run %s: config %s", run_id, config.path)
-    if inputs is None:
-        with stage("fetch", timings):
-            inputs = resolve_inputs(config, offline=offline)
-    with stage("read", timings):
-        tables = read_inputs(config, inputs)
-    with stage("territories", timings):
-        territories = build_territories(config, tables)
-    passage = Passage()
-    if "commune_passage" in inputs:
-        with stage("harmonise", timings):
-            passage = read_passage(config, inputs, tables.composition)
-    with stage("flows", timings):
-        census = census_flows(config, tables, territories.crowns, passage)
-    detailed = None
-    if "fd_mobpro" in inputs:
-        with stage("fd_mobpro", timings):
-            detailed = detailed_flows(config, inputs, tables, passage)
+    front = _read_and_sum(config, offline, inputs, timings)
+    inputs, tables, passage, territories, census = front
+    with stage("flow_systems", timings):
+        systems = flow_systems(config, inputs, tables, territories, passage, census)
+    land = _land(config, inputs, tables, territories, timings)
+    detailed = _detailed(config, inputs, tables, passage, land, timings)
     modes = detailed.pair_modes if detailed is not None else None
-    indicators = with_metropole_modes(census.indicators, modes)
+    indicators = with_metropole_modes(systems.indicators(census.indicators), modes)
     with stage("classify", timings):
         indicators = classify_epci(indicators, config.classification)
     with stage("layers", timings):
-        layers = build_layers(config, tables, territories, census, indicators, detailed)
+        layers = build_layers(
+            config,
+            tables,
+            systems.territories(territories),
+            systems.census(census),
+            indicators,
+            detailed,
+        )
+        layers = with_flow_layers(config, layers, systems, territories, tables.vintage)
+        layers = with_land_layers(layers, land, tables)
     with stage("export", timings):
         record = record_run(
             (run_id, started),
@@ -109,6 +192,8 @@ def run(
             detailed,
             layers,
         )
+        record = systems.recorded(record)
+        record = land.recorded(record) if land is not None else record
         files = export_files(config, record, layers)
     manifest = record.manifest(timings, manifest_extra)  # publish adds the writing
     with stage("report", timings):

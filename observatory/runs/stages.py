@@ -9,6 +9,8 @@ each inside :func:`observatory.core.timing.stage`. The computing itself is in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ from observatory.readers.communes import communes_by_territory, read_communes
 from observatory.readers.epci import EpciComposition, read_epci_composition
 from observatory.readers.fd_mobpro import read_fd
 from observatory.readers.passage import read_commune_passage
+from observatory.readers.polygons import RepairPolicy
 from observatory.runs.census import CURRENT, PREVIOUS, systems_by_vintage
 from observatory.runs.manifest import (
     DetailedFlowsReport,
@@ -50,6 +53,7 @@ from observatory.systems.crowns import (
 from observatory.systems.distances import commune_points, person_km
 from observatory.systems.flows import (
     ORDER_OF_MAGNITUDE,
+    UNMATCHED_LISTED,
     FlowsReport,
     compare_vintages,
     flows_epci_by_mode,
@@ -117,7 +121,49 @@ def flagged_communes(flows: pd.DataFrame, vintage: int | None, path: Path) -> li
 
 
 def read_inputs(config: Config, inputs: dict[str, ResolvedInput]) -> InputTables:
-    """Read the EPCI composition, the communes and the census flows."""
+    """Read the EPCI composition, the communes and the census flows.
+
+    The census flows are read in a second thread meanwhile: their readers spend
+    much of their time in zlib and Arrow, which let the first thread work, and
+    the results are the same whichever finishes first.
+    """
+    paths = {role: inputs[role].path for role in (CURRENT, PREVIOUS) if role in inputs}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-flows") as pool:
+        census = pool.submit(_read_census, config, paths)
+        composition, communes, warnings = _read_geography(config, inputs)
+        flows, previous = census.result()
+    vintage = config.inputs.flows_vintage or flows.vintage
+    if previous is not None and previous.vintage == vintage:
+        msg = (
+            f"{paths[PREVIOUS]}: the previous flows have the same "
+            f"vintage ({vintage}) as {paths[CURRENT]}"
+        )
+        raise DataError(msg)
+    warnings += [*flows.warnings, *(previous.warnings if previous else ())]
+    warnings += flagged_communes(flows.table, vintage, paths[CURRENT])
+    if previous is not None:
+        warnings += flagged_communes(previous.table, previous.vintage, paths[PREVIOUS])
+    return InputTables(communes, composition, flows, previous, vintage, warnings, paths)
+
+
+def _read_census(
+    config: Config, paths: dict[str, Path]
+) -> tuple[CommuneFlows, CommuneFlows | None]:
+    # The base flux of the current vintage, and of the earlier one if any.
+    duplicates = config.inputs.allow_duplicate_pairs
+    flows = read_base_flux(paths[CURRENT], allow_duplicate_pairs=duplicates)
+    previous = (
+        read_base_flux(paths[PREVIOUS], allow_duplicate_pairs=duplicates)
+        if PREVIOUS in paths
+        else None
+    )
+    return flows, previous
+
+
+def _read_geography(
+    config: Config, inputs: dict[str, ResolvedInput]
+) -> tuple[EpciComposition, dict[str, gpd.GeoDataFrame], list[str]]:
+    # The EPCI composition, then the communes by territory, and their warnings.
     epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
     composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
     logger.info(
@@ -135,6 +181,9 @@ def read_inputs(config: Config, inputs: dict[str, ResolvedInput]) -> InputTables
             config.inputs.communes_layer,
             target_crs=None,
             epci_codes=epci_codes,
+            repairs=RepairPolicy(
+                config.inputs.repair_geometry, config.inputs.max_repair_area_change
+            ),
         )
         logger.info("%s: %d communes (%s)", resolved.path, len(layer), layer.crs)
         layers.append((resolved.path, layer))
@@ -144,20 +193,7 @@ def read_inputs(config: Config, inputs: dict[str, ResolvedInput]) -> InputTables
             f"{len(outside)} commune(s) outside the territories of ADMIN EXPRESS "
             "(overseas collectivities) set aside: " + ", ".join(outside[:10])
         )
-    paths = {role: inputs[role].path for role in (CURRENT, PREVIOUS) if role in inputs}
-    flows = read_base_flux(paths[CURRENT])
-    vintage = config.inputs.flows_vintage or flows.vintage
-    previous = read_base_flux(paths[PREVIOUS]) if PREVIOUS in paths else None
-    if previous is not None and previous.vintage == vintage:
-        msg = (
-            f"{paths[PREVIOUS]}: the previous flows have the same "
-            f"vintage ({vintage}) as {paths[CURRENT]}"
-        )
-        raise DataError(msg)
-    warnings += flagged_communes(flows.table, vintage, paths[CURRENT])
-    if previous is not None:
-        warnings += flagged_communes(previous.table, previous.vintage, paths[PREVIOUS])
-    return InputTables(communes, composition, flows, previous, vintage, warnings, paths)
+    return composition, communes, warnings
 
 
 # --------------------------------------------------------------------- territories
@@ -267,6 +303,27 @@ def listed_volumes(codes: dict[str, float]) -> str:
     return ", ".join(f"{code} ({workers:,.0f})" for code, workers in codes.items())
 
 
+def unmatched_warning(key: str, report: FlowsReport, path: Path | None) -> str:
+    """Name the commune codes of one vintage that match no EPCI, largest first.
+
+    For each side (origin, destination), the number of codes, their workers
+    (kept as ``UNMATCHED``) and the :data:`UNMATCHED_LISTED` largest codes with
+    their workers; empty when every code matched.
+    """
+    sides = []
+    for side, codes, workers in unmatched(report):
+        if not codes:
+            continue
+        largest = dict(list(codes.items())[:UNMATCHED_LISTED])
+        more = len(codes) - len(largest)
+        sides.append(
+            f"{len(codes)} {side} commune code(s) match no EPCI ({workers:,.0f} "
+            f"workers kept as UNMATCHED): {listed_volumes(largest)}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+    return f"{path or key}: " + "; ".join(sides) if sides else ""
+
+
 def check_unmatched(
     config: Config, tables: InputTables, key: str, report: FlowsReport
 ) -> None:
@@ -306,9 +363,16 @@ def check_unmatched(
 
 
 def census_flows(
-    config: Config, tables: InputTables, crowns: pd.DataFrame, passage: Passage
+    config: Config,
+    tables: InputTables,
+    crowns: pd.DataFrame | Callable[[], pd.DataFrame],
+    passage: Passage,
 ) -> CensusFlows:
-    """Sum each vintage by EPCI, compute every system, compare the vintages."""
+    """Sum each vintage by EPCI, compute every system, compare the vintages.
+
+    ``crowns`` may be a function returning them, called once every vintage is
+    summed by EPCI (:func:`observatory.runs.census.systems_by_vintage`).
+    """
     flows = {CURRENT: tables.flows.table}
     if tables.previous is not None:
         flows[PREVIOUS] = tables.previous.table
@@ -321,10 +385,13 @@ def census_flows(
     earlier = by_vintage.get(PREVIOUS)
     assert current.matrix is not None  # the current vintage always has one
     warnings = [
-        f"{len(codes)} {side} commune code(s) match no EPCI "
-        f"({workers} workers kept as UNMATCHED)"
-        for side, codes, workers in unmatched(current.report)
-        if codes
+        warning
+        for key, result in by_vintage.items()
+        if (
+            warning := unmatched_warning(
+                key, result.report, tables.flows_paths.get(key)
+            )
+        )
     ]
     return CensusFlows(
         pairs=flows_with_previous(
@@ -360,10 +427,13 @@ def detailed_flows(
     inputs: dict[str, ResolvedInput],
     tables: InputTables,
     passage: Passage,
+    points: pd.DataFrame | None = None,
 ) -> DetailedFlows:
     """Read FD_MOBPRO out of core and return modes, distances and person-km by EPCI pair.
 
     The file is checked against the base flux as read (before harmonisation).
+    Distances join the communes' ``points`` (default: representative points;
+    population-weighted centres from :func:`observatory.runs.land.distance_points`).
     """
     path = inputs["fd_mobpro"].path
     by_mode, read_report = read_fd(
@@ -389,9 +459,10 @@ def detailed_flows(
     if passage.passage is not None and passage.target is not None:
         by_mode = harmonise_mode_flows(by_mode, passage.passage, passage.target)
     # Each territory's points in its own CRS (metres that mean something there).
-    points = pd.concat(
-        [commune_points(frame, crs=None) for frame in tables.communes.values()]
-    )
+    if points is None:
+        points = pd.concat(
+            [commune_points(frame, crs=None) for frame in tables.communes.values()]
+        )
     km = person_km(by_mode, points)
     # Points of two territories are in two CRS: no straight line between them.
     across = territory_of(km["origin_commune"]) != territory_of(

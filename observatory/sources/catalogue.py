@@ -21,20 +21,22 @@ from urllib.parse import unquote, urlsplit
 
 from observatory.core.errors import ConfigError
 
-#: Formats a source may have.
-FORMATS = ("zip", "7z", "csv", "xlsx", "parquet")
+#: Formats a source may have; ``tif``: a bare GeoTIFF (Theia serves OSO so).
+FORMATS = ("zip", "7z", "csv", "xlsx", "parquet", "tif")
 
 
 #: Formats whose members can be extracted (``members`` applies to them only).
 ARCHIVE_FORMATS = ("zip", "7z")
 
 
-#: The first bytes of each binary format, checked on every download.
-MAGIC = {
+#: The first bytes of each binary format, checked on every download (any one of
+#: a tuple: a TIFF is little- or big-endian, classic or BigTIFF).
+MAGIC: dict[str, bytes | tuple[bytes, ...]] = {
     "zip": b"PK\x03\x04",
     "xlsx": b"PK\x03\x04",
     "7z": b"7z\xbc\xaf\x27\x1c",
     "parquet": b"PAR1",
+    "tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
 }
 
 

@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: Land rasters (observatory.land, issue 14): a file or a list of tiles each; no
+#: commune codes, so no geography.
+LAND_ROLES = (
+    "land_cover",
+    "built_up",
+    "built_up_previous",
+    "population_grid",
+    "population_grid_previous",
+)
+
+
 INPUT_ROLES = (
     "communes",
     "epci_composition",
@@ -41,6 +52,8 @@ INPUT_ROLES = (
     "commune_passage",
     "epci_list",
     "fd_mobpro",
+    "aav",
+    *LAND_ROLES,
 )
 
 
@@ -151,9 +164,11 @@ def input_geographies(
     ``[inputs] geography``.
     """
     out: dict[str, int | None] = {}
-    for key, (_, value) in configured_inputs(config).items():
+    for key, (role, value) in configured_inputs(config).items():
         if isinstance(value, SourceRef):
             out[key] = catalogue[value.source].geography
+        elif role in LAND_ROLES:
+            out[key] = None  # a raster has no commune codes
         else:
             out[key] = config.inputs.geographies.get(key, config.inputs.geography)
     return out

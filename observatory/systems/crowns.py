@@ -25,11 +25,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.sparse import coo_array
-from scipy.sparse.csgraph import dijkstra
 
 from observatory.core.errors import DataError
 from observatory.geography import METROPOLE_NATURES
+from observatory.systems.adjacency import epci_adjacency
 
 logger = logging.getLogger(__name__)
 
@@ -180,55 +179,41 @@ def select_metropoles(
     return chosen + [code for code in poles if code not in chosen]
 
 
-def epci_adjacency(
-    epci: gpd.GeoDataFrame,
-    tolerance_m: float = 100.0,
-    min_shared_border_m: float = 500.0,
-) -> pd.DataFrame:
-    """List pairs of EPCI sharing a land border.
+def border_hops(
+    n: int, first: np.ndarray, second: np.ndarray, sources: list[int], depth: int
+) -> np.ndarray:
+    """Count the borders to cross from each source to every EPCI, up to ``depth``.
 
     Parameters
     ----------
-    epci
-        Polygons in a metric CRS, with ``epci_code``.
-    tolerance_m
-        Distance under which two boundaries are taken as the same line.
-    min_shared_border_m
-        Shortest shared border that counts; must exceed ``2 * tolerance_m``.
+    n
+        Number of EPCI (positions 0 to ``n - 1``).
+    first, second
+        Positions of the EPCI of each border (both directions listed).
+    sources
+        Positions of the métropoles.
+    depth
+        Farthest crown.
 
     Returns
     -------
-    pandas.DataFrame
-        ``epci_code``, ``neighbour_code``, ``shared_border_m``, both directions.
+    numpy.ndarray
+        One row per source: the number of borders crossed on the shortest way
+        (0 for the source itself), ``inf`` beyond ``depth`` or out of reach.
     """
-    if epci.crs is None or not epci.crs.is_projected:
-        msg = "epci_adjacency needs polygons in a projected (metric) CRS"
-        raise DataError(msg)
-    geoms = np.asarray(epci.geometry.values)
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="dwithin", distance=tolerance_m)
-    keep = left < right
-    left, right = left[keep], right[keep]
-    boundary = shapely.boundary(geoms)
-    near = shapely.buffer(geoms, tolerance_m, quad_segs=4)
-    shared = np.minimum(
-        shapely.length(shapely.intersection(boundary[left], near[right])),
-        shapely.length(shapely.intersection(boundary[right], near[left])),
-    )
-    border = shared >= min_shared_border_m
-    codes = epci["epci_code"].to_numpy()
-    left, right, shared = left[border], right[border], shared[border]
-    pairs = pd.DataFrame(
-        {
-            "epci_code": np.concatenate([codes[left], codes[right]]),
-            "neighbour_code": np.concatenate([codes[right], codes[left]]),
-            "shared_border_m": np.concatenate([shared, shared]),
-        }
-    )
-    pairs[["epci_code", "neighbour_code"]] = pairs[
-        ["epci_code", "neighbour_code"]
-    ].astype("string")
-    return pairs.sort_values(["epci_code", "neighbour_code"], ignore_index=True)
+    order = np.argsort(first, kind="stable")
+    neighbours = second[order]
+    starts = np.searchsorted(first[order], np.arange(n + 1))
+    hops = np.full((len(sources), n), np.inf)
+    for row, source in enumerate(sources):
+        hops[row, source] = 0
+        frontier = np.array([source])
+        for crown in range(1, depth + 1):
+            spans = [neighbours[starts[i] : starts[i + 1]] for i in frontier]
+            reached = np.unique(np.concatenate(spans)) if spans else frontier[:0]
+            frontier = reached[np.isinf(hops[row, reached])]
+            hops[row, frontier] = crown
+    return hops
 
 
 def build_crowns(
@@ -269,16 +254,13 @@ def build_crowns(
         msg = f"métropole(s) {unknown} have no polygon"
         raise DataError(msg)
     pairs = epci_adjacency(epci, tolerance_m, min_shared_border_m)
-    n = len(codes)
-    graph = coo_array(
-        (
-            np.ones(len(pairs)),
-            (pairs["epci_code"].map(position), pairs["neighbour_code"].map(position)),
-        ),
-        shape=(n, n),
-    ).tocsr()
-    sources = [position[c] for c in metropole_codes]
-    hops = np.atleast_2d(dijkstra(graph, unweighted=True, indices=sources, limit=depth))
+    hops = border_hops(
+        len(codes),
+        pairs["epci_code"].map(position).to_numpy(dtype=np.int64),
+        pairs["neighbour_code"].map(position).to_numpy(dtype=np.int64),
+        [position[c] for c in metropole_codes],
+        depth,
+    )
     frames = []
     for metropole, row in zip(metropole_codes, hops, strict=True):
         reached = np.flatnonzero(np.isfinite(row) & (row <= depth))

@@ -1,10 +1,11 @@
-"""Commune flows to EPCI flows, system matrices and indicators (pure functions).
+"""Commune flows to EPCI flows, the reliability of counts, two vintages side by side.
 
 Flows are a long table ``(origin_code, destination_code) -> workers``; a matrix is
 only a view of it. Besides EPCI SIREN, a place can be one of the pseudo-codes
 ``ABROAD-<country>`` (work place outside France, see :func:`abroad_code`), :data:`UNMATCHED` (a commune code
 found in no EPCI of the composition: counted and reported, never dropped) and,
-in a métropole system's matrix, :data:`REST_OF_FRANCE`.
+in a métropole system's matrix, ``REST_OF_FRANCE``. The matrix and indicators
+of each system are :mod:`observatory.systems.indicators`'.
 
 Indicators follow ``docs/indicators.md``: for an EPCI ``e`` around a métropole
 ``M``, ``dependence_share = F(e->M) / employed residents of e``,
@@ -25,14 +26,13 @@ import pandas as pd
 from observatory.config import ReliabilitySection
 from observatory.geography import (
     ABROAD_PREFIX,
-    REST_OF_FRANCE,
     UNMATCHED,
     is_abroad,
     is_abroad_code,
-    is_pseudo,
     on_distinct,
     rollup_arrondissements,
 )
+from observatory.systems.codebook import CodedFlows
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +70,9 @@ def epci_places(
     """
     origin = rollup_arrondissements(origin_commune)
     destination = rollup_arrondissements(destination_commune)
-    lookup = pd.Series(
-        commune_epci["epci_code"].to_numpy(),
-        index=commune_epci["commune_code"].to_numpy(),
-    )
 
     def place(codes: pd.Series) -> pd.Series:
-        return (
-            codes.map(lookup)
-            .mask(is_abroad_code(codes), ABROAD_PREFIX + codes.astype("string"))
-            .fillna(UNMATCHED)
-            .astype("string")
-        )
+        return _place_of(codes, commune_epci)
 
     return pd.DataFrame(
         {
@@ -150,13 +141,18 @@ UNMATCHED_LISTED = 10
 
 
 def _largest(
-    origin: pd.Series, destination: pd.Series, workers: pd.Series, places: pd.DataFrame
+    origin: pd.Series, destination: pd.Series, workers: pd.Series, at: np.ndarray
 ) -> dict[str, float]:
-    # Workers on the rows touching each unmatched code (an internal flow once).
-    at_o = places["origin_code"] == UNMATCHED
-    at_d = (places["destination_code"] == UNMATCHED) & ~(at_o & (origin == destination))
-    codes = pd.concat([origin[at_o], destination[at_d]])
-    sums = pd.concat([workers[at_o], workers[at_d]]).groupby(codes).sum()
+    # Workers on the rows touching each unmatched code (an internal flow once);
+    # the rows are those with an unmatched end, ``at`` says which end (o, d).
+    at_o = at[:, 0]
+    at_d = at[:, 1] & ~(at_o & (origin == destination).to_numpy())
+    codes = pd.concat([origin[at_o], destination[at_d]], ignore_index=True)
+    sums = (
+        pd.concat([workers[at_o], workers[at_d]], ignore_index=True)
+        .groupby(codes)
+        .sum()
+    )
     order = sorted(sums.items(), key=lambda kv: (-kv[1], str(kv[0])))
     return {str(k): round(float(v), 3) for k, v in order[:UNMATCHED_LISTED]}
 
@@ -195,49 +191,78 @@ def flows_epci(
         see :func:`abroad_code`) and :data:`UNMATCHED`, and a report: totals, rolled-up
         rows, workers abroad by code, unmatched codes with their workers.
     """
-    places = epci_places(
-        commune_flows["origin_commune"],
-        commune_flows["destination_commune"],
-        commune_epci,
-    )
-    origin, destination = places["origin_commune"], places["destination_commune"]
-    rolled = int(
-        (
-            (origin != commune_flows["origin_commune"])
-            | (destination != commune_flows["destination_commune"])
-        ).sum()
-    )
-    abroad = is_abroad(places["destination_code"])
-    unmatched_origin = places["origin_code"] == UNMATCHED
-    unmatched_destination = places["destination_code"] == UNMATCHED
-    workers = commune_flows["workers"].astype("float64")
-    table = places[["origin_code", "destination_code"]].assign(workers=workers)
-    flows = table.groupby(
-        ["origin_code", "destination_code"], as_index=False, sort=True
-    )[["workers"]].sum()
-    total = float(workers.sum())
-    lost = float(workers[unmatched_origin | unmatched_destination].sum())
+    flows, report = coded_flows_epci(CodedFlows.from_frame(commune_flows), commune_epci)
+    return flows.frame("origin_code", "destination_code"), report
 
-    def _by_code(mask: pd.Series, codes: pd.Series) -> dict[str, float]:
-        sums = workers[mask].groupby(codes[mask]).sum().sort_values(ascending=False)
+
+def _place_of(communes: pd.Series, commune_epci: pd.DataFrame) -> pd.Series:
+    # The place of each (rolled-up) commune code: its EPCI, abroad or unmatched.
+    lookup = pd.Series(
+        commune_epci["epci_code"].to_numpy(),
+        index=commune_epci["commune_code"].to_numpy(),
+    )
+    return (
+        communes.map(lookup)
+        .mask(is_abroad_code(communes), ABROAD_PREFIX + communes.astype("string"))
+        .fillna(UNMATCHED)
+        .astype("string")
+    )
+
+
+def coded_flows_epci(
+    flows: CodedFlows, commune_epci: pd.DataFrame
+) -> tuple[CodedFlows, FlowsReport]:
+    """:func:`flows_epci` of commune flows coded in a book (the pipeline's way).
+
+    Codes are rolled up and placed once per code of the book. Returns the EPCI
+    flows coded in a book of places, summed (one row per pair, sorted), and the
+    report: the figures :func:`flows_epci` gives on the same flows as a table.
+    """
+    rolled = rollup_arrondissements(flows.codes)
+    communes = flows.recoded(rolled)
+    places = flows.recoded(_place_of(rolled, commune_epci))
+    epci = places.summed()
+    changed = (rolled != flows.codes).to_numpy()
+    unmatched_place = (places.codes == UNMATCHED).to_numpy()
+    at = np.column_stack(
+        [unmatched_place[places.origin], unmatched_place[places.destination]]
+    )
+    abroad = is_abroad(places.codes).to_numpy()[places.destination]
+    touching = np.asarray(at.any(axis=1), dtype=bool)  # rows with an end unmatched
+    workers = pd.Series(flows.workers)
+    total = float(workers.sum())
+    lost = float(workers[touching].sum())
+
+    def _by_code(mask: np.ndarray, side: int) -> dict[str, float]:
+        codes = communes.ends(mask)[side]
+        sums = (
+            pd.Series(flows.workers[mask])
+            .groupby(codes)
+            .sum()
+            .sort_values(ascending=False)
+        )
         return {str(k): round(float(v), 3) for k, v in sums.items()}
 
     report: FlowsReport = {
-        "commune_pairs": len(commune_flows),
-        "epci_pairs": len(flows),
+        "commune_pairs": len(flows),
+        "epci_pairs": len(epci),
         "workers_total": round(total, 3),
-        "rows_with_arrondissements_rolled_up": rolled,
-        "workers_abroad": round(float(workers[abroad].sum()), 3),
-        "workers_abroad_by_code": _by_code(abroad, destination),
-        "unmatched_origin_workers": round(float(workers[unmatched_origin].sum()), 3),
-        "unmatched_origin_codes": _by_code(unmatched_origin, origin),
-        "unmatched_destination_workers": round(
-            float(workers[unmatched_destination].sum()), 3
+        "rows_with_arrondissements_rolled_up": int(
+            (changed[flows.origin] | changed[flows.destination]).sum()
         ),
-        "unmatched_destination_codes": _by_code(unmatched_destination, destination),
+        "workers_abroad": round(float(workers[abroad].sum()), 3),
+        "workers_abroad_by_code": _by_code(abroad, 1),
+        "unmatched_origin_workers": round(float(workers[at[:, 0]].sum()), 3),
+        "unmatched_origin_codes": _by_code(at[:, 0], 0),
+        "unmatched_destination_workers": round(float(workers[at[:, 1]].sum()), 3),
+        "unmatched_destination_codes": _by_code(at[:, 1], 1),
         "unmatched_workers": round(lost, 3),
         "unmatched_share": lost / total if total > 0 else 0.0,
-        "unmatched_largest": _largest(origin, destination, workers, places),
+        "unmatched_largest": _largest(
+            *communes.ends(touching),
+            pd.Series(flows.workers[touching]),
+            at[touching],
+        ),
     }
     for side, codes, side_workers in unmatched(report):
         if codes:
@@ -249,208 +274,7 @@ def flows_epci(
                 UNMATCHED,
                 ", ".join(list(codes)[:10]),
             )
-    return flows, report
-
-
-def system_matrix(flows: pd.DataFrame, crowns: pd.DataFrame) -> pd.DataFrame:
-    """Build each métropole system's flow matrix, in long form.
-
-    Parameters
-    ----------
-    flows
-        EPCI flows from :func:`flows_epci`.
-    crowns
-        ``metropole_code``, ``epci_code``, ``crown``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``metropole_code``, ``origin_code``, ``destination_code``, ``workers``:
-        every flow with at least one end in the system; places outside it become
-        :data:`REST_OF_FRANCE` (or stay ``ABROAD-<country>`` / :data:`UNMATCHED`).
-    """
-    frames = []
-    for metropole, members in crowns.groupby("metropole_code", sort=True):
-        inside = set(members["epci_code"])
-        o_in = flows["origin_code"].isin(inside)
-        d_in = flows["destination_code"].isin(inside)
-        part = flows[o_in | d_in]
-        outside_o = ~part["origin_code"].isin(inside) & ~is_pseudo(part["origin_code"])
-        outside_d = ~part["destination_code"].isin(inside) & ~is_pseudo(
-            part["destination_code"]
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "metropole_code": metropole,
-                    "origin_code": part["origin_code"].mask(outside_o, REST_OF_FRANCE),
-                    "destination_code": part["destination_code"].mask(
-                        outside_d, REST_OF_FRANCE
-                    ),
-                    "workers": part["workers"],
-                }
-            )
-        )
-    columns = ["metropole_code", "origin_code", "destination_code", "workers"]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    matrix = (
-        pd.concat(frames, ignore_index=True)
-        .groupby(columns[:3], as_index=False, sort=True)[["workers"]]
-        .sum()
-    )
-    matrix[columns[:3]] = matrix[columns[:3]].astype("string")
-    return matrix
-
-
-def _main_destinations(flows: pd.DataFrame) -> pd.DataFrame:
-    # The two largest EPCI destinations of each origin, other than itself: the
-    # main "other" destination of e relative to M is the first that is not M.
-    candidates = flows[
-        (flows["origin_code"] != flows["destination_code"])
-        & ~is_pseudo(flows["destination_code"])
-        & ~is_pseudo(flows["origin_code"])
-    ]
-    ranked = candidates.sort_values(
-        ["origin_code", "workers", "destination_code"], ascending=[True, False, True]
-    )
-    top = ranked.groupby("origin_code", sort=False).head(2).copy()
-    top["rank"] = top.groupby("origin_code").cumcount()
-    return top
-
-
-def epci_totals(flows: pd.DataFrame) -> pd.DataFrame:
-    """Sum each EPCI's flows once, for the indicators of every system it is in.
-
-    Parameters
-    ----------
-    flows
-        EPCI flows from :func:`flows_epci`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by EPCI code: ``employed_residents``, ``jobs``, ``internal_flow``,
-        ``flow_abroad`` and the two largest destinations other than itself
-        (``first_destination_code`` / ``_flow``, ``second_destination_code`` /
-        ``_flow``).
-    """
-    residents = (
-        flows[~is_pseudo(flows["origin_code"])].groupby("origin_code")["workers"].sum()
-    )
-    jobs = (
-        flows[~is_pseudo(flows["destination_code"])]
-        .groupby("destination_code")["workers"]
-        .sum()
-    )
-    internal = flows[flows["origin_code"] == flows["destination_code"]].set_index(
-        "origin_code"
-    )["workers"]
-    abroad = (
-        flows[is_abroad(flows["destination_code"])]
-        .groupby("origin_code")["workers"]
-        .sum()
-    )
-    top = _main_destinations(flows)
-    columns = {
-        "employed_residents": residents,
-        "jobs": jobs,
-        "internal_flow": internal,
-        "flow_abroad": abroad,
-    }
-    for rank, name in ((0, "first"), (1, "second")):
-        part = top[top["rank"] == rank].set_index("origin_code")
-        columns[f"{name}_destination_code"] = part["destination_code"]
-        columns[f"{name}_destination_flow"] = part["workers"]
-    totals = pd.concat(columns, axis=1)
-    totals.index = totals.index.astype("string")
-    return totals
-
-
-def pair_flows(flows: pd.DataFrame) -> pd.Series:
-    """Return the workers of :func:`flows_epci` indexed by (origin, destination)."""
-    return flows.set_index(["origin_code", "destination_code"])["workers"]
-
-
-def system_indicators(
-    pairs: pd.Series,
-    totals: pd.DataFrame,
-    crowns: pd.DataFrame,
-    thresholds: ReliabilitySection,
-) -> pd.DataFrame:
-    """Compute the indicators of the (métropole, EPCI) pairs of some systems.
-
-    The pipeline calls it once per (vintage, métropole), possibly on a cluster.
-
-    Parameters
-    ----------
-    pairs
-        :func:`pair_flows` of the EPCI flows.
-    totals
-        :func:`epci_totals` of the same flows.
-    crowns
-        ``metropole_code``, ``epci_code``, ``crown`` of the systems wanted.
-    thresholds
-        INSEE's reliability thresholds.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per crowns row with ``employed_residents``, ``jobs``,
-        ``internal_flow``, ``flow_to_metropole``, ``flow_from_metropole``,
-        ``flow_abroad``, the shares, ``reciprocity``, the main other destination
-        and the reliability of the flows to and from the métropole. Relational
-        indicators are missing for the métropole itself (crown 0), and shares are
-        missing when their denominator is zero.
-    """
-    out = crowns[["metropole_code", "epci_code", "crown"]].copy()
-    e, m = out["epci_code"], out["metropole_code"]
-    for column in ("employed_residents", "jobs", "internal_flow", "flow_abroad"):
-        out[column] = e.map(totals[column]).fillna(0.0).astype("float64")
-    to_m = pairs.reindex(pd.MultiIndex.from_arrays([e, m])).fillna(0.0).to_numpy()
-    from_m = pairs.reindex(pd.MultiIndex.from_arrays([m, e])).fillna(0.0).to_numpy()
-    is_metropole = (out["crown"] == 0).to_numpy()
-    out["flow_to_metropole"] = np.where(is_metropole, np.nan, to_m)
-    out["flow_from_metropole"] = np.where(is_metropole, np.nan, from_m)
-
-    def _share(num: pd.Series | np.ndarray, den: pd.Series) -> np.ndarray:
-        den_v = den.to_numpy(dtype="float64")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(den_v > 0, np.asarray(num, dtype="float64") / den_v, np.nan)
-
-    out["dependence_share"] = _share(
-        out["flow_to_metropole"], out["employed_residents"]
-    )
-    out["attraction_share"] = _share(out["flow_from_metropole"], out["jobs"])
-    hi = np.fmax(to_m, from_m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reciprocity = np.where(hi > 0, np.fmin(to_m, from_m) / hi, np.nan)
-    out["reciprocity"] = np.where(is_metropole, np.nan, reciprocity)
-    out["self_containment_share"] = _share(
-        out["internal_flow"], out["employed_residents"]
-    )
-
-    # The main "other" destination of e relative to M is its first that is not M.
-    dest1 = e.map(totals["first_destination_code"])
-    dest2 = e.map(totals["second_destination_code"])
-    flow1 = e.map(totals["first_destination_flow"])
-    flow2 = e.map(totals["second_destination_flow"])
-    use_second = (dest1 == m).fillna(False).to_numpy()
-    out["main_other_destination_code"] = dest1.mask(use_second, dest2).astype("string")
-    out["main_other_destination_flow"] = (
-        flow1.mask(use_second, flow2).fillna(0.0).astype("float64").to_numpy()
-    )
-    out.loc[
-        out["main_other_destination_code"].isna(), "main_other_destination_flow"
-    ] = np.nan
-    out["main_other_destination_share"] = _share(
-        out["main_other_destination_flow"], out["employed_residents"]
-    )
-    for column in ("flow_to_metropole", "flow_from_metropole"):
-        out[f"{column}_reliability"] = reliability_class(
-            out[column].fillna(0.0), thresholds
-        ).mask(is_metropole)
-    return out.reset_index(drop=True)
+    return epci, report
 
 
 #: Indicators compared between two census vintages.

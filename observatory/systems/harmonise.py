@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from typing import TypedDict
 
+import numpy as np
 import pandas as pd
 
 from observatory.core.errors import DataError
@@ -40,6 +41,7 @@ from observatory.geography import (
     resolve_code_chains,
     rollup_arrondissements,
 )
+from observatory.systems.codebook import CodedFlows, is_in
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +99,15 @@ def _plan(
     rolled = rollup_arrondissements(unique) if roll_up else unique
     single = mapping[~mapping["ambiguous"]].set_index("old_code")["new_code"]
     ambiguous = mapping.loc[mapping["ambiguous"], "old_code"]
-    keep = rolled.isin(targets) | is_abroad_code(rolled)
-    in_passage = ~keep & rolled.isin(single.index)
+    keep = is_in(rolled, targets) | is_abroad_code(rolled).to_numpy()
+    in_passage = ~keep & is_in(rolled, single.index)
     new = rolled.mask(in_passage, rolled.map(single))
     return pd.DataFrame(
         {
             "rolled": rolled.to_numpy(),
             "new": new.to_numpy(),
-            "mapped": in_passage.to_numpy(),
-            "ambiguous": (~keep & rolled.isin(ambiguous)).to_numpy(),
+            "mapped": in_passage,
+            "ambiguous": ~keep & is_in(rolled, ambiguous),
         },
         index=pd.Index(unique, dtype="string"),
     )
@@ -179,14 +181,14 @@ def harmonise_mode_flows(
     )
 
 
-def _volume(flows: pd.DataFrame, codes: list[str]) -> dict[str, float]:
+def _volume(flows: CodedFlows, codes: list[str]) -> dict[str, float]:
     # Workers on the rows that touch each code; an internal flow counts once.
-    origin, destination = flows["origin_commune"], flows["destination_commune"]
-    as_origin = flows[origin.isin(codes)].groupby("origin_commune")["workers"].sum()
+    wanted = is_in(flows.codes, codes)
+    at_o = wanted[flows.origin]
+    at_d = wanted[flows.destination] & (flows.origin != flows.destination)
+    as_origin = pd.Series(flows.workers[at_o]).groupby(flows.ends(at_o)[0]).sum()
     as_destination_only = (
-        flows[destination.isin(codes) & (origin != destination)]
-        .groupby("destination_commune")["workers"]
-        .sum()
+        pd.Series(flows.workers[at_d]).groupby(flows.ends(at_d)[1]).sum()
     )
     total = as_origin.add(as_destination_only, fill_value=0.0).sort_index()
     return {str(k): float(v) for k, v in total.items()}
@@ -212,17 +214,6 @@ def _require_columns(flows: pd.DataFrame) -> None:
     if missing:
         msg = f"flows: missing column(s) {missing}; expected {_FLOW_COLUMNS}, found {list(flows.columns)}"
         raise DataError(msg)
-
-
-def _flow_codes(flows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    origin = flows["origin_commune"].astype("string")
-    destination = flows["destination_commune"].astype("string")
-    blank = origin.isna() | destination.isna()
-    if blank.any():
-        # Grouping would drop these rows and their workers with them.
-        msg = f"flows: {int(blank.sum())} row(s) without an origin or destination code; every row needs both"
-        raise DataError(msg)
-    return origin, destination
 
 
 def harmonise_flows(
@@ -253,33 +244,28 @@ def harmonise_flows(
         the rows touching it}, ``workers_total_before``, ``workers_total_after``.
     """
     _require_columns(flows)
-    mapping = passage_map(passage)
-    targets = _targets(target_codes)
-    origin, destination = _flow_codes(flows)
-    workers = flows["workers"].astype("float64")
-    plan = _plan(pd.concat([origin, destination]), mapping, targets, roll_up=True)
-
-    def new_code(codes: pd.Series) -> pd.Series:
-        return codes.map(plan["new"]).astype("string")
-
-    def mapped(codes: pd.Series) -> pd.Series:
-        return codes.map(plan["mapped"]).fillna(False).astype(bool)
-
-    through_passage = on_distinct(origin, mapped) | on_distinct(destination, mapped)
-    out = (
-        pd.DataFrame(
-            {
-                "origin_commune": on_distinct(origin, new_code),
-                "destination_commune": on_distinct(destination, new_code),
-                "workers": workers,
-            }
-        )
-        .groupby(["origin_commune", "destination_commune"], as_index=False, sort=True)[
-            ["workers"]
-        ]
-        .sum()
+    out, report = harmonise_coded_flows(
+        CodedFlows.from_frame(flows), passage, target_codes
     )
-    out[_FLOW_COLUMNS[:2]] = out[_FLOW_COLUMNS[:2]].astype("string")
+    return out.frame(), report
+
+
+def harmonise_coded_flows(
+    flows: CodedFlows,
+    passage: pd.DataFrame,
+    target_codes: set[str] | pd.Index,
+) -> tuple[CodedFlows, HarmonisationReport]:
+    """:func:`harmonise_flows` on flows coded in a book (the pipeline's way).
+
+    Each code of the book is planned once; the flows come back summed by pair,
+    in a book of the harmonised codes.
+    """
+    targets = _targets(target_codes)
+    plan = _plan(flows.codes, passage_map(passage), targets, roll_up=True)
+    mapped = plan["mapped"].to_numpy()
+    through_passage = mapped[flows.origin] | mapped[flows.destination]
+    out = flows.recoded(plan["new"].astype("string")).summed()
+    workers = pd.Series(flows.workers)
     report = _report(plan, targets, workers, through_passage, out)
     _log(report, len(flows), len(out))
     return out, report
@@ -289,13 +275,15 @@ def _report(
     plan: pd.DataFrame,
     targets: pd.Index,
     workers: pd.Series,
-    through_passage: pd.Series,
-    out: pd.DataFrame,
+    through_passage: np.ndarray,
+    out: CodedFlows,
 ) -> HarmonisationReport:
     ambiguous = plan.loc[plan["ambiguous"], "new"].unique().tolist()
     final = pd.Series(plan["new"].unique(), dtype="string")
     outside = final[
-        ~final.isin(targets) & ~is_abroad_code(final) & ~final.isin(ambiguous)
+        ~is_in(final, targets)
+        & ~is_abroad_code(final).to_numpy()
+        & ~is_in(final, ambiguous)
     ].tolist()
     rolled = plan[(plan["rolled"] != plan.index)]
     return {
@@ -310,7 +298,7 @@ def _report(
         "unmapped_codes": _volume(out, outside),
         "ambiguous_codes": _volume(out, ambiguous),
         "workers_total_before": float(workers.sum()),
-        "workers_total_after": float(out["workers"].sum()),
+        "workers_total_after": float(pd.Series(out.workers).sum()),
     }
 
 

@@ -196,6 +196,14 @@ def run_worker(
     return child, json.loads(Path(spec["facts"]).read_text(encoding="utf-8"))
 
 
+def stderr_tail(path: Path, lines: int = 5) -> str:
+    """Return the last ``lines`` lines of a captured stderr (empty when missing)."""
+    if not path.exists():
+        return ""
+    text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return "\n".join(text[-lines:])
+
+
 def warm(paths: Iterable[Path]) -> None:
     """Read files once so that every measured run starts with a warm page cache.
 

@@ -54,3 +54,41 @@ def file_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
                 f"{info['bytes']:,}: regenerate with make_national_inputs.py --force"
             )
     return problems
+
+
+def input_summary(
+    data_dir: Path, config: Path, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Describe the inputs for the results file.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Folder of the inputs.
+    config : Path
+        Run configuration.
+    manifest : dict
+        ``inputs.json``.
+
+    Returns
+    -------
+    dict
+        Paths relative to the repository, sizes, counts, seeds.
+    """
+    try:
+        folder = str(data_dir.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        folder = str(data_dir)
+    return {
+        "synthetic_flows": manifest["synthetic_flows"],
+        "generator": manifest["generator"],
+        "folder": folder,
+        "config": config.name,
+        "geography": manifest["geography"],
+        "communes": manifest["communes"],
+        "epci": manifest["epci"],
+        "commune_passage": manifest["commune_passage"],
+        "flows": manifest["flows"],
+        "files": {name: info["bytes"] for name, info in manifest["files"].items()},
+        "options": manifest["options"],
+    }

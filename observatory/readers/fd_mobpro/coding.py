@@ -16,6 +16,7 @@ import pandas as pd
 from observatory.core.errors import DataError, examples_at
 from observatory.geography import (
     ARRONDISSEMENT_RANGES,
+    MAX_WORKERS,
     is_abroad_code,
     is_commune_code,
 )
@@ -194,6 +195,16 @@ def weights(ipondi: pd.Series) -> np.ndarray:
     return numbers.to_numpy(dtype="float64", na_value=np.nan)
 
 
+#: What an ``IPONDI`` weight must be, for messages.
+WEIGHT_RULE = f"IPONDI must be a number >= 0 and <= {MAX_WORKERS:,} (the employed people of France)"
+
+
+def plausible_weights(workers: np.ndarray) -> np.ndarray:
+    """Tell which weights are numbers from 0 to :data:`~observatory.geography.MAX_WORKERS`."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(workers) & (workers >= 0) & (workers <= MAX_WORKERS)
+
+
 def row_problems(
     frame: pd.DataFrame, vintage: int, *, first: int = 1, word: str = "row"
 ) -> tuple[list[str], int | None]:
@@ -234,9 +245,7 @@ def row_problems(
         f"TRANS must be one of {list(coding)} ({coding_label(vintage)}): ",
     )
     workers = weights(frame["IPONDI"])
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(workers) | (workers < 0)
-    add(bad, frame["IPONDI"], "IPONDI must be a number >= 0: ")
+    add(~plausible_weights(workers), frame["IPONDI"], WEIGHT_RULE + ": ")
     first_bad = int(numbers[bad_rows][0]) if bad_rows.any() else None
     return problems, first_bad
 

@@ -15,6 +15,7 @@ from observatory.readers.fd_mobpro.coding import (
     ARRONDISSEMENTS,
     CODED_MODES,
     FD_COLUMNS,
+    plausible_weights,
     raise_problems,
     trans_coding,
     weights,
@@ -73,9 +74,8 @@ def _flow_keys(frame: pd.DataFrame, vintage: int) -> tuple[np.ndarray, np.ndarra
     """
     coding = trans_coding(vintage)
     workers = weights(frame["IPONDI"])
-    with np.errstate(invalid="ignore"):
-        if not np.isfinite(workers).all() or (workers < 0).any():
-            raise_problems(frame, vintage)
+    if not plausible_weights(workers).all():
+        raise_problems(frame, vintage)
     # Each table holds a code's share of the key (origin * span * 8, ...), or
     # INVALID for a bad value, whose sum with any others stays negative: the
     # key of a row is three lookups and two additions, checked in one pass.

@@ -11,15 +11,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from observatory.core.errors import DataError
-from observatory.readers.fd_mobpro.coding import FD_COLUMNS
+from observatory.readers.fd_mobpro.coding import FD_COLUMNS, plausible_weights
 from observatory.readers.fd_mobpro.source import FdSource
+from observatory.readers.text import one_line
 
 #: Estimated bytes in memory per FD_MOBPRO row read (5 columns), for partitions.
 _BYTES_PER_ROW = 100
+
+#: Bytes of CSV text Arrow parses at a time. A line up to this long is always
+#: read; one that does not fit in two such blocks, or that crosses a partition's
+#: edge and is longer, is refused, naming it (an FD_MOBPRO line holds ~100 bytes).
+LONGEST_LINE = 16 << 20
+
+#: Most bytes a Parquet row group may take in memory (its five columns, as
+#: estimated): INSEE's national file has row groups of a million rows, ~100 MB.
+MAX_ROW_GROUP = 1 << 30
+
+
+class LongLine(Exception):
+    """A CSV line longer than :data:`LONGEST_LINE` (its one argument): the reader names it."""
+
+
+class RowGroupTooLarge(Exception):
+    """A Parquet row group larger in memory than :data:`MAX_ROW_GROUP`."""
 
 
 def read_partitions(source: FdSource, blocksize: str | int) -> Any:
@@ -116,19 +133,25 @@ def _csv_meta() -> pd.DataFrame:
     return schema.empty_table().to_pandas(types_mapper=dictionaries_as_arrow)
 
 
+def _line_end(handle: Any) -> int:
+    """Read to the end of the current line (at most :data:`LONGEST_LINE` bytes)."""
+    rest = handle.readline(LONGEST_LINE + 1)
+    if len(rest) > LONGEST_LINE:
+        raise LongLine(LONGEST_LINE)
+    return int(handle.tell())
+
+
 def _block_lines(file: str, span: tuple[int, int]) -> tuple[int, int]:
     """Byte range of the lines that start within ``span``."""
     start, end = span
     with Path(file).open("rb") as handle:
         if start > 0:  # skip the end of a line begun in the block before
             handle.seek(start - 1)
-            handle.readline()
-            start = handle.tell()
+            start = _line_end(handle)
         if start >= end:
             return start, start
         handle.seek(end - 1)
-        handle.readline()  # finish the line holding the block's last byte
-        return start, handle.tell()
+        return start, _line_end(handle)  # the line holding the block's last byte
 
 
 def _parse_lines(
@@ -152,7 +175,7 @@ def _parse_lines(
                 column_names=options["columns"],
                 encoding=options["encoding"],
                 use_threads=False,  # dask's threads read the blocks in parallel
-                block_size=16 << 20,
+                block_size=LONGEST_LINE,
             ),
             parse_options=pacsv.ParseOptions(delimiter=";"),
             convert_options=pacsv.ConvertOptions(
@@ -182,9 +205,10 @@ def _read_csv_block(
     try:
         table = _parse_lines(file, start, stop, options, pa.float64())
         weights = table.column("IPONDI").to_numpy()
-        with np.errstate(invalid="ignore"):
-            checked = bool(np.isfinite(weights).all() and (weights >= 0).all())
-    except pa.ArrowInvalid:
+        checked = bool(plausible_weights(weights).all())
+    except pa.ArrowInvalid as exc:
+        if "straddl" in str(exc):  # Arrow: a line longer than a block
+            raise LongLine(LONGEST_LINE) from exc
         checked = False
     if not checked:
         table = _parse_lines(file, start, stop, options, pa.string())
@@ -225,6 +249,8 @@ def _row_group_runs(metadata: Any, limit: int) -> list[tuple[int, ...]]:
                 if group.column(j).path_in_schema in FD_COLUMNS
             ),
         )
+        if group_size > MAX_ROW_GROUP:
+            raise RowGroupTooLarge(i, group_size)
         if run and size + group_size > limit:
             runs.append(tuple(run))
             run, size = [], 0
@@ -245,7 +271,7 @@ def _read_parquet(source: FdSource, blocksize: str | int) -> Any:
     try:
         parquet = pq.ParquetFile(file)
     except (pa.ArrowInvalid, OSError) as exc:
-        msg = f"{where}: cannot read as Parquet: {exc}"
+        msg = f"{where}: cannot read as Parquet: {one_line(exc)}"
         raise DataError(msg, path=source.path) from exc
     schema = parquet.schema_arrow
     missing = [c for c in FD_COLUMNS if c not in schema.names]
@@ -264,9 +290,19 @@ def _read_parquet(source: FdSource, blocksize: str | int) -> Any:
             or pa.types.is_large_string(schema.field(c).type)
         )
     ]
+    try:
+        runs = _row_group_runs(parquet.metadata, parse_bytes(blocksize))
+    except RowGroupTooLarge as exc:
+        number, size = exc.args
+        msg = (
+            f"{where}: row group {number} takes ~{size >> 20} MiB in memory, more "
+            f"than the {MAX_ROW_GROUP >> 20} MiB a row group may (INSEE's hold a "
+            "million rows, ~100 MB): refused"
+        )
+        raise DataError(msg, path=source.path) from exc
     return dd.from_map(
         _read_row_groups,
-        _row_group_runs(parquet.metadata, parse_bytes(blocksize)),
+        runs,
         args=[str(file), dictionary],
         meta=schema.empty_table().select(list(FD_COLUMNS)).to_pandas(),
         label="read-fd-parquet",

@@ -18,8 +18,10 @@ from typing import Any, TypedDict
 import numpy as np
 import pandas as pd
 
+from observatory.core.archives import mebibytes
 from observatory.core.compute import computer, scheduler_kind
-from observatory.core.errors import DataError, SourceError
+from observatory.core.errors import DataError, ObservatoryError, SourceError
+from observatory.readers.delimited import first_long_line
 from observatory.readers.fd_mobpro.coding import (
     coding_label,
     row_problems,
@@ -31,8 +33,9 @@ from observatory.readers.fd_mobpro.partials import (
     RangeCounts,
     sum_tree,
 )
-from observatory.readers.fd_mobpro.partitions import read_partitions
+from observatory.readers.fd_mobpro.partitions import LongLine, read_partitions
 from observatory.readers.fd_mobpro.source import FdSource, prepare_source
+from observatory.readers.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +113,9 @@ def read_fd(
     ConfigError
         ``scheduler`` is neither a local scheduler nor an address.
     DataError
-        Unknown vintage, missing columns (naming the file and the expected
-        columns), unparsable file, or bad values: listed with their file line
-        (CSV, header = line 1) or row (Parquet, from 1).
+        Unknown vintage, missing columns, no row, an unparsable file, a line
+        longer than 16 MiB, or bad values: listed with their file line (CSV,
+        header = line 1) or row (Parquet, from 1).
     """
     path = Path(path)
     if not path.is_file():
@@ -126,15 +129,21 @@ def read_fd(
     counts = [count for _, count in ranges]
     seconds = time.perf_counter() - start
     report = _report(source, table, counts, partitions, _label(scheduler), seconds)
+    _check_rows(source, report["rows_read"])
     logger.info(
         "%s: %d rows -> %d (origin, destination, mode) triples, %.1f workers in %.1f s",
-        source.where,
-        report["rows_read"],
-        report["triples"],
-        report["workers_total"],
-        seconds,
+        *(source.where, report["rows_read"], report["triples"]),
+        *(report["workers_total"], seconds),
     )
     return table, report
+
+
+def _check_rows(source: FdSource, rows: int) -> None:
+    """Refuse a file of no worker: its modal shares would all be empty."""
+    if rows == 0:
+        word = source.word
+        msg = f"{source.where}: no data {word}s: expected one {word} per sampled worker"
+        raise DataError(msg, path=source.path, line=source.first)
 
 
 def _sum_file(
@@ -168,13 +177,34 @@ def _sum_file(
         detail, line = _locate(ddf, exc.partition, compute, source)
         msg = f"{source.where}: {detail or exc}"
         raise DataError(msg, path=source.path, line=line) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, pa.ArrowInvalid) as exc:
+    except LongLine as exc:
+        raise _long_line(source, exc.args[0]) from exc
+    except ObservatoryError:
+        raise
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        pa.ArrowException,
+        OSError,
+    ) as exc:
         msg = (
             f"{source.where}: cannot parse as a ';'-separated FD_MOBPRO "
-            f"{source.format}: {exc}"
+            f"{source.format}: {one_line(exc)}"
         )
         raise DataError(msg, path=source.path) from exc
     return list(ranges), int(ddf.npartitions)
+
+
+def _long_line(source: FdSource, limit: int) -> DataError:
+    """Name the first line longer than ``limit`` (a bounded pass over the file)."""
+    with source.file.open("rb") as handle:
+        line = first_long_line(handle, limit)
+    at = f"line {line}" if line is not None else "a line"
+    msg = (
+        f"{source.where}: {at} is longer than {mebibytes(limit)}: not an "
+        "FD_MOBPRO file (its lines hold about 100 bytes)"
+    )
+    return DataError(msg, path=source.path, line=line)
 
 
 def _label(scheduler: str | None) -> str:

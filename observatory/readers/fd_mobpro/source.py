@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Literal
 
 from observatory.core.archives import compression_of, open_member
-from observatory.core.errors import DataError
+from observatory.core.errors import DataError, SourceError
 from observatory.core.files import CHUNK
+from observatory.readers.delimited import HEADER_BYTES
 from observatory.readers.fd_mobpro.coding import trans_coding
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,14 @@ _VINTAGE_IN_NAME = re.compile(r"(?:RP|MOBPRO_)((?:19|20)\d{2})(?!\d)", re.IGNORE
 
 
 _DATA_SUFFIXES = (".csv", ".txt", ".parquet")
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+#: Most bytes extracted from a zipped or gzipped FD_MOBPRO file: 8 times the
+#: national CSV (about 0.8 to 1 GB).
+MAX_EXTRACTED = 8 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +111,44 @@ def prepare_source(
                 tempfile.TemporaryDirectory(prefix="observatory-mobpro-", dir=temp_dir)
             )
         )
-        with open_member(path, _fd_members, what="FD_MOBPRO_*.csv file") as opened:
-            member = opened.name
-            file = folder / (Path(member).name if member else path.with_suffix("").name)
-            # Streamed in chunks: memory stays bounded whatever the size.
-            with file.open("wb") as target:
-                shutil.copyfileobj(opened.stream, target, CHUNK)
+        member, file = _extract(path, folder)
         logger.debug("%s: extracted %s to %s", path, member or path.name, file)
     vintage = _resolve_vintage(path, member, vintage)
     with file.open("rb") as handle:
-        parquet = handle.read(4) == b"PAR1"
+        parquet = handle.read(4) == _PARQUET_MAGIC
     return FdSource(path, file, member, vintage, "parquet" if parquet else "csv")
+
+
+def _extract(path: Path, folder: Path) -> tuple[str | None, Path]:
+    """Extract the FD_MOBPRO file of a zip or gzip into ``folder``, within bounds.
+
+    Streamed in chunks, memory stays bounded whatever the size; a CSV whose
+    first 64 KiB hold no line end is refused before anything is written.
+    """
+    with open_member(
+        path, _fd_members, what="FD_MOBPRO_*.csv file", limit=MAX_EXTRACTED
+    ) as opened:
+        member = opened.name
+        file = folder / (Path(member).name if member else path.with_suffix("").name)
+        head = opened.stream.read(CHUNK)
+        if (
+            not head.startswith(_PARQUET_MAGIC)
+            and len(head) > HEADER_BYTES
+            and b"\n" not in head[: HEADER_BYTES + 1]
+        ):
+            msg = (
+                f"{opened.where}: line 1 (the header) is longer than "
+                f"{HEADER_BYTES >> 10} KiB: not an FD_MOBPRO file"
+            )
+            raise DataError(msg, path=path, line=1)
+        try:
+            with file.open("wb") as target:
+                target.write(head)
+                shutil.copyfileobj(opened.stream, target, CHUNK)
+        except OSError as exc:
+            msg = f"{opened.where}: cannot extract to {folder}: {exc.strerror or exc}"
+            raise SourceError(msg, path=path) from exc
+    return member, file
 
 
 def _fd_members(names: list[str]) -> list[str]:
