@@ -328,3 +328,16 @@ def test_new_output_folder_on_a_read_only_mount(tiny_inputs, capsys, monkeypatch
         f"observatory run failed: cannot create --output {out}: the file system is "
         f"read-only: {out}"
     ]
+
+
+def test_a_file_system_error_inside_a_run_is_one_plain_sentence(tmp_path):
+    import errno
+
+    from observatory.runs.execute import failure_line
+
+    exc = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))
+    line = failure_line("run", exc, tmp_path / "run.log", "write")
+    assert line.startswith("observatory run failed at stage 'write': the disk is full")
+    assert str(tmp_path / "x") in line
+    assert "Errno" not in line
+    assert "OSError" not in line

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from observatory import __version__
 from observatory.config import Config
 from observatory.core.errors import ObservatoryError
+from observatory.core.fserrors import describe_os_error
 from observatory.core.timing import StageTimings, new_run_id, stage
 from observatory.runs.fingerprint import Fingerprint, changes, fingerprint
 from observatory.runs.latest import (
@@ -103,9 +104,7 @@ def failure_line(
     elif isinstance(exc, KeyboardInterrupt):
         what = "interrupted (SIGINT)"
     elif isinstance(exc, OSError):  # disk full, permissions... outside the writers
-        what = f"{type(exc).__name__}: {exc}" + (
-            " (traceback in the log)" if log else ""
-        )
+        what = describe_os_error(exc) + (" (traceback in the log)" if log else "")
     else:
         what = f"unexpected error {type(exc).__name__}: {exc} (a bug" + (
             ": the traceback is in the log)" if log else ")"
