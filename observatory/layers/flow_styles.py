@@ -21,6 +21,7 @@ from observatory.config import ClassificationSection, ReliabilitySection
 from observatory.layers.codes import value_maps
 from observatory.layers.fields import Field
 from observatory.layers.qgis import (
+    arrow_line,
     data_defined,
     qml_document,
     rgba,
@@ -100,44 +101,7 @@ def disagreement_layers() -> list[ET.Element]:
 
 def _arrow(colour: str, width: float) -> ET.Element:
     # A plain (two-sided) straight arrow: a dominant flow has no reverse twin.
-    head = max(1.8, 2.0 * width)
-    fill = symbol(
-        "fill",
-        "@0@0",
-        [
-            symbol_layer(
-                "SimpleFill",
-                {
-                    "color": colour,
-                    "outline_color": "255,255,255,200",
-                    "outline_style": "solid",
-                    "outline_width": "0.12",
-                    "outline_width_unit": "MM",
-                    "style": "solid",
-                },
-            )
-        ],
-    )
-    return symbol_layer(
-        "ArrowLine",
-        {
-            "arrow_start_width": f"{width:g}",
-            "arrow_start_width_unit": "MM",
-            "arrow_type": "0",
-            "arrow_width": f"{width:g}",
-            "arrow_width_unit": "MM",
-            "head_length": f"{head:g}",
-            "head_length_unit": "MM",
-            "head_thickness": f"{head / 2:g}",
-            "head_thickness_unit": "MM",
-            "head_type": "0",
-            "is_curved": "0",
-            "is_repeated": "1",
-            "offset": "0",
-            "offset_unit": "MM",
-        },
-        fill,
-    )
+    return arrow_line(colour, width, max(1.8, 2.0 * width), half=False)
 
 
 def dominant_flows_style(

@@ -150,14 +150,14 @@ def simple_line(colour: str, width: float, style: str = "solid") -> ET.Element:
     )
 
 
-def half_arrow(colour: str, width: float, *, edge: bool = True) -> ET.Element:
-    """Return an ``ArrowLine`` layer drawing a straight half arrow of ``width`` mm.
+def arrow_line(
+    colour: str, width: float, head: float, *, half: bool = True, edge: bool = True
+) -> ET.Element:
+    """Return an ``ArrowLine`` layer: a straight arrow of ``width`` mm, its head ``head`` mm.
 
-    The half arrow sits on the left of the line's direction, so the two flows of a
-    pair (A to B, B to A) lie side by side instead of on top of each other, and
-    the head shows the direction. ``edge`` draws a thin white edge around it.
+    ``half`` draws only the half on the left of the line's direction; ``edge``
+    draws a thin white edge around it.
     """
-    head = max(1.6, 1.8 * width)
     # A thin white edge keeps the arrows readable over any fill.
     outline = simple_fill(colour, "255,255,255,200", 0.12 if edge else 0)
     fill = symbol("fill", "@0@0", [outline])
@@ -166,7 +166,7 @@ def half_arrow(colour: str, width: float, *, edge: bool = True) -> ET.Element:
         {
             "arrow_start_width": f"{width:g}",
             "arrow_start_width_unit": "MM",
-            "arrow_type": "1",
+            "arrow_type": "1" if half else "0",
             "arrow_width": f"{width:g}",
             "arrow_width_unit": "MM",
             "head_length": f"{head:g}",
@@ -181,6 +181,16 @@ def half_arrow(colour: str, width: float, *, edge: bool = True) -> ET.Element:
         },
         fill,
     )
+
+
+def half_arrow(colour: str, width: float, *, edge: bool = True) -> ET.Element:
+    """Return an ``ArrowLine`` layer drawing a straight half arrow of ``width`` mm.
+
+    The half arrow sits on the left of the line's direction, so the two flows of a
+    pair (A to B, B to A) lie side by side instead of on top of each other, and
+    the head shows the direction. ``edge`` draws a thin white edge around it.
+    """
+    return arrow_line(colour, width, max(1.6, 1.8 * width), edge=edge)
 
 
 def shortened(subsymbol: ET.Element, trim: float) -> ET.Element:

@@ -28,7 +28,13 @@ from observatory.core.archives import compression_of, open_member
 from observatory.core.errors import DataError, examples_at
 from observatory.geography import is_commune_code
 from observatory.readers.delimited import DelimitedFile, read_strings
-from observatory.readers.text import check_exists, clean_str, find_header, sniff_sep
+from observatory.readers.text import (
+    check_exists,
+    clean_str,
+    find_header,
+    sniff_sep,
+    workbook_else_csv,
+)
 from observatory.readers.workbook import read_sheets
 
 logger = logging.getLogger(__name__)
@@ -240,18 +246,14 @@ MAX_BYTES = 64 << 20
 
 def _csv(path: Path, what: str) -> pd.DataFrame:
     """Read a CSV (plain, gzipped or the one CSV of a zip) within bounds, by file line."""
-    file = DelimitedFile(path, _member, "AAV table (.csv)", what, MAX_BYTES, sniff_sep)
+    file = DelimitedFile(
+        path, workbook_else_csv, "AAV table (.csv)", what, MAX_BYTES, sniff_sep
+    )
     frame, _ = read_strings(file)
     return frame
 
 
 _WORKBOOK = (".xlsx", ".xlsm")
-
-
-def _member(names: list[str]) -> list[str]:
-    """Pick the AAV table in a zip: its one workbook, else its one CSV."""
-    workbooks = [n for n in names if Path(n).suffix.lower() in _WORKBOOK]
-    return workbooks or [n for n in names if Path(n).suffix.lower() == ".csv"]
 
 
 def read_aav(path: Path, areas: Path | None = None) -> AttractionAreas:
@@ -288,7 +290,10 @@ def read_aav(path: Path, areas: Path | None = None) -> AttractionAreas:
     check_exists(path, "attraction areas (AAV)")
     if path.suffix.lower() not in _WORKBOOK and compression_of(path) == "zip":
         with open_member(
-            path, _member, what="AAV table (.xlsx workbook or .csv)", limit=MAX_BYTES
+            path,
+            workbook_else_csv,
+            what="AAV table (.xlsx workbook or .csv)",
+            limit=MAX_BYTES,
         ) as member:
             name, where = Path(member.name or ""), member.where
             data = member.stream.read() if name.suffix.lower() in _WORKBOOK else None

@@ -18,7 +18,13 @@ from observatory.core.archives import compression_of, open_member
 from observatory.core.errors import MAX_LISTED, DataError, examples_at
 from observatory.geography import KNOWN_NATURES, NO_EPCI, SIREN, is_commune_code
 from observatory.readers.delimited import DelimitedFile, read_strings
-from observatory.readers.text import check_exists, clean_str, find_header, sniff_sep
+from observatory.readers.text import (
+    check_exists,
+    clean_str,
+    find_header,
+    sniff_sep,
+    workbook_else_csv,
+)
 from observatory.readers.workbook import read_sheets
 
 logger = logging.getLogger(__name__)
@@ -71,7 +77,7 @@ def _read_csv_export(
     """
     file = DelimitedFile(
         path,
-        _composition_member,
+        workbook_else_csv,
         _MEMBER,
         "an EPCI composition CSV",
         MAX_BYTES,
@@ -83,7 +89,7 @@ def _read_csv_export(
     check_exists(epci_list, "EPCI list")
     listing = DelimitedFile(
         epci_list,
-        _composition_member,
+        workbook_else_csv,
         "CSV file",
         "an EPCI list CSV",
         MAX_BYTES,
@@ -183,12 +189,6 @@ _MEMBER = "EPCI composition (.xlsx workbook or .csv)"
 MAX_BYTES = 64 << 20
 
 
-def _composition_member(names: list[str]) -> list[str]:
-    """Pick the composition in a zip: its one workbook, else its one CSV (a notice may be .txt)."""
-    workbooks = [n for n in names if Path(n).suffix.lower() in _WORKBOOK]
-    return workbooks or [n for n in names if Path(n).suffix.lower() == ".csv"]
-
-
 def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComposition:
     """Read INSEE's EPCI composition (xlsx or CSV).
 
@@ -224,7 +224,7 @@ def read_epci_composition(path: Path, epci_list: Path | None = None) -> EpciComp
     # An xlsx workbook is a zip archive itself: only another file is opened as one.
     if path.suffix.lower() not in _WORKBOOK and compression_of(path) == "zip":
         with open_member(
-            path, _composition_member, what=_MEMBER, limit=MAX_BYTES
+            path, workbook_else_csv, what=_MEMBER, limit=MAX_BYTES
         ) as member:
             name, label = Path(member.name or ""), member.where
             data = member.stream.read() if name.suffix.lower() in _WORKBOOK else None

@@ -44,6 +44,15 @@ def sniff_sep(header: str) -> str:
     return ";" if header.count(";") >= header.count(",") else ","
 
 
+def workbook_else_csv(names: list[str]) -> list[str]:
+    """Pick a table in a zip: its workbooks (.xlsx, .xlsm), else its CSV files.
+
+    A notice in ``.txt`` beside them is never picked.
+    """
+    workbooks = [n for n in names if Path(n).suffix.lower() in (".xlsx", ".xlsm")]
+    return workbooks or [n for n in names if Path(n).suffix.lower() == ".csv"]
+
+
 def find_header(
     frame: pd.DataFrame,
     required: tuple[str, ...],

@@ -360,6 +360,23 @@ def legend_note(reliability: ReliabilitySection) -> str:
     )
 
 
+def _map_axes(
+    fig: Figure, box: tuple[float, float, float, float], system: MapSystem
+) -> tuple[Any, tuple[float, float, float, float], MapScale]:
+    """Add the framed map axes at ``box``, fitted to the system: axes, extent, scale."""
+    ax = fig.add_axes(box)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor("#9a9a9a")
+        spine.set_linewidth(0.6)
+    box_w, box_h = fig.get_size_inches() * np.array(box[2:])
+    extent = _extent(system, box_w / box_h)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    return ax, extent, MapScale((extent[1] - extent[0]) / (box_w * 25.4))
+
+
 def map_figure(
     system: MapSystem,
     manifest: Mapping[str, Any],
@@ -379,17 +396,7 @@ def map_figure(
     """
     fig = page_figure()
     renderer = FigureCanvasAgg(fig).get_renderer()
-    ax = fig.add_axes(MAP_BOX)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_edgecolor("#9a9a9a")
-        spine.set_linewidth(0.6)
-    box_w, box_h = fig.get_size_inches() * np.array(MAP_BOX[2:])
-    x0, x1, y0, y1 = _extent(system, box_w / box_h)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    scale = MapScale((x1 - x0) / (box_w * 25.4))
+    ax, (x0, x1, y0, y1), scale = _map_axes(fig, MAP_BOX, system)
     colours = class_colours(classification)
     context = _draw_epci(ax, system, scale, colours)
     _draw_flow_lines(ax, system, scale, reliability)
@@ -428,17 +435,7 @@ def land_figure(system: MapSystem, manifest: Mapping[str, Any]) -> Figure:
     system = replace(system, outside=None)  # the crowns' land, not the flows'
     fig = page_figure()
     renderer = FigureCanvasAgg(fig).get_renderer()
-    ax = fig.add_axes(LAND_MAP_BOX)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_edgecolor("#9a9a9a")
-        spine.set_linewidth(0.6)
-    box_w, box_h = fig.get_size_inches() * np.array(LAND_MAP_BOX[2:])
-    x0, x1, y0, y1 = _extent(system, box_w / box_h)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    scale = MapScale((x1 - x0) / (box_w * 25.4))
+    ax, (x0, x1, y0, y1), scale = _map_axes(fig, LAND_MAP_BOX, system)
     draw_farmland(ax, system, scale, _simplified)
     draw_polygons(
         ax,
