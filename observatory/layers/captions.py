@@ -34,3 +34,18 @@ def input_vintages(inputs: Sequence[Mapping[str, Any]], role: str) -> str:
         str(r["vintage"]) for r in inputs if input_role(r) == role and r.get("vintage")
     }
     return " et ".join(sorted(found))
+
+
+def census_text(manifest: Mapping[str, Any]) -> str:
+    """Return the census vintages in words: ``recensement 2022 (comparé à 2017), ...``.
+
+    Lower case, for a subtitle's middle; capitalise it to start a sentence.
+    """
+    vintage, previous = manifest.get("flows_vintage"), manifest.get("previous_vintage")
+    text = f"recensement {vintage}" if vintage else "recensement"
+    if previous:
+        text += f" (comparé à {previous})"
+    geography = manifest.get("geography")
+    if geography:
+        text += f", communes et EPCI au 1er janvier {geography}"
+    return text

@@ -34,7 +34,12 @@ import shapely
 
 from observatory.core.errors import OutputError
 from observatory.geography import MAINLAND, TERRITORY_EPSG, TERRITORY_NAMES
-from observatory.layers.captions import input_role, input_vintages, is_synthetic
+from observatory.layers.captions import (
+    census_text,
+    input_role,
+    input_vintages,
+    is_synthetic,
+)
 from observatory.layers.qgis import QML_VERSION
 from observatory.layers.qgis_layout import (
     Extent,
@@ -218,16 +223,9 @@ def sources_text(manifest: Mapping[str, Any]) -> str:
     return f"Sources : {' ; '.join(parts)}. {made}."
 
 
-def census_text(manifest: Mapping[str, Any]) -> str:
-    """Return the census in words: ``Recensement 2022 (comparé à 2017), ...``."""
-    vintage, previous = manifest.get("flows_vintage"), manifest.get("previous_vintage")
-    text = f"Recensement {vintage}" if vintage else "Recensement"
-    if previous:
-        text += f" (comparé à {previous})"
-    geography = manifest.get("geography")
-    if geography:
-        text += f", communes et EPCI au 1er janvier {geography}"
-    return text
+def _capitalised(text: str) -> str:
+    # str.capitalize would lower "EPCI".
+    return text[:1].upper() + text[1:]
 
 
 def _percent(column: str) -> str:
@@ -265,7 +263,7 @@ def page_texts(territory: str, manifest: Mapping[str, Any]) -> PageTexts:
     return PageTexts(
         layout="Atlas des métropoles" if mainland else f"Atlas des pôles{place}",
         title=f'[% "metropole_name" %]{place}\u00a0: l’aire d’influence domicile-travail',
-        subtitle=f"{census_text(manifest)}. EPCI classés selon leur lien {to}, "
+        subtitle=f"{_capitalised(census_text(manifest))}. EPCI classés selon leur lien {to}, "
         "navettes des actifs occupés entre les EPCI du système.",
         notice=SYNTHETIC_NOTICE if is_synthetic(manifest) else None,
         figures=figures,

@@ -29,11 +29,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from observatory.config import ClassificationSection, ReliabilitySection
+from observatory.layers.captions import census_text
 from observatory.layers.codes import class_labels
 from observatory.layers.styles import FLOW_GROUPS, class_colours
 from observatory.report.mapdata import (
     MapSystem,
-    census_text,
     count_text,
     percent_fr,
     short_name,

@@ -6,7 +6,7 @@
   flow lines, the same as the QGIS style's (:func:`observatory.layers.styles.flow_classes`);
 - :func:`short_name`, :func:`percent_fr`: names and numbers as a French reader
   expects them;
-- :func:`census_text`, :func:`sources_line`: what every
+- :func:`sources_line` (and :func:`observatory.layers.captions.census_text`): what every
   picture says about its data, from the run's manifest (with
   :mod:`observatory.layers.captions`).
 """
@@ -27,7 +27,11 @@ from shapely.geometry.base import BaseGeometry
 from observatory import __version__
 from observatory.config import ClassRule, ReliabilitySection
 from observatory.geography import MAINLAND, TERRITORY_NAMES
-from observatory.layers.captions import input_role, input_vintages, is_synthetic
+from observatory.layers.captions import (
+    input_role,
+    input_vintages,
+    is_synthetic,
+)
 from observatory.layers.codes import count_fr
 from observatory.layers.styles import FLOW_BREAKS, flow_classes
 from observatory.systems.flows import ORDER_OF_MAGNITUDE
@@ -247,18 +251,6 @@ def rule_text(rule: ClassRule) -> str:
         number = percent_fr(value, digits) if share else f"{value:g}".replace(".", ",")
         parts.append(f"{word} ≥ {number}")
     return " et ".join(parts)
-
-
-def census_text(manifest: Mapping[str, Any]) -> str:
-    """Return the census vintages in words: ``recensement 2022 (comparé à 2017)``."""
-    vintage, previous = manifest.get("flows_vintage"), manifest.get("previous_vintage")
-    text = f"recensement {vintage}" if vintage else "recensement"
-    if previous:
-        text += f" (comparé à {previous})"
-    geography = manifest.get("geography")
-    if geography:
-        text += f", communes et EPCI au 1er janvier {geography}"
-    return text
 
 
 def territory_text(territory: str) -> str:

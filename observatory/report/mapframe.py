@@ -24,13 +24,12 @@ from matplotlib.typing import RcKeyType
 from PIL import Image
 
 from observatory.config import ClassificationSection
-from observatory.layers.captions import is_synthetic
+from observatory.layers.captions import census_text, is_synthetic
 from observatory.layers.codes import class_labels
 from observatory.layers.styles import class_colours
 from observatory.report.mapdata import (
     SYNTHETIC_NOTICE,
     MapSystem,
-    census_text,
     count_text,
     percent_fr,
     rule_text,

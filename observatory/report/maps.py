@@ -42,6 +42,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import polylabel
 
 from observatory.config import ClassificationSection, ReliabilitySection
+from observatory.layers.captions import census_text
 from observatory.layers.codes import class_labels
 from observatory.layers.styles import (
     EPCI_OUTLINE,
@@ -54,7 +55,6 @@ from observatory.layers.styles import (
 from observatory.report.charts import dependence_chart, flows_chart
 from observatory.report.mapdata import (
     MapSystem,
-    census_text,
     count_text,
     flow_class_index,
     flow_classes_of,
