@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,23 @@ class Computer:
         return self._scatter(value)
 
 
+def import_dask() -> threading.Thread:
+    """Start importing dask in a thread of its own; return the thread.
+
+    Importing dask takes some 0.17 s of interpreter time, which a run spends
+    while its readers wait on GDAL, zlib and Arrow, which release the GIL:
+    :func:`computer` then finds dask imported.
+    """
+
+    def load() -> None:
+        import dask.delayed
+        import dask.threaded  # noqa: F401
+
+    thread = threading.Thread(target=load, name="import-dask", daemon=True)
+    thread.start()
+    return thread
+
+
 def computer(
     scheduler: str | None,
     progress: bool,
@@ -106,18 +124,22 @@ def computer(
         The scheduler cannot be reached.
     """
     import dask
+    from dask.base import named_schedulers
 
     kind = scheduler_kind(scheduler)
     if kind != "distributed":
         show = progress and sys.stderr.isatty()
+        # The scheduler's function, not its name: given a name, dask imports
+        # dask.distributed (0.15 s) to look for a client this run never has.
+        local = named_schedulers[kind]
 
         def compute_local(*collections: Any) -> tuple:
             if show:
                 from dask.diagnostics import ProgressBar
 
                 with ProgressBar(out=sys.stderr):
-                    return dask.compute(*collections, scheduler=kind)
-            return dask.compute(*collections, scheduler=kind)
+                    return dask.compute(*collections, scheduler=local)
+            return dask.compute(*collections, scheduler=local)
 
         return Computer(compute_local, None)
 

@@ -8,6 +8,7 @@ flow matrix stays a plain table. Their columns are :mod:`observatory.layers.sche
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import geopandas as gpd
@@ -16,8 +17,9 @@ import pandas as pd
 import shapely
 
 from observatory.config import ClassificationSection, ReliabilitySection
-from observatory.geography import place_names
+from observatory.geography import on_distinct, place_names
 from observatory.systems.classify import NO_DATA_CLASS
+from observatory.systems.codebook import is_in
 from observatory.systems.flows import ORDER_OF_MAGNITUDE, reliability_class
 from observatory.systems.modes import MODES
 
@@ -73,8 +75,11 @@ def named_indicators(
 def named_matrix(matrix: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
     """Name the origin and destination of every row of the flow matrix."""
     out = matrix.copy()
-    out["origin_name"] = place_names(out["origin_code"], names)
-    out["destination_name"] = place_names(out["destination_code"], names)
+    # A few hundred places over thousands of rows: name each place once.
+    for end in ("origin", "destination"):
+        out[f"{end}_name"] = on_distinct(
+            out[f"{end}_code"], lambda codes: place_names(codes, names)
+        )
     return out
 
 
@@ -101,8 +106,14 @@ def flow_lines(
     """
     points = epci.set_index("epci_code").geometry.representative_point()
     xy = pd.DataFrame({"x": points.x, "y": points.y})
-    present = (flows["workers"] > 0) | (flows["workers_previous"].fillna(0) > 0)
-    pairs = flows[(flows["origin_code"] != flows["destination_code"]) & present]
+    # The pairs of the whole territory with both ends in these systems, found
+    # by hashing before any string comparison or merge.
+    members = crowns["epci_code"]
+    pairs = flows[
+        is_in(flows["origin_code"], members) & is_in(flows["destination_code"], members)
+    ]
+    present = (pairs["workers"] > 0) | (pairs["workers_previous"].fillna(0) > 0)
+    pairs = pairs[(pairs["origin_code"] != pairs["destination_code"]) & present]
     o = crowns.rename(columns={"epci_code": "origin_code", "crown": "origin_crown"})
     d = crowns.rename(
         columns={"epci_code": "destination_code", "crown": "destination_crown"}
@@ -148,38 +159,76 @@ def epci_layer(indicators: pd.DataFrame, epci: gpd.GeoDataFrame) -> gpd.GeoDataF
     return gpd.GeoDataFrame(indicators, geometry=geometry, crs=epci.crs)
 
 
-def _metropole_row(
-    metropole: str, part: pd.DataFrame, lines: pd.DataFrame, class_codes: list[str]
-) -> dict[str, Any]:
-    # One system: the métropole's own figures, then crown by crown, then counts.
-    crown = part["crown"]
-    me = part[crown == 0].iloc[0]
-    row: dict[str, Any] = {
-        "metropole_code": metropole,
-        "metropole_name": me["metropole_name"],
-        "employed_residents": me["employed_residents"],
-        "jobs": me["jobs"],
-        "self_containment_share": me["self_containment_share"],
-    }
-    for k in (1, 2):
-        ring = part[crown == k]
-        residents = ring["employed_residents"].sum()
-        row[f"n_epci_crown{k}"] = len(ring)
-        row[f"employed_residents_crown{k}"] = residents
-        row[f"flow_crown{k}_to_metropole"] = ring["flow_to_metropole"].sum()
-        row[f"flow_metropole_to_crown{k}"] = ring["flow_from_metropole"].sum()
-        row[f"dependence_share_crown{k}"] = (
-            row[f"flow_crown{k}_to_metropole"] / residents if residents > 0 else np.nan
-        )
-    system_lines = lines[lines["metropole_code"] == metropole]
-    row["n_flows"] = len(system_lines)
-    row["n_flows_order_of_magnitude"] = int(
-        (system_lines["reliability"] == ORDER_OF_MAGNITUDE).sum()
+def _sums(labels: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Sum ``values`` by label in ``range(size)`` as ``Series.sum`` sums each group.
+
+    Missing values count as 0 and each group's values are summed by numpy in
+    row order, as pandas sums a filtered Series: the same float, to the bit.
+    """
+    order = np.argsort(labels, kind="stable")
+    values = np.where(np.isnan(values), 0.0, values)[order]
+    bounds = np.searchsorted(labels[order], np.arange(size + 1))
+    return np.array(
+        [values[start:end].sum() for start, end in itertools.pairwise(bounds)],
+        dtype="float64",
     )
-    counts = part.loc[crown > 0, "epci_class"].value_counts()
+
+
+def _counts(labels: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
+    # Number of ``rows`` (a mask) with each label in range(size).
+    return np.bincount(labels[rows], minlength=size).astype("int64")
+
+
+def _system_rows(
+    indicators: pd.DataFrame, lines: pd.DataFrame, class_codes: list[str]
+) -> pd.DataFrame:
+    """One row per system: the métropole's own figures, then crown by crown, then counts."""
+    rows = indicators[indicators["metropole_code"].notna()]
+    labels, codes = pd.factorize(rows["metropole_code"].astype("string"), sort=True)
+    size = len(codes)
+    crown = rows["crown"].to_numpy(dtype="float64", na_value=np.nan)
+    # The métropole's own row: the first of its system with crown 0.
+    mine = np.flatnonzero(crown == 0)
+    found, first = np.unique(labels[mine], return_index=True)
+    me = np.full(size, -1)
+    me[found] = mine[first]
+    out: dict[str, Any] = {
+        "metropole_code": codes.astype("str"),
+        "metropole_name": rows["metropole_name"].array.take(me, allow_fill=True),
+    }
+    for column in ("employed_residents", "jobs", "self_containment_share"):
+        values = rows[column].to_numpy(dtype="float64", na_value=np.nan)
+        out[column] = np.where(me >= 0, values[me], np.nan)
+    for k in (1, 2):
+        ring = crown == k
+        residents, to_m, from_m = (
+            _sums(
+                labels[ring],
+                rows[c].to_numpy(dtype="float64", na_value=np.nan)[ring],
+                size,
+            )
+            for c in ("employed_residents", "flow_to_metropole", "flow_from_metropole")
+        )
+        out[f"n_epci_crown{k}"] = _counts(labels, ring, size)
+        out[f"employed_residents_crown{k}"] = residents
+        out[f"flow_crown{k}_to_metropole"] = to_m
+        out[f"flow_metropole_to_crown{k}"] = from_m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"dependence_share_crown{k}"] = np.where(
+                residents > 0, to_m / residents, np.nan
+            )
+    at = pd.Index(codes).get_indexer(pd.Index(lines["metropole_code"].astype("string")))
+    drawn = at >= 0
+    fragile = (lines["reliability"] == ORDER_OF_MAGNITUDE).fillna(False).to_numpy(bool)
+    out["n_flows"] = _counts(at, drawn, size)
+    out["n_flows_order_of_magnitude"] = _counts(at, drawn & fragile, size)
+    classes = rows["epci_class"].astype("string")
     for code in class_codes:
-        row[f"n_class_{code}"] = int(counts.get(code, 0))
-    return row
+        of_class = (classes == code).fillna(False).to_numpy(dtype=bool)
+        out[f"n_class_{code}"] = _counts(labels, (crown > 0) & of_class, size)
+    frame = pd.DataFrame(out)
+    frame["metropole_name"] = frame["metropole_name"].astype("str")
+    return frame
 
 
 def metropoles_layer(
@@ -202,12 +251,7 @@ def metropoles_layer(
         The rules: one class count per class, and one for EPCI without data.
     """
     class_codes = [r.class_code for r in classification.rules] + [NO_DATA_CLASS]
-    frame = pd.DataFrame(
-        [
-            _metropole_row(str(metropole), part, lines, class_codes)
-            for metropole, part in indicators.groupby("metropole_code", sort=True)
-        ]
-    )
+    frame = _system_rows(pd.DataFrame(indicators), lines, class_codes)
     geometry = (
         epci.set_index("epci_code").geometry.reindex(frame["metropole_code"]).values
     )

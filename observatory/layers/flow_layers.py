@@ -17,6 +17,7 @@ import pandas as pd
 import shapely
 
 from observatory.config import ReliabilitySection
+from observatory.systems.codebook import is_in
 from observatory.systems.flows import reliability_class
 from observatory.systems.pairs import pair_measures
 
@@ -115,25 +116,31 @@ def with_pair_columns(lines: gpd.GeoDataFrame, flows: pd.DataFrame) -> gpd.GeoDa
 
 def _system_counts(rows: pd.DataFrame) -> pd.DataFrame:
     """Count each system's placements and the Jaccard index of both rules."""
-    records = []
-    for metropole, part in rows.groupby("metropole_code", sort=True):
-        c, f = part["by_contiguity"], part["by_flows"]
-        either = int((c | f).sum())
-        records.append(
-            {
-                "metropole_code": str(metropole),
-                "n_epci_in_system": int(part["in_system"].sum()),
-                "n_epci_hidden_crown": int(part["hidden_crown"].sum()),
-                "n_epci_nominal_member": int(part["nominal_member"].sum()),
-                "n_epci_contiguity": int(c.sum()),
-                "n_epci_flows": int(f.sum()),
-                "n_epci_contiguity_and_flows": int((c & f).sum()),
-                "jaccard_contiguity_flows": (
-                    float((c & f).sum()) / either if either else np.nan
-                ),
-            }
-        )
-    return pd.DataFrame.from_records(records).set_index("metropole_code")
+
+    def flag(column: str) -> np.ndarray:
+        # A missing flag counts as False, as a sum skips it.
+        return rows[column].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+    c, f = flag("by_contiguity"), flag("by_flows")
+    flags = pd.DataFrame(
+        {
+            "n_epci_in_system": flag("in_system"),
+            "n_epci_hidden_crown": flag("hidden_crown"),
+            "n_epci_nominal_member": flag("nominal_member"),
+            "n_epci_contiguity": c,
+            "n_epci_flows": f,
+            "n_epci_contiguity_and_flows": c & f,
+            "either": c | f,
+        }
+    )
+    systems = rows["metropole_code"].astype("str").to_numpy()
+    counts = flags.groupby(systems, sort=True).sum().astype("int64")
+    either = counts.pop("either")
+    both = counts["n_epci_contiguity_and_flows"]
+    counts["jaccard_contiguity_flows"] = (both / either.where(either > 0)).astype(
+        "float64"
+    )
+    return counts
 
 
 #: Columns of :func:`observatory.systems.pairs.system_measures` and their names
@@ -261,8 +268,9 @@ def dominant_flow_lines(
         INSEE's reliability thresholds (``reliability``).
     """
     points = epci.set_index("epci_code").geometry.representative_point()
-    inside = edges["origin_code"].isin(points.index) & edges["destination_code"].isin(
-        points.index
+    drawn = pd.Series(points.index)
+    inside = is_in(edges["origin_code"], drawn) & is_in(
+        edges["destination_code"], drawn
     )
     lines = edges[inside].reset_index(drop=True).copy()
     lines["origin_name"] = lines["origin_code"].map(names)

@@ -64,10 +64,17 @@ def _typed_columns(
     if missing:
         msg = f"layer is missing column(s) {missing}"
         raise OutputError(msg)
+    return _typed(fields, [_plain(table.column(f.name)) for f in fields])
+
+
+def _typed(
+    fields: list[Field], arrays: list[pa.Array | pa.ChunkedArray]
+) -> tuple[list[pa.Field], list[pa.ChunkedArray]]:
+    # Cast each column to its field's type; the field carries its description.
     schema_fields, columns = [], []
-    for f in fields:
+    for f, array in zip(fields, arrays, strict=True):
         try:
-            columns.append(_plain(table.column(f.name)).cast(f.type))
+            columns.append(array.cast(f.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             msg = f"column {f.name} cannot be stored as {f.type}: {exc}"
             raise OutputError(msg) from exc
@@ -79,6 +86,34 @@ def _typed_columns(
             )
         )
     return schema_fields, columns
+
+
+def _attribute(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    # The column as geopandas converts a frame made of numpy arrays: the values
+    # as numpy, their dtype inferred by pandas, then pyarrow's (NaN is null).
+    # Strings are Arrow strings already: the same values, no Python object each.
+    if isinstance(values.dtype, pd.StringDtype):
+        return pa.array(values.array, from_pandas=True)
+    return pa.array(pd.Series(values.to_numpy()), from_pandas=True)
+
+
+def _geometry(frame: gpd.GeoDataFrame) -> pa.Table:
+    """Return the WKB ``geometry`` and ``bbox`` columns with the ``geo`` metadata.
+
+    geopandas writes them (CRS, geometry types, bbox and covering); the other
+    columns do not enter the ``geo`` metadata, so only the geometry makes the trip.
+    """
+    buffer = io.BytesIO()
+    shapes = gpd.GeoDataFrame(geometry=frame.geometry.to_numpy(), crs=frame.crs)
+    shapes.to_parquet(
+        buffer,
+        index=False,
+        schema_version=GEOPARQUET_VERSION,
+        write_covering_bbox=True,
+        geometry_encoding="WKB",
+        compression=None,  # read back at once: compressing would be wasted
+    )
+    return pq.ParquetFile(pa.BufferReader(buffer.getvalue())).read()
 
 
 def geoparquet_table(
@@ -103,22 +138,12 @@ def geoparquet_table(
             f"(EPSG {sorted(OFFICIAL_EPSG)}), got {frame.crs}"
         )
         raise OutputError(msg)
-    buffer = io.BytesIO()
-    # geopandas writes the 'geo' metadata and the covering bbox column.
-    layer = gpd.GeoDataFrame(
-        {f.name: frame[f.name].to_numpy() for f in fields},
-        geometry=frame.geometry.to_numpy(),
-        crs=frame.crs,
-    )
-    layer.to_parquet(
-        buffer,
-        index=False,
-        schema_version=GEOPARQUET_VERSION,
-        write_covering_bbox=True,
-        geometry_encoding="WKB",
-    )
-    table = pq.read_table(pa.BufferReader(buffer.getvalue()))
-    schema_fields, columns = _typed_columns(table, fields)
+    missing = [f.name for f in fields if f.name not in frame.columns]
+    if missing:
+        msg = f"layer is missing column(s) {missing}"
+        raise OutputError(msg)
+    schema_fields, columns = _typed(fields, [_attribute(frame[f.name]) for f in fields])
+    table = _geometry(frame)
     schema_fields += [
         pa.field(
             "geometry", pa.binary()

@@ -384,7 +384,7 @@ def communes_by_territory(
     mainland France, UTM for the overseas departments) and a France-wide layer in
     WGS84; any mix of them is accepted. Measuring borders or distances in
     Lambert-93 outside mainland France would distort them, hence one frame per
-    territory.
+    territory. This is :func:`split_by_territory` then :func:`in_territory_crs`.
 
     Parameters
     ----------
@@ -401,9 +401,25 @@ def communes_by_territory(
     Raises
     ------
     DataError
-        When a commune code appears in two files.
+        When a commune code appears in two files, or a layer cannot be reprojected.
     """
-    parts: dict[str, list[gpd.GeoDataFrame]] = {}
+    parts, dropped = split_by_territory(layers)
+    return in_territory_crs(parts), dropped
+
+
+#: Commune layers split by territory: ``{territory: [(path, part in the file's CRS)]}``.
+TerritoryParts = dict[str, list[tuple[Path, gpd.GeoDataFrame]]]
+
+
+def split_by_territory(
+    layers: list[tuple[Path, gpd.GeoDataFrame]],
+) -> tuple[TerritoryParts, list[str]]:
+    """Split commune layers by territory, each part still in its file's CRS.
+
+    Returns the parts and the codes no territory of ADMIN EXPRESS holds
+    (overseas collectivities), sorted; see :func:`communes_by_territory`.
+    """
+    parts: TerritoryParts = {}
     seen: dict[str, Path] = {}
     dropped: list[str] = []
     for path, frame in layers:
@@ -419,27 +435,37 @@ def communes_by_territory(
         territory = territory_of(codes)
         dropped += codes[territory.isna().to_numpy()].tolist()
         for key, part in frame.groupby(territory.to_numpy(), sort=False):
-            code = str(key)
-            crs = TERRITORY_CRS[code]
-            layer = cast("gpd.GeoDataFrame", part)
-            parts.setdefault(code, []).append(
-                layer
-                if layer.crs == crs
-                else layer.set_geometry(reprojected(layer.geometry, crs, path))
+            parts.setdefault(str(key), []).append(
+                (path, cast("gpd.GeoDataFrame", part))
             )
-    frames = {
-        code: gpd.GeoDataFrame(
-            pd.concat(parts[code], ignore_index=True),
-            geometry="geometry",
-            crs=TERRITORY_CRS[code],
-        )
-        for code in TERRITORY_CRS
-        if code in parts
-    }
     if dropped:
         logger.warning(
             "%d commune(s) outside the territories of ADMIN EXPRESS set aside: %s",
             len(dropped),
             ", ".join(sorted(dropped)[:10]),
         )
-    return frames, sorted(dropped)
+    return parts, sorted(dropped)
+
+
+def in_territory_crs(parts: TerritoryParts) -> dict[str, gpd.GeoDataFrame]:
+    """Put each territory's parts in its official CRS, one frame per territory.
+
+    PROJ takes some 0.2 s to choose each transformation (from Lambert-93 to an
+    overseas UTM, say), without holding the GIL: the pipeline runs this in a
+    thread of its own (:func:`observatory.runs.stages.read_inputs`).
+    """
+    frames = {}
+    for code in TERRITORY_CRS:
+        if code not in parts:
+            continue
+        crs = TERRITORY_CRS[code]
+        projected = [
+            part
+            if part.crs == crs
+            else part.set_geometry(reprojected(part.geometry, crs, path))
+            for path, part in parts[code]
+        ]
+        frames[code] = gpd.GeoDataFrame(
+            pd.concat(projected, ignore_index=True), geometry="geometry", crs=crs
+        )
+    return frames

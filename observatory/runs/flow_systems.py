@@ -137,12 +137,13 @@ class FlowSystems:
 
 def current_flows(pairs: pd.DataFrame, column: str = "workers") -> pd.DataFrame:
     """Return one vintage's EPCI flows from :func:`flows_with_previous` (pairs with workers)."""
-    kept = pairs[pairs[column].fillna(0) > 0]
+    keep = (pairs[column].fillna(0) > 0).to_numpy()
+    # Codes stay Arrow strings: no Python string object per row.
     return pd.DataFrame(
         {
-            "origin_code": kept["origin_code"].astype("string").to_numpy(),
-            "destination_code": kept["destination_code"].astype("string").to_numpy(),
-            "workers": kept[column].to_numpy(dtype="float64"),
+            "origin_code": pairs["origin_code"].array[keep].astype("str"),
+            "destination_code": pairs["destination_code"].array[keep].astype("str"),
+            "workers": pairs[column].to_numpy(dtype="float64")[keep],
         }
     )
 
@@ -158,14 +159,20 @@ def outside_indicators(
     if outside.empty:
         return pd.DataFrame()
     crowns = outside.assign(crown=OUTSIDE_CROWNS)
+    has_previous = bool(pairs["workers_previous"].notna().any())
+    # An EPCI's indicators read only the flows from or to it (its totals, its
+    # main destinations, its flows with the métropole): the pairs touching these
+    # few EPCI, in their order, give the same sums as the whole table.
+    epci = pd.Index(pd.unique(outside["epci_code"].astype("string")))
+    touching = pairs["origin_code"].isin(epci) | pairs["destination_code"].isin(epci)
+    near = pairs[touching.to_numpy(dtype=bool)]
 
     def vintage(column: str) -> pd.DataFrame:
-        flows = current_flows(pairs, column)
+        flows = current_flows(near, column)
         return system_indicators(
             pair_flows(flows), epci_totals(flows), crowns, config.reliability
         )
 
-    has_previous = bool(pairs["workers_previous"].notna().any())
     out = compare_vintages(
         vintage("workers"), vintage("workers_previous") if has_previous else None
     )

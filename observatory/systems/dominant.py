@@ -27,11 +27,14 @@ import pandas as pd
 from observatory.config.territories import DOMINANT_WEIGHTS
 from observatory.core.errors import DataError
 from observatory.geography import is_pseudo
+from observatory.systems.codebook import group_sum, positions_in
 
 logger = logging.getLogger(__name__)
 
 #: Roles of an EPCI in the forest of dominant flows.
 NODE_ROLES = ("dominant", "intermediate", "dominated", "independent")
+
+_ENDS = ("origin_code", "destination_code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +45,33 @@ class DominantFlows:
     edges: pd.DataFrame
 
 
-def _epci_flows(flows: pd.DataFrame) -> pd.DataFrame:
-    # Flows between two EPCI (no pseudo-place at either end), as float.
-    keep = ~is_pseudo(flows["origin_code"]) & ~is_pseudo(flows["destination_code"])
-    return pd.DataFrame(
-        {
-            "origin_code": flows.loc[keep, "origin_code"].astype("string"),
-            "destination_code": flows.loc[keep, "destination_code"].astype("string"),
-            "workers": flows.loc[keep, "workers"].astype("float64"),
-        }
-    )
+@dataclass(frozen=True, slots=True)
+class _Ends:
+    """Flows with each end as a position among the sorted EPCI codes.
+
+    A pseudo-place (abroad, unmatched) or a missing code is -1: positions are
+    compared, sorted and summed by numpy instead of the strings of every row.
+    """
+
+    codes: pd.Index  # the EPCI codes, sorted (string dtype)
+    origin: np.ndarray
+    destination: np.ndarray
+    workers: np.ndarray
+
+    @classmethod
+    def of(cls, flows: pd.DataFrame) -> _Ends:
+        codes = pd.Index(_node_codes(flows), dtype="string")
+        book = pd.Series(codes)
+        origin, destination = (positions_in(book, flows[c]) for c in _ENDS)
+        workers = flows["workers"].astype("float64").to_numpy()
+        return cls(codes, origin, destination, workers)
+
+    def summed(self, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Sum the workers of ``rows`` by EPCI ``keys`` as pandas' groupby does (0: none)."""
+        out = np.zeros(len(self.codes))
+        distinct, sums = group_sum(keys[rows], self.workers[rows])
+        out[distinct] = sums
+        return out
 
 
 def epci_weights(flows: pd.DataFrame, weight: str = "jobs") -> pd.Series:
@@ -74,60 +94,87 @@ def epci_weights(flows: pd.DataFrame, weight: str = "jobs") -> pd.Series:
         Float weights indexed by EPCI code (``epci_code``), 0 for an EPCI that
         only appears as an origin.
     """
+    return _weights(_Ends.of(flows), weight)
+
+
+def _weights(ends: _Ends, weight: str) -> pd.Series:
     if weight not in DOMINANT_WEIGHTS:
         msg = f"dominant flows: weight must be one of {list(DOMINANT_WEIGHTS)}, got {weight!r}"
         raise DataError(msg)
-    destination = flows["destination_code"]
-    at_epci = flows[~is_pseudo(destination)]
+    at_epci = ends.destination >= 0
     if weight == "inflow":
-        at_epci = at_epci[at_epci["origin_code"] != at_epci["destination_code"]]
-    sizes = at_epci.groupby("destination_code")["workers"].sum().astype("float64")
-    codes = _node_codes(flows)
-    out = sizes.reindex(codes, fill_value=0.0)
-    out.index = pd.Index(codes, dtype="string", name="epci_code")
-    return out.rename("weight")
+        at_epci &= ends.origin != ends.destination
+    sizes = ends.summed(ends.destination, at_epci)
+    index = pd.Index(ends.codes, dtype="string", name="epci_code")
+    return pd.Series(sizes, index=index, name="weight")
+
+
+def _given_weights(weight: pd.Series, codes: pd.Index) -> pd.Series:
+    missing = codes.difference(pd.Index(weight.index.astype("string")))
+    if len(missing):
+        msg = f"dominant flows: no weight for EPCI {sorted(missing)[:5]} ({len(missing)} in all)"
+        raise DataError(msg)
+    return pd.Series(
+        weight.to_numpy(dtype="float64"),
+        index=pd.Index(weight.index, dtype="string"),
+    ).reindex(codes)
 
 
 def _node_codes(flows: pd.DataFrame) -> list[str]:
-    places = pd.concat([flows["origin_code"], flows["destination_code"]]).astype(
-        "string"
-    )
-    return sorted(set(places[~is_pseudo(places)].dropna()))
+    # The distinct codes by hashing (a few thousand among the rows), then the
+    # pseudo-place test and the sort on those only.
+    places = pd.concat(
+        [pd.Series(pd.unique(flows[c].astype("string"))) for c in _ENDS]
+    ).dropna()
+    places = places[~is_pseudo(places)]
+    return sorted(pd.unique(places.astype("string")).tolist())
 
 
-def _largest_outflows(between: pd.DataFrame, weights: pd.Series) -> pd.DataFrame:
-    """Pick the largest flow of each origin to another EPCI, ties broken by weight then code."""
-    candidates = between[
-        (between["origin_code"] != between["destination_code"])
-        & (between["workers"] > 0)
-    ].assign(destination_weight=lambda f: f["destination_code"].map(weights))
-    ranked = candidates.sort_values(
-        ["origin_code", "workers", "destination_weight", "destination_code"],
-        ascending=[True, False, False, True],
-    )
-    return ranked.drop_duplicates("origin_code").set_index("origin_code")
+def _largest_outflows(
+    ends: _Ends, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pick the largest flow of each origin to another EPCI, ties broken by weight then code.
+
+    Returns each EPCI's dominant destination (a position, -1 when none) and flow
+    (NaN when none). Positions sort as the codes do, and the sort is stable, as
+    pandas' sort on the code columns.
+    """
+    o, d, workers = ends.origin, ends.destination, ends.workers
+    rows = np.flatnonzero((o >= 0) & (d >= 0) & (o != d) & (workers > 0))
+    largest = np.full(len(ends.codes), -np.inf)
+    np.maximum.at(largest, o[rows], workers[rows])
+    # Sort only the rows at their origin's largest flow (ties are rare):
+    # heavier destination first (NaN last), then smaller code, then row order.
+    rows = rows[workers[rows] == largest[o[rows]]]
+    ranked = rows[np.lexsort((d[rows], -weights[d[rows]], o[rows]))]
+    first = ranked[np.r_[True, o[ranked][1:] != o[ranked][:-1]]] if len(rows) else rows
+    destination = np.full(len(ends.codes), -1, dtype=np.int64)
+    flow = np.full(len(ends.codes), np.nan)
+    destination[o[first]] = d[first]
+    flow[o[first]] = workers[first]
+    return destination, flow
 
 
 def _forest(
-    codes: pd.Index, parent: pd.Series
+    size: int, child: np.ndarray, parent: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Terminal pole, level and number of direct subordinates of every node.
 
-    ``parent`` maps a dominated node to its dominant destination. Weights grow
-    strictly along links, so chasing parents ends within ``len(codes)`` steps.
+    ``parent`` is the dominant destination of each dominated node ``child``
+    (positions among ``size`` nodes). Weights grow strictly along links, so
+    chasing parents ends within ``size`` steps.
     """
-    position = pd.Series(np.arange(len(codes)), index=codes)
-    up = np.full(len(codes), -1, dtype=np.int64)
-    up[position[parent.index].to_numpy()] = position[parent.to_numpy()].to_numpy()
-    terminal = np.arange(len(codes))
-    level = np.zeros(len(codes), dtype=np.int64)
-    for _ in range(len(codes)):
+    up = np.full(size, -1, dtype=np.int64)
+    up[child] = parent
+    terminal = np.arange(size)
+    level = np.zeros(size, dtype=np.int64)
+    for _ in range(size):
         moving = up[terminal] >= 0
         if not moving.any():
             break
         terminal = np.where(moving, up[terminal], terminal)
         level += moving
-    subordinates = np.bincount(up[up >= 0], minlength=len(codes))
+    subordinates = np.bincount(up[up >= 0], minlength=size)
     return terminal, level, subordinates
 
 
@@ -167,18 +214,12 @@ def dominant_flows(
         ``origin_weight``, ``destination_weight``, ``origin_level``,
         ``terminal_code``: the lines of the ``dominant_flows`` layer.
     """
-    between = _epci_flows(flows)
-    weights = epci_weights(flows, weight) if isinstance(weight, str) else weight
-    codes = pd.Index(_node_codes(flows), dtype="string")
-    missing = codes.difference(pd.Index(weights.index.astype("string")))
-    if len(missing):
-        msg = f"dominant flows: no weight for EPCI {sorted(missing)[:5]} ({len(missing)} in all)"
-        raise DataError(msg)
-    weights = pd.Series(
-        weights.to_numpy(dtype="float64"),
-        index=pd.Index(weights.index, dtype="string"),
-    ).reindex(codes)
-    nodes = _nodes(flows, between, weights, codes)
+    ends = _Ends.of(flows)
+    if isinstance(weight, str):
+        weights = _weights(ends, weight)
+    else:
+        weights = _given_weights(weight, ends.codes)
+    nodes = _nodes(ends, weights.to_numpy(dtype="float64"))
     edges = _edges(nodes)
     logger.info(
         "dominant flows: %d EPCI, %d dominated, %d terminal poles",
@@ -189,46 +230,41 @@ def dominant_flows(
     return DominantFlows(nodes=nodes, edges=edges)
 
 
-def _nodes(
-    flows: pd.DataFrame, between: pd.DataFrame, weights: pd.Series, codes: pd.Index
-) -> pd.DataFrame:
-    residents = flows.groupby("origin_code")["workers"].sum().reindex(codes)
-    internal = (
-        between[between["origin_code"] == between["destination_code"]]
-        .set_index("origin_code")["workers"]
-        .reindex(codes)
-    )
-    top = _largest_outflows(between, weights).reindex(codes)
-    dominated = (top["destination_weight"] > weights).fillna(False).astype(bool)
-    parent = top.loc[dominated, "destination_code"]
-    terminal, level, subordinates = _forest(codes, parent)
+def _nodes(ends: _Ends, weights: np.ndarray) -> pd.DataFrame:
+    o, d, workers = ends.origin, ends.destination, ends.workers
+    size = len(ends.codes)
+    residents = ends.summed(o, o >= 0)
+    # One row per pair: the internal flow is the pair's own row.
+    internal = np.zeros(size)
+    own = np.flatnonzero((o >= 0) & (o == d))
+    internal[o[own]] = np.where(np.isnan(workers[own]), 0.0, workers[own])
+    destination, flow = _largest_outflows(ends, weights)
+    heavier = weights[destination] > weights  # NaN compares False
+    dominated = (destination >= 0) & heavier
+    child = np.flatnonzero(dominated)
+    terminal, level, subordinates = _forest(size, child, destination[child])
+    codes = pd.Series(ends.codes).array
     nodes = pd.DataFrame(
         {
-            "epci_code": codes,
-            "employed_residents": residents.fillna(0.0).to_numpy(dtype="float64"),
-            "internal_flow": internal.fillna(0.0).to_numpy(dtype="float64"),
-            "weight": weights.to_numpy(dtype="float64"),
-            "dominant_destination_code": top["destination_code"].to_numpy(),
-            "dominant_flow": top["workers"].to_numpy(dtype="float64"),
-            "dominated": dominated.to_numpy(),
-            "terminal_code": codes.to_numpy()[terminal],
+            "epci_code": ends.codes,
+            "employed_residents": residents,
+            "internal_flow": internal,
+            "weight": weights,
+            "dominant_destination_code": codes.take(destination, allow_fill=True),
+            "dominant_flow": flow,
+            "dominated": dominated,
+            "terminal_code": codes.take(terminal),
             "level": level.astype("int16"),
             "dominated_epci": subordinates.astype("int32"),
         }
     )
-    nodes["dominant_destination_code"] = nodes["dominant_destination_code"].astype(
-        "string"
-    )
-    nodes["terminal_code"] = nodes["terminal_code"].astype("string")
     nodes["dominant_share"] = _share(
         nodes["dominant_flow"], nodes["employed_residents"]
     )
     nodes["dominant_commuter_share"] = _share(
         nodes["dominant_flow"], nodes["employed_residents"] - nodes["internal_flow"]
     )
-    nodes["tree_epci"] = (
-        nodes.groupby("terminal_code")["epci_code"].transform("size").astype("int32")
-    )
+    nodes["tree_epci"] = np.bincount(terminal, minlength=size)[terminal].astype("int32")
     receives = nodes["dominated_epci"] > 0
     nodes["node_role"] = pd.Series(
         np.select(

@@ -97,6 +97,13 @@ def dependence_on_metropoles(
         ``employed_residents``, ``dependence_share`` (flow over employed
         residents): one row per EPCI other than the métropole with a flow to it.
     """
+    return _dependence(flows, metropole_codes, employed_residents(flows))
+
+
+def _dependence(
+    flows: pd.DataFrame, metropole_codes: list[str], residents: pd.Series
+) -> pd.DataFrame:
+    # dependence_on_metropoles, given the employed residents of every EPCI.
     to_metropole = flows[
         flows["destination_code"].isin(metropole_codes)
         & (flows["origin_code"] != flows["destination_code"])
@@ -111,9 +118,7 @@ def dependence_on_metropoles(
         }
     )
     out = out.groupby(_KEYS, as_index=False, sort=True)[["flow_to_metropole"]].sum()
-    out["employed_residents"] = (
-        out["epci_code"].map(employed_residents(flows)).astype("float64")
-    )
+    out["employed_residents"] = out["epci_code"].map(residents).astype("float64")
     out["dependence_share"] = out["flow_to_metropole"] / out["employed_residents"]
     return out
 
@@ -151,10 +156,11 @@ def functional_crowns(
         {"metropole_code": "string", "epci_code": "string"}
     )
     metropoles = sorted(set(contiguity["metropole_code"]))
-    dependence = dependence_on_metropoles(flows, metropoles)
+    everyone = employed_residents(flows)
+    dependence = _dependence(flows, metropoles, everyone)
     rows = contiguity.merge(dependence, on=_KEYS, how="outer")
     is_metropole = rows["epci_code"] == rows["metropole_code"]
-    residents = rows["epci_code"].map(employed_residents(flows)).astype("float64")
+    residents = rows["epci_code"].map(everyone).astype("float64")
     rows["employed_residents"] = residents.to_numpy()
     rows["flow_to_metropole"] = (
         rows["flow_to_metropole"].fillna(0.0).mask(is_metropole).astype("float64")

@@ -29,21 +29,38 @@ import numpy as np
 import pandas as pd
 
 from observatory.geography import is_pseudo
+from observatory.systems.codebook import CodedFlows, group_sum
 
 _PAIR = ["origin_code", "destination_code"]
 
 
-def _sizes(flows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Employed residents by origin EPCI and jobs by destination EPCI."""
-    residents = (
-        flows[~is_pseudo(flows["origin_code"])].groupby("origin_code")["workers"].sum()
-    )
-    jobs = (
-        flows[~is_pseudo(flows["destination_code"])]
-        .groupby("destination_code")["workers"]
-        .sum()
-    )
-    return residents.astype("float64"), jobs.astype("float64")
+def _coded(flows: pd.DataFrame) -> tuple[CodedFlows, np.ndarray, np.ndarray]:
+    """Code the flows' ends; the employed residents and jobs of each code of the book.
+
+    A size is pandas' groupby sum of the rows from (to) the code, in row order
+    (:func:`~observatory.systems.codebook.group_sum`); NaN for a pseudo-place
+    and for a code with no such row.
+
+    Raises
+    ------
+    DataError
+        When a flow lacks its origin or destination code.
+    """
+    coded = CodedFlows.from_frame(flows, *_PAIR)
+    pseudo = is_pseudo(coded.codes).to_numpy(dtype=bool)
+    sizes = []
+    for ends in (coded.origin, coded.destination):
+        keep = ~pseudo[ends]
+        keys, sums = group_sum(ends[keep], coded.workers[keep])
+        size = np.full(len(coded.codes), np.nan)
+        size[keys] = sums
+        sizes.append(size)
+    return coded, sizes[0], sizes[1]
+
+
+def _at(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    # values[positions], NaN where a position is -1 (a code not in the book).
+    return np.where(positions >= 0, values[positions], np.nan)
 
 
 def pair_measures(
@@ -71,21 +88,20 @@ def pair_measures(
         meaning; the intensity is missing too when a size is zero.
     """
     out = (flows if lines is None else lines).copy()
-    reverse = flows.set_index(_PAIR)["workers"].groupby(level=[0, 1]).sum()
-    keys = pd.MultiIndex.from_arrays([out["destination_code"], out["origin_code"]])
     pair = (
         ~is_pseudo(out["origin_code"])
         & ~is_pseudo(out["destination_code"])
         & (out["origin_code"] != out["destination_code"])
     ).to_numpy(dtype=bool)
     workers = out["workers"].to_numpy(dtype="float64")
-    back = reverse.reindex(keys).fillna(0.0).to_numpy(dtype="float64")
+    coded, residents, jobs = _coded(flows)
+    # The reverse flow F(j -> i): pairs summed as a groupby on both codes would.
+    back = coded.summed().between(out["destination_code"], out["origin_code"])
     gross = workers + back
     net = workers - back
-    residents, jobs = _sizes(flows)
-    size = out["origin_code"].map(residents).to_numpy(dtype="float64") * out[
-        "destination_code"
-    ].map(jobs).to_numpy(dtype="float64")
+    book = pd.Index(coded.codes)
+    o, d = (book.get_indexer(pd.Index(out[c].astype("string"))) for c in _PAIR)
+    size = _at(residents, o) * _at(jobs, d)
     with np.errstate(divide="ignore", invalid="ignore"):
         asymmetry = np.where(gross > 0, net / gross, np.nan)
         intensity = np.where(size > 0, workers / np.sqrt(size), np.nan)
@@ -125,37 +141,47 @@ def system_measures(flows: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
         ``job_containment_share`` (internal_workers / jobs). A share with a zero
         denominator is missing.
     """
-    residents, jobs = _sizes(flows)
+    coded, residents, jobs = _coded(flows)
+    # Each end is a position in the sorted book of codes, so that a system's
+    # rows are found by numpy lookups rather than string tests.
+    book = pd.Index(coded.codes)
+    o, d, workers = coded.origin, coded.destination, coded.workers
+    sizes = {
+        "employed_residents": np.where(np.isnan(residents), 0.0, residents),
+        "jobs": np.where(np.isnan(jobs), 0.0, jobs),
+    }
     records = []
     for metropole, part in members.groupby("metropole_code", sort=True):
         # Sorted, not a set's order: float sums must not change from run to run.
         inside = sorted(set(part["epci_code"]))
-        within = flows[
-            flows["origin_code"].isin(inside) & flows["destination_code"].isin(inside)
-        ]
-        between = within[within["origin_code"] != within["destination_code"]]
-        crown = between[
-            (between["origin_code"] != metropole)
-            & (between["destination_code"] != metropole)
-        ]
-        system_residents = float(residents.reindex(inside).fillna(0.0).sum())
-        system_jobs = float(jobs.reindex(inside).fillna(0.0).sum())
-        internal = float(within["workers"].sum())
-        between_flow = float(between["workers"].sum())
+        at = book.get_indexer(pd.Index(inside, dtype="string"))
+        member = np.zeros(len(book), dtype=bool)
+        member[at[at >= 0]] = True
+        within = member[o] & member[d]
+        between = within & (o != d)
+        me = book.get_indexer(pd.Index([metropole], dtype="string"))[0]
+        crown = between & (o != me) & (d != me) if me >= 0 else between
+        system = {
+            name: float(np.where(at >= 0, size[at], 0.0).sum())
+            for name, size in sizes.items()
+        }
+        # numpy sums of the selected rows, in row order, as pandas' Series.sum.
+        internal = float(workers[within].sum())
+        between_flow = float(workers[between].sum())
+        crown_flow = float(workers[crown].sum())
         records.append(
             {
                 "metropole_code": metropole,
                 "members": len(inside),
-                "employed_residents": system_residents,
-                "jobs": system_jobs,
+                **system,
                 "internal_workers": internal,
                 "between_epci_flow": between_flow,
-                "between_crown_flow": float(crown["workers"].sum()),
-                "polycentricity_share": _ratio(
-                    float(crown["workers"].sum()), between_flow
+                "between_crown_flow": crown_flow,
+                "polycentricity_share": _ratio(crown_flow, between_flow),
+                "self_containment_share": _ratio(
+                    internal, system["employed_residents"]
                 ),
-                "self_containment_share": _ratio(internal, system_residents),
-                "job_containment_share": _ratio(internal, system_jobs),
+                "job_containment_share": _ratio(internal, system["jobs"]),
             }
         )
     out = pd.DataFrame.from_records(records)
