@@ -218,6 +218,21 @@ def test_rewriting_replaces_the_file(gpkg, overseas_tables, tmp_path):
     assert _sql(again, "SELECT count(*) FROM layer_styles") == [(len(styles),)]
 
 
+@pytest.mark.parametrize("before", [None, "FULL"])
+def test_writing_leaves_gdal_sqlite_sync_as_it_was(
+    gpkg, overseas_tables, tmp_path, before
+):
+    _, styles = gpkg
+    pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": before})
+    try:
+        write_geopackage(tmp_path, overseas_tables, styles)
+        with pytest.raises(OutputError, match="cannot write the GeoPackage"):
+            write_geopackage(tmp_path / "missing", overseas_tables, styles)
+        assert pyogrio.get_gdal_config_option("OGR_SQLITE_SYNCHRONOUS") == before
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": None})
+
+
 def test_validation_names_what_differs(gpkg, overseas_tables):
     path, styles = gpkg
     table, epsg = overseas_tables["flows"]

@@ -9,6 +9,7 @@ is absent.
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -151,6 +152,33 @@ def test_layers_carry_their_styles(demo):
     assert matrix.find("aliases") is not None
 
 
+def _canonical(element: ET.Element) -> str:
+    return ET.canonicalize(ET.tostring(element, encoding="unicode"), strip_text=True)
+
+
+def test_layers_carry_their_whole_style_in_place(demo):
+    _, layers, manifest, config = demo
+    styles = layer_styles(config.classification, config.reliability)
+    with zipfile.ZipFile(io.BytesIO(_project(layers, manifest, config))) as archive:
+        text = archive.read(PROJECT_ENTRY).decode("utf-8")
+    assert "<!--" not in text  # every style's mark replaced by its elements
+    root = ET.fromstring(text)
+    for layer_id, layer in [
+        ("flows_242900314", "flows"),
+        ("epci_indicators_242900314", "epci_indicators"),
+        ("metropoles_all", "metropoles"),
+        ("dominant_flows", "dominant_flows"),
+        ("flow_matrix", "flow_matrix"),
+    ]:
+        maplayer = next(
+            m for m in root.iter("maplayer") if m.findtext("id") == layer_id
+        )
+        tags = [child.tag for child in maplayer]
+        copied = list(maplayer)[tags.index("flags") + 1 :]
+        expected = list(ET.fromstring(styles[layer]))
+        assert [_canonical(e) for e in copied] == [_canonical(e) for e in expected]
+
+
 def test_atlas_layout_with_its_items_and_the_notice_when_synthetic(demo):
     _, layers, manifest, config = demo
     root = _document(_project(layers, manifest, config))
@@ -215,6 +243,29 @@ def test_validation_names_a_table_the_geopackage_lacks(demo, tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(OutputError, match="unreadable QGIS project"):
         validate_project(path, GEOPACKAGE_NAME, tables)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            "<qgis><datasource>./observatory.gpkg|layername=flows</qgis>",
+            "unreadable QGIS project (mismatched tag",
+        ),
+        ("<qgis><datasource /></qgis>", "source '' is not ./observatory.gpkg"),
+        (
+            "<qgis><!-- a note --><datasource>./observatory.gpkg|layername=flows&amp;"
+            "</datasource></qgis>",
+            "layer 'flows&' not in observatory.gpkg",
+        ),
+    ],
+)
+def test_validation_reads_the_xml_of_the_project(tmp_path, document, message):
+    path = tmp_path / PROJECT_NAME
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(PROJECT_ENTRY, document)
+    with pytest.raises(OutputError, match=re.escape(message)):
+        validate_project(path, GEOPACKAGE_NAME, ["flows"])
 
 
 # --- In QGIS -------------------------------------------------------------------

@@ -24,11 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Mapping
-from contextlib import closing
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyogrio
 import shapely
@@ -54,6 +55,10 @@ GEOMETRY_COLUMN = "geometry"
 
 #: Field metadata GDAL turns into ``gpkg_data_columns`` title and description.
 _GDAL_ALIAS, _GDAL_COMMENT = b"GDAL:OGR:alternative_name", b"GDAL:OGR:comment"
+
+
+#: GDAL's option for SQLite's ``PRAGMA synchronous`` on the files it opens.
+_SYNCHRONOUS = "OGR_SQLITE_SYNCHRONOUS"
 
 
 #: Geometry type of each map layer, whatever its rows (an empty layer has none).
@@ -93,9 +98,11 @@ def _gpkg_table(table: pa.Table, geometry_type: str | None) -> pa.Table:
         if field.name == GEOMETRY_COLUMN and geometry_type == "MultiPolygon":
             geometries = shapely.from_wkb(column.to_numpy(zero_copy_only=False))
             polygons = shapely.get_type_id(geometries) == shapely.GeometryType.POLYGON
-            geometries[polygons] = [
-                shapely.MultiPolygon([g]) for g in geometries[polygons]
-            ]
+            # Each polygon the only part of its multi-polygon.
+            parts = np.arange(np.count_nonzero(polygons))
+            geometries[polygons] = shapely.multipolygons(
+                geometries[polygons], indices=parts
+            )
             column = pa.chunked_array([shapely.to_wkb(geometries)], pa.binary())
         metadata = field.metadata or {}
         gdal = {
@@ -155,6 +162,24 @@ def _provenance(table: pa.Table) -> dict[str, str] | None:
     return {METADATA_KEY.decode(): metadata[METADATA_KEY].decode()}
 
 
+@contextmanager
+def _unsynchronised() -> Iterator[None]:
+    """Let GDAL's SQLite skip its flush to disk at each commit while it writes.
+
+    ``OGR_SQLITE_SYNCHRONOUS=OFF`` (``PRAGMA synchronous = OFF``): a system crash
+    could leave the file damaged, but the file is written into a staging folder,
+    which a failed run drops, and flushed once before it is published
+    (:func:`observatory.runs.publish.publish`). A flush per layer cost 50 ms
+    holding the GIL on the national run. The previous value is set back.
+    """
+    previous = pyogrio.get_gdal_config_option(_SYNCHRONOUS)
+    pyogrio.set_gdal_config_options({_SYNCHRONOUS: "OFF"})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({_SYNCHRONOUS: previous})
+
+
 def write_geopackage(
     folder: Path,
     tables: Mapping[str, tuple[pa.Table, int | None]],
@@ -191,28 +216,9 @@ def write_geopackage(
     """
     path = Path(folder) / name
     path.unlink(missing_ok=True)
-    geometry_columns: dict[str, str] = {}
-    options: dict[str, Any] = {"dataset_options": {"VERSION": GEOPACKAGE_VERSION}}
     try:
-        for layer, (table, epsg) in tables.items():
-            kind = _geometry_type(layer, table) if epsg is not None else None
-            spatial: dict[str, Any] = {}
-            if kind is not None:
-                spatial = {"geometry_name": GEOMETRY_COLUMN, "geometry_type": kind}
-                spatial |= {"crs": f"EPSG:{epsg}"}
-                spatial["layer_options"] = {"GEOMETRY_NAME": GEOMETRY_COLUMN}
-            pyogrio.write_arrow(
-                _gpkg_table(table, kind), path, layer=layer, driver="GPKG",
-                layer_metadata=_provenance(table), **spatial, **options,
-            )  # fmt: skip
-            options = {}  # dataset options apply when the file is created
-            geometry_columns[layer] = GEOMETRY_COLUMN if kind is not None else ""
-        rows = styles_table(
-            {k: v for k, v in styles.items() if k in tables}, geometry_columns
-        )
-        pyogrio.write_arrow(
-            rows, path, layer=STYLES_TABLE, driver="GPKG", layer_options={"FID": "id"}
-        )
+        with _unsynchronised():
+            styled = _write_layers(path, tables, styles)
     except (
         OSError,
         pyogrio.errors.DataSourceError,
@@ -220,8 +226,38 @@ def write_geopackage(
     ) as exc:
         msg = f"{path}: cannot write the GeoPackage ({exc})"
         raise OutputError(msg, path=path) from exc
-    validate_geopackage(path, tables, set(rows.column("f_table_name").to_pylist()))
+    validate_geopackage(path, tables, styled)
     return path
+
+
+def _write_layers(
+    path: Path,
+    tables: Mapping[str, tuple[pa.Table, int | None]],
+    styles: Mapping[str, str],
+) -> set[str]:
+    """Write the tables, then their default styles; return the layers styled."""
+    geometry_columns: dict[str, str] = {}
+    options: dict[str, Any] = {"dataset_options": {"VERSION": GEOPACKAGE_VERSION}}
+    for layer, (table, epsg) in tables.items():
+        kind = _geometry_type(layer, table) if epsg is not None else None
+        spatial: dict[str, Any] = {}
+        if kind is not None:
+            spatial = {"geometry_name": GEOMETRY_COLUMN, "geometry_type": kind}
+            spatial |= {"crs": f"EPSG:{epsg}"}
+            spatial["layer_options"] = {"GEOMETRY_NAME": GEOMETRY_COLUMN}
+        pyogrio.write_arrow(
+            _gpkg_table(table, kind), path, layer=layer, driver="GPKG",
+            layer_metadata=_provenance(table), **spatial, **options,
+        )  # fmt: skip
+        options = {}  # dataset options apply when the file is created
+        geometry_columns[layer] = GEOMETRY_COLUMN if kind is not None else ""
+    rows = styles_table(
+        {k: v for k, v in styles.items() if k in tables}, geometry_columns
+    )
+    pyogrio.write_arrow(
+        rows, path, layer=STYLES_TABLE, driver="GPKG", layer_options={"FID": "id"}
+    )
+    return set(rows.column("f_table_name").to_pylist())
 
 
 def validate_geopackage(
