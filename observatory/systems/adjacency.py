@@ -55,19 +55,10 @@ def epci_adjacency(
         ``shared_border_m`` is the tolerance measure, or, for a pair settled by
         its coincident segments, their length (a lower bound of the measure).
     """
-    if epci.crs is None or not epci.crs.is_projected:
-        msg = "epci_adjacency needs polygons in a projected (metric) CRS"
-        raise DataError(msg)
-    geoms = np.asarray(epci.geometry.values)
-    left, right = _candidates(geoms, tolerance_m)
-    shared = coincident_lengths(geoms, left, right)
-    unsettled = shared < min_shared_border_m + SETTLED_MARGIN_M
-    shared[unsettled] = tolerance_lengths(
-        geoms, left[unsettled], right[unsettled], tolerance_m
+    left, right, shared = neighbour_positions(
+        metric_polygons(epci), tolerance_m, min_shared_border_m
     )
-    border = shared >= min_shared_border_m
     codes = epci["epci_code"].to_numpy()
-    left, right, shared = left[border], right[border], shared[border]
     pairs = pd.DataFrame(
         {
             "epci_code": np.concatenate([codes[left], codes[right]]),
@@ -79,6 +70,48 @@ def epci_adjacency(
         ["epci_code", "neighbour_code"]
     ].astype("string")
     return pairs.sort_values(["epci_code", "neighbour_code"], ignore_index=True)
+
+
+def metric_polygons(epci: gpd.GeoDataFrame) -> np.ndarray:
+    """Return the polygons of a frame, refusing a CRS not in metres.
+
+    Raises
+    ------
+    DataError
+        When the frame has no CRS or a geographic one.
+    """
+    if epci.crs is None or not epci.crs.is_projected:
+        msg = "epci_adjacency needs polygons in a projected (metric) CRS"
+        raise DataError(msg)
+    return np.asarray(epci.geometry.values)
+
+
+def neighbour_positions(
+    geoms: np.ndarray, tolerance_m: float, min_shared_border_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the pairs of polygons sharing a land border, by position.
+
+    Parameters
+    ----------
+    geoms
+        Polygons in a metric CRS.
+    tolerance_m, min_shared_border_m
+        See :func:`epci_adjacency`.
+
+    Returns
+    -------
+    tuple
+        Positions ``left < right`` of each pair, once, and the length of their
+        shared border (as :func:`epci_adjacency` gives it).
+    """
+    left, right = _candidates(geoms, tolerance_m)
+    shared = coincident_lengths(geoms, left, right)
+    unsettled = shared < min_shared_border_m + SETTLED_MARGIN_M
+    shared[unsettled] = tolerance_lengths(
+        geoms, left[unsettled], right[unsettled], tolerance_m
+    )
+    border = shared >= min_shared_border_m
+    return left[border], right[border], shared[border]
 
 
 def _candidates(geoms: np.ndarray, tolerance_m: float) -> tuple[np.ndarray, np.ndarray]:
@@ -111,26 +144,69 @@ def coincident_lengths(
     coords, vertex_ring = shapely.get_coordinates(rings, return_index=True)
     if len(coords) < 2:
         return np.zeros(len(left))
-    vertex, _ = pd.factorize(coords[:, 0] + 1j * coords[:, 1])
+    vertex = _first_seen(coords[:, 0] + 1j * coords[:, 1])
     n_vertices, n = int(vertex.max()) + 1, len(geoms)
     follows = vertex_ring[1:] == vertex_ring[:-1]  # consecutive in one ring
     a, z = vertex[:-1][follows], vertex[1:][follows]
     owner = part_of[ring_of[vertex_ring[:-1][follows]]]
     segment = np.minimum(a, z).astype(np.int64) * n_vertices + np.maximum(a, z)
     # Each (segment, polygon) once, sorted by segment, then polygon.
-    distinct = np.unique(segment * n + owner)
+    distinct = _distinct(segment * n + owner)
     segment, owner = distinct // n, distinct % n
     starts = np.flatnonzero(np.append(True, segment[1:] != segment[:-1]))
     two = starts[np.diff(np.append(starts, len(segment))) == 2]
     xy = np.empty((n_vertices, 2))
     xy[vertex] = coords
     ends = xy[segment[two] // n_vertices] - xy[segment[two] % n_vertices]
-    pair_keys, where = np.unique(owner[two] * n + owner[two + 1], return_inverse=True)
-    lengths = pd.Series(
-        np.bincount(where, weights=np.hypot(ends[:, 0], ends[:, 1])), index=pair_keys
-    )
     wanted = np.minimum(left, right).astype(np.int64) * n + np.maximum(left, right)
-    return lengths.reindex(wanted).fillna(0.0).to_numpy(copy=True)
+    return _sums_at(
+        owner[two] * n + owner[two + 1], np.hypot(ends[:, 0], ends[:, 1]), wanted
+    )
+
+
+def _first_seen(values: np.ndarray) -> np.ndarray:
+    # Number the distinct values in the order they first appear (pd.factorize's
+    # numbering), from sorts, which let go of the interpreter.
+    order = np.argsort(values, kind="stable")
+    first = _firsts(values[order])
+    group = np.cumsum(first) - 1  # of each sorted value, in sorted order
+    # The stable sort puts each value's first appearance first in its run.
+    appears = order[first]
+    number = np.empty(len(appears), dtype=np.int64)
+    number[np.argsort(appears, kind="stable")] = np.arange(len(appears))
+    numbered = np.empty(len(values), dtype=np.int64)
+    numbered[order] = number[group]
+    return numbered
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    # np.unique's result, from a sort: many times faster on integers (numpy 2.4
+    # hashes them first).
+    ordered: np.ndarray = np.sort(values)
+    return np.compress(_firsts(ordered), ordered)
+
+
+def _firsts(ordered: np.ndarray) -> np.ndarray:
+    # Whether each value of a sorted array is the first of its run.
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return first
+
+
+def _sums_at(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    # The sum of the values of each wanted key (0 for a key absent), added in
+    # their order by np.bincount over the keys numbered in sorted order.
+    order = np.argsort(keys, kind="stable")
+    first = _firsts(keys[order])
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.cumsum(first) - 1
+    distinct = keys[order][first]
+    sums = np.append(np.bincount(rank, weights=values, minlength=len(distinct)), 0.0)
+    at = np.searchsorted(distinct, wanted)
+    inside = at < len(distinct)
+    found = np.zeros(len(wanted), dtype=bool)
+    found[inside] = distinct[at[inside]] == wanted[inside]
+    return sums[np.where(found, at, len(distinct))]
 
 
 def _within(

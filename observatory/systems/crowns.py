@@ -24,11 +24,13 @@ from typing import TypedDict
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from observatory.core.errors import DataError
 from observatory.geography import METROPOLE_NATURES
-from observatory.systems.adjacency import epci_adjacency
+from observatory.systems.adjacency import metric_polygons, neighbour_positions
+from observatory.systems.dissolve import dissolve_groups
 
 logger = logging.getLogger(__name__)
 
@@ -66,30 +68,105 @@ def epci_from_communes(
         EPCI polygons (``epci_code``, ``epci_name``, ``epci_nature``,
         ``n_communes``, geometry) and a report of membership issues.
     """
-    member = communes[["commune_code", "epci_code_geo", "geometry"]].merge(
-        composition[["commune_code", "epci_code"]], on="commune_code", how="left"
+    polygons, reports = _epci_polygons([communes], composition, epci)
+    return polygons[0], reports[0]
+
+
+def _epci_polygons(
+    frames: list[gpd.GeoDataFrame], composition: pd.DataFrame, epci: pd.DataFrame
+) -> tuple[list[gpd.GeoDataFrame], list[MembershipReport]]:
+    """Return the EPCI polygons and membership report of each frame of communes.
+
+    The communes of all frames are placed and dissolved at once: a few calls
+    whatever the number of territories (each a frame in its own CRS; an EPCI
+    spanning two frames is two groups).
+    """
+    communes = [frame["commune_code"] for frame in frames]
+    member, from_geo, disagree, codes = _memberships(
+        _chunked(communes),
+        _chunked([frame["epci_code_geo"] for frame in frames]),
+        composition,
+        epci,
     )
-    from_geo = member["epci_code"].isna() & member["epci_code_geo"].isin(
-        epci["epci_code"]
+    ends = np.cumsum([len(frame) for frame in frames])
+    starts = ends - [len(frame) for frame in frames]
+    reports = [
+        _membership_report(
+            series, member[start:end] < 0, from_geo[start:end], disagree[start:end]
+        )
+        for series, start, end in zip(communes, starts, ends, strict=True)
+    ]
+    # One group per frame and EPCI, in the order of the frames, then the codes.
+    kept = member >= 0
+    frame_of = np.repeat(np.arange(len(frames)), [len(frame) for frame in frames])
+    key = frame_of[kept] * len(codes) + member[kept]
+    counts = np.bincount(key, minlength=len(frames) * len(codes))
+    present = np.flatnonzero(counts)
+    geometry = dissolve_groups(
+        (np.cumsum(counts > 0) - 1)[key],
+        np.concatenate([np.asarray(frame.geometry.values) for frame in frames])[kept],
+        present // len(codes),
     )
-    member.loc[from_geo, "epci_code"] = member.loc[from_geo, "epci_code_geo"]
-    orphan = member["epci_code"].isna()
-    disagree = (
-        member["epci_code_geo"].notna()
-        & member["epci_code"].notna()
-        & (member["epci_code_geo"] != member["epci_code"])
+    attributes = _epci_attributes(
+        codes[present % len(codes)], counts[present], composition, epci
     )
-    report: MembershipReport = {
-        "communes_with_geometry": len(communes),
-        "communes_without_epci": sorted(member.loc[orphan, "commune_code"].tolist()),
-        "communes_epci_from_geometry_file": int(from_geo.sum()),
-        "communes_epci_disagreeing": int(disagree.sum()),
-    }
+    bounds = np.searchsorted(present, np.arange(len(frames) + 1) * len(codes))
+    polygons = [
+        gpd.GeoDataFrame(
+            attributes.iloc[a:b].reset_index(drop=True),
+            geometry=geometry[a:b],
+            crs=frame.crs,
+        )
+        for frame, a, b in zip(frames, bounds[:-1], bounds[1:], strict=True)
+    ]
+    return polygons, reports
+
+
+def _chunked(series: list[pd.Series]) -> pa.ChunkedArray:
+    # Codes of several frames, end to end, as Arrow strings.
+    return pa.chunked_array(
+        [pa.array(codes).cast(pa.large_string()) for codes in series],
+        type=pa.large_string(),
+    )
+
+
+def _memberships(
+    communes: pa.ChunkedArray,
+    codes_in_file: pa.ChunkedArray,
+    composition: pd.DataFrame,
+    epci: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Place communes in EPCI: the composition's, else the file's if listed.
+
+    Returns the EPCI of each commune (-1: none) as a position in the distinct
+    codes, sorted; whether it comes from the geometry file; whether the file
+    gives another EPCI than the composition; and the distinct codes.
+    """
+    codes, (in_composition, in_file, listed) = _epci_labels(
+        _chunked([composition["epci_code"]]),
+        codes_in_file,
+        _chunked([epci["epci_code"]]),
+    )
+    # Appending -1 to the composition's codes: -1 (no row) gives -1 (no EPCI).
+    member = np.append(in_composition, -1)[_composition_rows(composition, communes)]
+    known = np.zeros(len(codes) + 1, dtype=bool)  # the last: code -1, unknown
+    known[listed[listed >= 0]] = True
+    from_geo = (member < 0) & known[in_file]
+    member[from_geo] = in_file[from_geo]
+    disagree = (in_file >= 0) & (member >= 0) & (in_file != member)
+    return member, from_geo, disagree, codes
+
+
+def _membership_report(
+    communes: pd.Series, orphan: np.ndarray, from_geo: np.ndarray, disagree: np.ndarray
+) -> MembershipReport:
+    """Report (and log) the communes of a frame in no EPCI or in another one."""
+    orphans = communes[orphan]
     if orphan.any():
         logger.warning(
             "%d commune polygon(s) belong to no EPCI of the composition (islands?): %s",
             int(orphan.sum()),
-            ", ".join(member.loc[orphan, "commune_code"].head(10)),
+            ", ".join(orphans.head(10)),
         )
     if disagree.any():
         logger.warning(
@@ -97,47 +174,58 @@ def epci_from_communes(
             "composition; the composition is used",
             int(disagree.sum()),
         )
-    member = gpd.GeoDataFrame(member[~orphan], geometry="geometry", crs=communes.crs)
-    dissolved = _dissolve(member).rename(columns={"commune_code": "n_communes"})
-    out = dissolved[["epci_code", "n_communes", "geometry"]].merge(
+    return {
+        "communes_with_geometry": len(communes),
+        "communes_without_epci": sorted(orphans.tolist()),
+        "communes_epci_from_geometry_file": int(from_geo.sum()),
+        "communes_epci_disagreeing": int(disagree.sum()),
+    }
+
+
+def _epci_attributes(
+    codes: np.ndarray, counts: np.ndarray, composition: pd.DataFrame, epci: pd.DataFrame
+) -> pd.DataFrame:
+    """Return the EPCI's codes, names and natures (EPCI list) and communes."""
+    dissolved = pd.DataFrame(
+        {
+            "epci_code": pd.Series(codes, dtype=composition["epci_code"].dtype),
+            "n_communes": counts.astype("int32"),
+        }
+    )
+    out = dissolved.merge(
         epci[["epci_code", "epci_name", "epci_nature"]], on="epci_code", how="left"
     )
-    out["n_communes"] = out["n_communes"].astype("int32")
-    cols = ["epci_code", "epci_name", "epci_nature", "n_communes", "geometry"]
-    return gpd.GeoDataFrame(out[cols], geometry="geometry", crs=communes.crs), report
+    return out[["epci_code", "epci_name", "epci_nature", "n_communes"]]
 
 
-def _dissolve(member: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Union the communes of each EPCI, fast where they form a clean coverage.
+def _epci_labels(
+    *codes: pa.ChunkedArray,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Return the distinct EPCI codes, sorted, and the position of each code.
 
-    ADMIN EXPRESS communes share their boundaries exactly: a coverage union is
-    then ten times faster than a general one. It assumes that, so each EPCI
-    whose result is invalid or smaller than the sum of its communes (overlaps,
-    unmatched edges) is unioned again the general way.
+    The position of each code of each array in the distinct codes, -1 for a
+    missing code. Arrow hashes and sorts them without holding the interpreter.
     """
-    count = {"commune_code": "count"}
-    try:
-        fast = member.dissolve(
-            by="epci_code", as_index=False, aggfunc=count, method="coverage"
-        )
-    except shapely.errors.GEOSException as exc:  # e.g. overlapping communes
-        logger.info("communes are not a clean coverage (%s): general union", exc)
-        return member.dissolve(by="epci_code", as_index=False, aggfunc=count)
-    areas = member.geometry.area.groupby(member["epci_code"].to_numpy()).sum()
-    geometry = fast.geometry.to_numpy()
-    wrong = ~shapely.is_valid(geometry) | ~np.isclose(
-        shapely.area(geometry), areas.reindex(fast["epci_code"]).to_numpy(), rtol=1e-9
-    )
-    if wrong.any():
-        redo = set(fast.loc[wrong, "epci_code"])
-        general = member[member["epci_code"].isin(redo)].dissolve(by="epci_code")
-        geometry[wrong] = general.geometry.reindex(fast.loc[wrong, "epci_code"]).values
-        fast = fast.set_geometry(geometry, crs=member.crs)
-        logger.info(
-            "%d EPCI unioned the general way (communes not a clean coverage)",
-            int(wrong.sum()),
-        )
-    return fast
+    chunks = [chunk for array in codes for chunk in array.chunks]
+    distinct = pc.unique(pa.chunked_array(chunks, type=pa.large_string())).drop_null()
+    distinct = distinct.take(pc.array_sort_indices(distinct))
+    return distinct.to_numpy(zero_copy_only=False), [
+        pc.index_in(part, value_set=distinct).fill_null(-1).to_numpy() for part in codes
+    ]
+
+
+def _composition_rows(
+    composition: pd.DataFrame, communes: pa.ChunkedArray
+) -> np.ndarray:
+    """Return the row of each commune in the composition, -1 when it is absent."""
+    listed = _chunked([composition["commune_code"]])
+    if pc.count_distinct(listed, mode="all").as_py() < len(listed):
+        repeated = composition["commune_code"].duplicated()
+        twice = sorted(set(composition.loc[repeated, "commune_code"]))
+        msg = f"the EPCI composition lists communes {twice[:5]} more than once"
+        raise DataError(msg)
+    rows = pc.index_in(communes, value_set=listed.combine_chunks())
+    return np.asarray(rows.fill_null(-1).to_numpy())
 
 
 def select_metropoles(
@@ -162,8 +250,8 @@ def select_metropoles(
         no polygon.
     """
     is_metropole = epci["epci_nature"].isin(METROPOLE_NATURES)
-    available = set(epci.loc[is_metropole, "epci_code"])
-    known = set(epci["epci_code"])
+    available = set(epci.loc[is_metropole, "epci_code"].tolist())
+    known = set(epci["epci_code"].tolist())
     missing = [code for code in wanted if code not in available]
     if missing:
         detail = [
@@ -234,7 +322,7 @@ def build_crowns(
     depth
         Last crown to build (2: first and second crowns).
     tolerance_m, min_shared_border_m
-        See :func:`epci_adjacency`.
+        See :func:`~observatory.systems.adjacency.epci_adjacency`.
 
     Returns
     -------
@@ -253,35 +341,29 @@ def build_crowns(
     if unknown:
         msg = f"métropole(s) {unknown} have no polygon"
         raise DataError(msg)
-    pairs = epci_adjacency(epci, tolerance_m, min_shared_border_m)
+    left, right, _ = neighbour_positions(
+        metric_polygons(epci), tolerance_m, min_shared_border_m
+    )
     hops = border_hops(
         len(codes),
-        pairs["epci_code"].map(position).to_numpy(dtype=np.int64),
-        pairs["neighbour_code"].map(position).to_numpy(dtype=np.int64),
+        np.concatenate([left, right]),
+        np.concatenate([right, left]),
         [position[c] for c in metropole_codes],
         depth,
     )
-    frames = []
-    for metropole, row in zip(metropole_codes, hops, strict=True):
-        reached = np.flatnonzero(np.isfinite(row) & (row <= depth))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "metropole_code": metropole,
-                    "epci_code": codes[reached],
-                    "crown": row[reached].astype("int8"),
-                }
-            )
-        )
-    crowns = pd.concat(frames, ignore_index=True)
+    system, reached = np.nonzero(np.isfinite(hops) & (hops <= depth))
+    crowns = pd.DataFrame(
+        {
+            "metropole_code": np.asarray(metropole_codes, dtype=object)[system],
+            "epci_code": codes[reached],
+            "crown": hops[system, reached].astype("int8"),
+        }
+    )
     crowns[["metropole_code", "epci_code"]] = crowns[
         ["metropole_code", "epci_code"]
     ].astype("string")
-    for metropole in metropole_codes:
-        counts = crowns.loc[
-            crowns["metropole_code"] == metropole, "crown"
-        ].value_counts()
-        if counts.get(1, 0) == 0:
+    for metropole, row in zip(metropole_codes, hops, strict=True):
+        if not (row == 1).any():
             logger.warning(
                 "métropole %s has no neighbour: an island, or a gap wider than %g m?",
                 metropole,
@@ -317,11 +399,8 @@ def epci_by_territory(
     DataError
         When an EPCI has member communes in several territories.
     """
-    polygons: dict[str, gpd.GeoDataFrame] = {}
-    parts: list[MembershipReport] = []
-    for territory, frame in communes.items():
-        polygons[territory], part = epci_from_communes(frame, composition, epci)
-        parts.append(part)
+    frames, parts = _epci_polygons(list(communes.values()), composition, epci)
+    polygons = dict(zip(communes, frames, strict=True))
     codes = pd.concat([frame["epci_code"] for frame in polygons.values()])
     if codes.duplicated().any():
         split = sorted(set(codes[codes.duplicated()]))
@@ -368,11 +447,11 @@ def crowns_by_territory(
         and the métropoles of each territory that has some, in the order of
         ``metropole_codes``.
     """
-    centres = {
-        territory: codes
-        for territory, frame in epci.items()
-        if (codes := [c for c in metropole_codes if c in set(frame["epci_code"])])
-    }
+    centres = {}
+    for territory, frame in epci.items():
+        present = set(frame["epci_code"].tolist())
+        if codes := [c for c in metropole_codes if c in present]:
+            centres[territory] = codes
     crowns = pd.concat(
         [
             build_crowns(
