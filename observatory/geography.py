@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from observatory.core.errors import DataError
 
@@ -63,8 +65,10 @@ _OVERSEAS_PREFIX = {
 }
 
 
-# [0-9], not \d: Python's \d also matches Arabic-Indic and other digits.
-COMMUNE_CODE = re.compile(r"^(?:(?!99)[0-9]{5}|2[AB][0-9]{3})$")  # 99xxx: countries
+# [0-9], not \d: Python's \d also matches Arabic-Indic and other digits. No
+# look-ahead for "not 99xxx" (countries): Arrow's regular expressions (RE2)
+# check the patterns, vectorised, and RE2 has none.
+COMMUNE_CODE = re.compile(r"^(?:(?:[0-8][0-9]|9[0-8])[0-9]{3}|2[AB][0-9]{3})$")
 
 
 SIREN = re.compile(r"^[0-9]{9}$")
@@ -126,11 +130,41 @@ def on_distinct(values: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd
     return out
 
 
-def _full_match(codes: pd.Series, pattern: str) -> pd.Series:
-    return on_distinct(
-        codes.astype("string"),
-        lambda u: u.str.fullmatch(pattern).fillna(False).astype(bool),
+def text_array(codes: pd.Series | pd.Index) -> pa.Array:
+    """Return ``codes`` as one Arrow array of strings (missing values null)."""
+    values = (
+        codes if isinstance(codes.dtype, pd.StringDtype) else codes.astype("string")
     )
+    array = pa.array(values.array)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def text_values(array: pa.Array | pa.ChunkedArray) -> pd.arrays.ArrowStringArray:
+    """Return an Arrow array of strings as the values of a pandas ``string`` column."""
+    return pd.arrays.ArrowStringArray(array.cast(pa.large_string()))
+
+
+def text_series(array: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Return an Arrow array of strings as a pandas ``string`` Series."""
+    return pd.Series(text_values(array))
+
+
+def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    # An Arrow boolean array as numpy, null as False.
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False))
+
+
+def _matching(text: pa.Array, pattern: str) -> np.ndarray:
+    # The pattern, anchored, checked by Arrow (RE2) once per distinct string.
+    encoded = pc.dictionary_encode(text)
+    matched = _mask(pc.match_substring_regex(encoded.dictionary, pattern))
+    at = pc.fill_null(encoded.indices, len(matched)).to_numpy(zero_copy_only=False)
+    return np.append(matched, False)[at]
+
+
+def _full_match(codes: pd.Series, pattern: str) -> pd.Series:
+    found = _matching(text_array(codes), pattern)
+    return pd.Series(found, index=codes.index, name=codes.name)
 
 
 def is_commune_code(codes: pd.Series) -> pd.Series:
@@ -141,6 +175,16 @@ def is_commune_code(codes: pd.Series) -> pd.Series:
 def is_abroad_code(codes: pd.Series) -> pd.Series:
     """Tell which values designate a work place abroad (INSEE country codes 99xxx...)."""
     return _full_match(codes, ABROAD_CODE.pattern)
+
+
+def commune_code_flags(text: pa.Array) -> np.ndarray:
+    """:func:`is_commune_code` of Arrow strings, as a numpy mask (null: False)."""
+    return _matching(text, COMMUNE_CODE.pattern)
+
+
+def work_place_flags(text: pa.Array) -> np.ndarray:
+    """Tell which Arrow strings are commune or abroad codes (a work place), as numpy."""
+    return _matching(text, COMMUNE_CODE.pattern) | _matching(text, ABROAD_CODE.pattern)
 
 
 def territory_of(codes: pd.Series) -> pd.Series:
@@ -161,6 +205,14 @@ def _territory_distinct(codes: pd.Series) -> pd.Series:
     return out.mask(mainland.fillna(False), MAINLAND)
 
 
+#: Each arrondissement code of Paris, Lyon and Marseille, and its commune's code.
+_ARRONDISSEMENTS = {
+    f"{number}": commune
+    for first, last, commune in ARRONDISSEMENT_RANGES
+    for number in range(first, last + 1)
+}
+
+
 def rollup_arrondissements(codes: pd.Series) -> pd.Series:
     """Replace Paris, Lyon and Marseille arrondissement codes by their commune code.
 
@@ -175,16 +227,14 @@ def rollup_arrondissements(codes: pd.Series) -> pd.Series:
         Same index; ``75101``-``75120`` become ``75056``, ``69381``-``69389``
         ``69123``, ``13201``-``13216`` ``13055``; other values are unchanged.
     """
-    return on_distinct(codes.astype("string"), _rollup_distinct)
-
-
-def _rollup_distinct(codes: pd.Series) -> pd.Series:
-    out = codes.astype("string")
-    digits = out.str.fullmatch(r"[0-9]{5}").fillna(False).to_numpy(dtype=bool)
-    numeric = np.zeros(len(out), dtype=np.int64)
-    numeric[digits] = out[digits].astype("int64").to_numpy()
-    for first, last, commune in ARRONDISSEMENT_RANGES:
-        out = out.mask((numeric >= first) & (numeric <= last), commune)
+    text = text_array(codes)
+    # A hash lookup among the 45 arrondissements, by Arrow: no work per code here.
+    found = pc.index_in(
+        text, value_set=pa.array(list(_ARRONDISSEMENTS), pa.large_string())
+    )
+    communes = pa.array(list(_ARRONDISSEMENTS.values()), pa.large_string()).take(found)
+    out = text_series(pc.coalesce(communes, text)).set_axis(codes.index)
+    out.name = codes.name
     return out
 
 
@@ -242,17 +292,25 @@ def abroad_code(country: str) -> str:
     return f"{ABROAD_PREFIX}{country}"
 
 
+def _flags(codes: pd.Series, found: pa.Array) -> pd.Series:
+    # Arrow flags as a nullable boolean Series on ``codes``' index, null as False.
+    flags = pd.array(_mask(found), dtype="boolean")
+    return pd.Series(flags, index=codes.index, name=codes.name)
+
+
 def is_pseudo(codes: pd.Series) -> pd.Series:
     """Tell which place codes are not EPCI (abroad, unmatched, rest of France)."""
-    codes = codes.astype("string")
-    return (codes.isin(PSEUDO_CODES) | codes.str.startswith(ABROAD_PREFIX)).fillna(
-        False
+    text = text_array(codes)
+    pseudo = pa.array(PSEUDO_CODES, pa.large_string())
+    found = pc.or_(
+        pc.is_in(text, value_set=pseudo), pc.starts_with(text, ABROAD_PREFIX)
     )
+    return _flags(codes, found)
 
 
 def is_abroad(codes: pd.Series) -> pd.Series:
     """Tell which place codes are work places abroad (any country)."""
-    return codes.astype("string").str.startswith(ABROAD_PREFIX).fillna(False)
+    return _flags(codes, pc.starts_with(text_array(codes), ABROAD_PREFIX))
 
 
 # --------------------------------------------------------------------- code passage
@@ -282,7 +340,12 @@ def resolve_code_chains(pairs: pd.DataFrame) -> pd.DataFrame:
     """
     pairs = pairs[pairs["old_code"] != pairs["new_code"]].drop_duplicates()
     for _ in range(len(pairs) + 1):
-        chained = pairs["new_code"].isin(pairs["old_code"])
+        chained = _mask(  # by Arrow: pandas' isin of strings loops in Python
+            pc.is_in(
+                text_array(pairs["new_code"]),
+                value_set=text_array(pairs["old_code"]),
+            )
+        )
         if not chained.any():
             return pairs.reset_index(drop=True)
         following = pairs[chained].merge(

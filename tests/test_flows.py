@@ -20,9 +20,12 @@ from conftest import COMMUNE_ROWS, E1, E2, E3, FLOW_ROWS, M
 from observatory.config import ReliabilitySection
 from observatory.core.errors import DataError
 from observatory.geography import (
+    ABROAD_CODE,
     REST_OF_FRANCE,
     UNMATCHED,
     abroad_code,
+    is_abroad_code,
+    is_commune_code,
     place_names,
     rollup_arrondissements,
 )
@@ -391,3 +394,32 @@ def test_flows_without_a_code_are_an_error(commune_flows):
     commune_flows.loc[2, "destination_commune"] = pd.NA
     with pytest.raises(DataError, match=r"flows: 1 row\(s\) without an origin"):
         flows_epci(commune_flows, pd.DataFrame(columns=["commune_code", "epci_code"]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["75056", "2A004", "2B999", "00000", "98999", "99000", "99999", "2C004", "2a004",
+     "7505", "750560", " 75056", "75056\n", "٧٥٠٥٦", "", "AL12", "BE1234", "ZZZZZ",
+     "99", "9912A"],
+)  # fmt: skip
+def test_code_rules_are_checked_as_python_reads_them(code):
+    """Arrow checks the code patterns (RE2, no look-ahead): as Python's re would."""
+    import re
+
+    commune = re.compile(r"^(?:(?!99)[0-9]{5}|2[AB][0-9]{3})$")
+    codes = pd.Series([code, None], dtype="string")
+    assert is_commune_code(codes).tolist() == [bool(commune.fullmatch(code)), False]
+    abroad = bool(re.fullmatch(ABROAD_CODE.pattern, code))
+    assert is_abroad_code(codes).tolist() == [abroad, False]
+
+
+def test_a_pair_on_two_rows_is_refused_beside_the_previous_vintage():
+    now = pd.DataFrame(
+        {
+            "origin_code": ["A", "A"],
+            "destination_code": ["B", "B"],
+            "workers": [1.0, 2.0],
+        }
+    )
+    with pytest.raises(DataError, match="on several rows"):
+        flows_with_previous(now, now.iloc[:1])

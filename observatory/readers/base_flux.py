@@ -24,8 +24,9 @@ import pandas as pd
 from observatory.core.errors import DataError, examples_at
 from observatory.geography import (
     MAX_WORKERS,
-    is_abroad_code,
-    is_commune_code,
+    commune_code_flags,
+    text_series,
+    work_place_flags,
 )
 from observatory.readers.delimited import Block, DelimitedFile, NotConverted, shown
 from observatory.readers.text import check_exists, sniff_sep
@@ -103,34 +104,81 @@ def _refuse(
         raise DataError(msg, path=path, line=int(lines[0]))
 
 
-def _texts(values: Any) -> list[str]:
-    """Decode binary values: UTF-8, else as Windows-1252 would show them."""
+def _text_array(values: Any) -> Any:
+    """Decode binary values to Arrow strings: UTF-8, else as Windows-1252 shows them."""
     import pyarrow as pa
 
     try:
-        return list(values.cast(pa.string()).to_pylist())
+        return values.cast(pa.string())
     except pa.ArrowInvalid:
-        return [v.decode("cp1252", errors="replace") for v in values.to_pylist()]
+        decoded = [
+            v.decode("cp1252", errors="replace") if v is not None else None
+            for v in values.to_pylist()
+        ]
+        return pa.array(decoded, pa.string())
+
+
+def _texts(values: Any) -> list[str]:
+    """Decode binary values: UTF-8, else as Windows-1252 would show them."""
+    return list(_text_array(values).to_pylist())
+
+
+@dataclass(slots=True)
+class _Book:
+    """The distinct codes met so far (stripped), numbered in the order met.
+
+    An Arrow array, searched by Arrow's hash lookups: a block's new codes are
+    numbered without a Python loop over them.
+    """
+
+    codes: Any = None  # pyarrow string array
+
+    def __len__(self) -> int:
+        return 0 if self.codes is None else len(self.codes)
+
+    def numbers(self, text: Any) -> np.ndarray:
+        """Return the number of each of ``text``, numbering new codes after the known."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        known = len(self)
+        numbers = (
+            pc.index_in(text, value_set=self.codes)
+            .fill_null(-1)
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int32)
+            if known
+            else np.full(len(text), -1, dtype=np.int32)
+        )
+        new = numbers < 0
+        if new.any():
+            met = text.filter(pa.array(new))
+            fresh = pc.unique(met)
+            self.codes = pa.concat_arrays([self.codes, fresh]) if known else fresh
+            # The new codes are numbered after the known ones, in the order met.
+            at = pc.index_in(met, value_set=fresh).to_numpy(zero_copy_only=False)
+            numbers[new] = known + at
+        return numbers
 
 
 @dataclass(slots=True)
 class _Codes:
-    """The codes met so far, checked once each, and their place in one table.
+    """The codes of one column met so far, checked once each, numbered in a book.
 
-    ``table`` lists the distinct codes (stripped) of both columns; each column
-    keeps the raw values it met (``raw``, Arrow binary) and their code in
-    ``table`` (``code``), so a block's values are looked up by Arrow and only
+    ``book`` numbers the distinct codes (stripped) of both columns; the column
+    keeps the raw values it met (``raw``, Arrow binary) and their number in
+    ``book`` (``code``), so a block's values are looked up by Arrow and only
     new ones decoded, stripped and checked.
     """
 
-    table: dict[str, int]
+    book: _Book
     raw: Any = None
     code: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     def rows(
         self, column: Any, valid: Any, what: str, block: Block, where: str, path: Path
     ) -> np.ndarray:
-        """Each row's code in ``table``; a bad code raises, naming its lines."""
+        """Each row's code in ``book``; a bad code raises, naming its lines."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -146,17 +194,15 @@ class _Codes:
         new = known < 0
         if new.any():
             fresh = values.filter(pa.array(new))
-            text = pd.Series(_texts(fresh), dtype="string").str.strip()
-            bad = ~valid(text).to_numpy(dtype=bool)
+            text = pc.utf8_trim_whitespace(_text_array(fresh))
+            bad = ~valid(text)
             if bad.any():
                 listed = np.full(len(values), None, dtype=object)
-                listed[np.flatnonzero(new)[bad]] = text[bad].to_numpy(dtype=object)
+                stripped = text_series(text)
+                listed[np.flatnonzero(new)[bad]] = stripped[bad].to_numpy(dtype=object)
                 row_values = listed[column.indices.to_numpy(zero_copy_only=False)]
                 _refuse(pd.notna(row_values), row_values, block, what, where, path)
-            codes = np.array(
-                [self.table.setdefault(t, len(self.table)) for t in text.tolist()],
-                dtype=np.int32,
-            )
+            codes = self.book.numbers(text)
             known[new] = len(self.code) + np.arange(len(codes))
             self.raw = (
                 fresh if self.raw is None else pa.concat_arrays([self.raw, fresh])
@@ -203,15 +249,11 @@ def _workers(
     return workers  # pragma: no cover - one of the checks above raised
 
 
-def _destination_code(codes: pd.Series) -> pd.Series:
-    return is_commune_code(codes) | is_abroad_code(codes)
-
-
 @dataclass(slots=True)
 class _Read:
-    """What the blocks gave: codes of both columns in one table, and workers."""
+    """What the blocks gave: codes of both columns in one book, and workers."""
 
-    table: dict[str, int] = field(default_factory=dict)
+    book: _Book = field(default_factory=_Book)
     origins: list[np.ndarray] = field(default_factory=list)
     destinations: list[np.ndarray] = field(default_factory=list)
     workers: list[np.ndarray] = field(default_factory=list)
@@ -234,7 +276,7 @@ def _read_blocks(
 
     binary_codes = pa.dictionary(pa.int32(), pa.binary())
     read = _Read()
-    origins, destinations = _Codes(read.table), _Codes(read.table)
+    origins, destinations = _Codes(read.book), _Codes(read.book)
     with file.open() as (opened, header):
         where, member = opened.where, opened.name
         flow_column, vintage = _flow_column(header.columns, where, path)
@@ -248,13 +290,18 @@ def _read_blocks(
             batch = block.batch
             read.origins.append(
                 origins.rows(
-                    batch.column("CODGEO"), is_commune_code, _ORIGIN, block, where, path
+                    batch.column("CODGEO"),
+                    commune_code_flags,
+                    _ORIGIN,
+                    block,
+                    where,
+                    path,
                 )
             )
             read.destinations.append(
                 destinations.rows(
                     batch.column("DCLT"),
-                    _destination_code,
+                    work_place_flags,
                     _DESTINATION,
                     block,
                     where,
@@ -275,12 +322,9 @@ def _read_blocks(
 
 
 # --------------------------------------------------------------------- table
-def _text(table: dict[str, int], positions: np.ndarray) -> pd.Series:
+def _text(book: _Book, positions: np.ndarray) -> pd.Series:
     """Codes as a string column, gathered by Arrow."""
-    import pyarrow as pa
-
-    text = pa.array(list(table), type=pa.string()).take(pa.array(positions))
-    return pd.Series(pd.arrays.ArrowStringArray(text)).astype("string")
+    return text_series(book.codes.take(positions))
 
 
 def _table(read: _Read) -> tuple[pd.DataFrame, np.ndarray]:
@@ -293,11 +337,11 @@ def _table(read: _Read) -> tuple[pd.DataFrame, np.ndarray]:
     destination = np.concatenate(read.destinations)
     read.origins.clear()
     read.destinations.clear()
-    key = origin.astype(np.int64) * len(read.table) + destination
+    key = origin.astype(np.int64) * len(read.book) + destination
     table = pd.DataFrame(
         {
-            "origin_commune": _text(read.table, origin),
-            "destination_commune": _text(read.table, destination),
+            "origin_commune": _text(read.book, origin),
+            "destination_commune": _text(read.book, destination),
             "workers": np.concatenate(read.workers),
         },
         copy=False,

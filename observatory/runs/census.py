@@ -19,13 +19,17 @@ from observatory.config import Config
 from observatory.systems.codebook import CodedFlows
 from observatory.systems.flows import FlowsReport, coded_flows_epci
 from observatory.systems.harmonise import (
+    Harmonisation,
     HarmonisationReport,
-    harmonise_coded_flows,
+    harmonise_resolved,
 )
+from observatory.systems.harmonise import harmonisation as resolved_passage
 from observatory.systems.indicators import (
+    TotalsLookup,
+    coded_epci_totals,
+    coded_system_indicators,
     coded_system_matrix,
-    epci_totals,
-    system_indicators,
+    totals_lookup,
 )
 
 #: The census flows of a run, by input role: the current vintage first.
@@ -45,19 +49,20 @@ class VintageSystems:
 
 def vintage_flows(
     table: pd.DataFrame,
-    harmonisation: tuple[pd.DataFrame | None, set[str] | None],
+    resolved: Harmonisation | None,
     commune_epci: pd.DataFrame,
 ) -> tuple[pd.DataFrame, CodedFlows, FlowsReport, HarmonisationReport | None]:
     """Harmonise one vintage's commune flows (when a passage is given), sum by EPCI.
 
-    Returns the EPCI flows as a table and coded by pair (for the systems to
-    look up), the report of the sums and that of the harmonisation.
+    ``resolved`` is the passage and target codes of
+    :func:`~observatory.systems.harmonise.harmonisation`, made once for every
+    vintage. Returns the EPCI flows as a table and coded by pair (for the
+    systems to look up), the report of the sums and that of the harmonisation.
     """
-    passage, target = harmonisation
     harmonised = None
     coded = CodedFlows.from_frame(table)
-    if passage is not None and target is not None:
-        coded, harmonised = harmonise_coded_flows(coded, passage, target)
+    if resolved is not None:
+        coded, harmonised = harmonise_resolved(coded, resolved)
     pairs, report = coded_flows_epci(coded, commune_epci)
     return pairs.frame("origin_code", "destination_code"), pairs, report, harmonised
 
@@ -85,9 +90,15 @@ def systems_by_vintage(
         compute = computer(
             config.compute.scheduler, True, stack
         )  # bar on a terminal only
+        passage, target = harmonisation
+        resolved = (  # once for every vintage
+            resolved_passage(passage, target)
+            if passage is not None and target is not None
+            else None
+        )
         inputs = Inputs(
             {key: compute.share(table, key) for key, table in tables.items()},
-            compute.share(harmonisation, "passage"),
+            compute.share(resolved, "passage"),
             compute.share(commune_epci, "commune-epci"),
         )
         (summed,) = compute(_vintage_graph(inputs))
@@ -142,9 +153,14 @@ def _vintage_graph(inputs: Inputs) -> dict[str, Any]:
             "pairs": pairs,
             "report": report,
             "harmonisation": harmonised,
-            "totals": delayed(epci_totals)(flows, dask_key_name=f"{key}-totals"),
+            "totals": delayed(_totals)(pairs, dask_key_name=f"{key}-totals"),
         }
     return graph
+
+
+def _totals(pairs: CodedFlows) -> TotalsLookup:
+    # Each EPCI's totals, laid out for the systems to look up by position.
+    return totals_lookup(coded_epci_totals(pairs))
 
 
 def _system_graph(
@@ -162,7 +178,7 @@ def _system_graph(
     for key, summed in shared.items():
         graph[key] = {
             "indicators": [
-                delayed(system_indicators)(
+                delayed(coded_system_indicators)(
                     summed["pairs"],
                     summed["totals"],
                     part,

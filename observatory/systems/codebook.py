@@ -20,46 +20,78 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from observatory.core.errors import DataError
+from observatory.geography import text_array, text_series
+
+# Codes are hashed, looked up and sorted by Arrow (C++, which lets go of the
+# GIL) on the few thousand codes of a book; rows only see numpy takes.
+
+
+def sorted_distinct(text: pa.Array) -> pa.Array:
+    """Return the distinct strings of ``text`` but nulls, sorted as pandas sorts them."""
+    distinct = pc.unique(text.drop_null())
+    return distinct.take(pc.array_sort_indices(distinct))
+
+
+def positions(text: pa.Array, book: pa.Array) -> np.ndarray:
+    """Return the position of each of ``text`` in ``book`` (-1 where it is absent)."""
+    found = pc.fill_null(pc.index_in(text, value_set=book), -1)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _rows_in(encoded: pa.DictionaryArray, book: pa.Array) -> np.ndarray:
+    # Each row's position in ``book`` (-1 when missing), looked up once per
+    # distinct code (the dictionary).
+    place = np.append(positions(encoded.dictionary, book), -1)
+    rows = pc.fill_null(encoded.indices, len(place) - 1)
+    return np.asarray(place[rows.to_numpy(zero_copy_only=False)], dtype=np.int64)
 
 
 def sorted_book(codes: pd.Series) -> pd.Series:
     """Return the distinct codes of ``codes`` (no missing value), sorted, as strings."""
-    distinct = pd.Series(pd.unique(codes.astype("string").dropna()), dtype="string")
-    return distinct.sort_values(ignore_index=True)
+    return text_series(sorted_distinct(text_array(codes)))
 
 
-def positions_in(book: pd.Series, codes: pd.Series) -> np.ndarray:
+def positions_in(book: pd.Series | pd.Index, codes: pd.Series) -> np.ndarray:
     """Return the position of each code in ``book`` (-1 where it is absent)."""
-    values = codes.astype("string")
-    found, distinct = pd.factorize(values, use_na_sentinel=True)
-    where = pd.Index(book).get_indexer(pd.Index(distinct, dtype="string"))
-    out = np.where(found >= 0, where[found], -1)
-    return out.astype(np.int64)
+    return positions(text_array(codes), text_array(book))
 
 
 def is_in(codes: pd.Series, pool: Sequence[str] | pd.Series | pd.Index) -> np.ndarray:
     """Tell which of ``codes`` are in ``pool`` (a hash lookup, never element-wise)."""
-    values = pool if isinstance(pool, pd.Series | pd.Index) else list(pool)
-    index = pd.Index(pd.unique(pd.Series(values, dtype="string").dropna()))
-    return np.asarray(index.get_indexer(pd.Index(codes.astype("string"))) >= 0)
+    values = (
+        text_array(pool)
+        if isinstance(pool, pd.Series | pd.Index)
+        else text_array(pd.Series(list(pool), dtype="string"))
+    )
+    return in_set(text_array(codes), values)
+
+
+def in_set(text: pa.Array, values: pa.Array) -> np.ndarray:
+    """Tell which of ``text`` are among ``values`` (Arrow strings), as numpy."""
+    found = pc.is_in(text, value_set=values.drop_null())
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False))
 
 
 def _labels(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # The distinct keys, ascending, and each row's rank among them.
+    # The distinct keys, ascending, and each row's rank among them. Booleans
+    # are cast before their cumsum: numpy's cumsum of bools holds the GIL.
     span = int(keys.max()) + 1 if len(keys) else 0
     if span <= 4 * len(keys) + 1024:  # a dense table of the keys beats sorting
         present = np.zeros(span, dtype=bool)
         present[keys] = True
-        return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
+        rank = np.cumsum(present.astype(np.int64)) - 1
+        return np.flatnonzero(present), rank[keys]
     order = np.argsort(keys, kind="stable")  # fast on rows nearly in order
     ordered = keys[order]
     starts = np.empty(len(ordered), dtype=bool)
     starts[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
     labels = np.empty(len(keys), dtype=np.int64)
-    labels[order] = np.cumsum(starts) - 1
+    labels[order] = np.cumsum(starts.astype(np.int64)) - 1
     return ordered[starts], labels
 
 
@@ -117,15 +149,11 @@ class CodedFlows:
             When a row lacks an origin or a destination code: grouping would
             drop it and its workers with it.
         """
-        ends = [pd.factorize(flows[c].astype("string")) for c in (origin, destination)]
-        book = sorted_book(pd.concat([pd.Series(u, dtype="string") for _, u in ends]))
-        where = [
-            pd.Index(book).get_indexer(pd.Index(u, dtype="string")) for _, u in ends
+        ends = [
+            pc.dictionary_encode(text_array(flows[c])) for c in (origin, destination)
         ]
-        o, d = (
-            np.where(found >= 0, place[found], -1).astype(np.int64)
-            for (found, _), place in zip(ends, where, strict=True)
-        )
+        book = sorted_distinct(pa.concat_arrays([e.dictionary for e in ends]))
+        o, d = (_rows_in(e, book) for e in ends)
         blank = (o < 0) | (d < 0)
         if blank.any():
             msg = (
@@ -134,17 +162,21 @@ class CodedFlows:
             )
             raise DataError(msg)
         workers = flows["workers"].astype("float64").to_numpy()
-        return cls(book, o, d, workers)
+        return cls(text_series(book), o, d, workers)
 
     def recoded(self, new_codes: pd.Series) -> CodedFlows:
         """Give each code of the book a new one (``new_codes``, aligned on the book).
 
         Rows are kept as they are (not summed); the new book is sorted.
         """
-        book = sorted_book(new_codes)
-        position = positions_in(book, new_codes)
+        text = text_array(new_codes)
+        book = sorted_distinct(text)
+        position = positions(text, book)
         return CodedFlows(
-            book, position[self.origin], position[self.destination], self.workers
+            text_series(book),
+            position[self.origin],
+            position[self.destination],
+            self.workers,
         )
 
     def summed(self) -> CodedFlows:
@@ -158,11 +190,14 @@ class CodedFlows:
 
         The flows must be :meth:`summed` (one row per pair, sorted).
         """
+        return self.workers_at(
+            positions_in(self.codes, origins), positions_in(self.codes, destinations)
+        )
+
+    def workers_at(self, o: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """:meth:`between` codes given by their positions in the book (-1: absent)."""
         if len(self) == 0:
-            return np.zeros(len(origins))
-        index = pd.Index(self.codes)
-        o = index.get_indexer(pd.Index(origins.astype("string")))
-        d = index.get_indexer(pd.Index(destinations.astype("string")))
+            return np.zeros(len(o))
         size = len(self.codes)
         keys = self.origin * size + self.destination
         wanted = o * size + d

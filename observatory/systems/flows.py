@@ -22,8 +22,11 @@ from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from observatory.config import ReliabilitySection
+from observatory.core.errors import DataError
 from observatory.geography import (
     ABROAD_PREFIX,
     UNMATCHED,
@@ -31,8 +34,15 @@ from observatory.geography import (
     is_abroad_code,
     on_distinct,
     rollup_arrondissements,
+    text_array,
+    text_values,
 )
-from observatory.systems.codebook import CodedFlows
+from observatory.systems.codebook import (
+    CodedFlows,
+    positions,
+    positions_in,
+    sorted_distinct,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +52,9 @@ USABLE = "usable"
 ORDER_OF_MAGNITUDE = "order_of_magnitude"
 
 
+_CLASSES = pa.array([RELIABLE, USABLE, ORDER_OF_MAGNITUDE], pa.large_string())
+
+
 def reliability_class(workers: pd.Series, thresholds: ReliabilitySection) -> pd.Series:
     """Flag weighted counts with INSEE's rule.
 
@@ -49,12 +62,23 @@ def reliability_class(workers: pd.Series, thresholds: ReliabilitySection) -> pd.
     ``usable_min`` (200), ``"order_of_magnitude"`` below: such a count is only an
     order of magnitude and must not be presented as exact.
     """
-    values = np.select(
+    classes = reliability_classes(workers, thresholds)
+    return pd.Series(classes, index=workers.index)
+
+
+def reliability_classes(
+    workers: pd.Series | np.ndarray,
+    thresholds: ReliabilitySection,
+    missing: np.ndarray | None = None,
+) -> pd.api.extensions.ExtensionArray:
+    """:func:`reliability_class` as a string array, missing where ``missing`` says."""
+    rank = np.select(
         [workers >= thresholds.reliable_min, workers >= thresholds.usable_min],
-        [RELIABLE, USABLE],
-        default=ORDER_OF_MAGNITUDE,
+        [0, 1],
+        default=2,
     )
-    return pd.Series(values, index=workers.index, dtype="string")
+    at = pa.array(rank, mask=missing)
+    return pd.arrays.ArrowStringArray(_CLASSES.take(at))
 
 
 def epci_places(
@@ -197,13 +221,13 @@ def flows_epci(
 
 def _place_of(communes: pd.Series, commune_epci: pd.DataFrame) -> pd.Series:
     # The place of each (rolled-up) commune code: its EPCI, abroad or unmatched.
-    lookup = pd.Series(
-        commune_epci["epci_code"].to_numpy(),
-        index=commune_epci["commune_code"].to_numpy(),
+    at = positions_in(commune_epci["commune_code"], communes)
+    epci = pd.Series(
+        commune_epci["epci_code"].astype("string").array.take(at, allow_fill=True),
+        index=communes.index,
     )
     return (
-        communes.map(lookup)
-        .mask(is_abroad_code(communes), ABROAD_PREFIX + communes.astype("string"))
+        epci.mask(is_abroad_code(communes), ABROAD_PREFIX + communes.astype("string"))
         .fillna(UNMATCHED)
         .astype("string")
     )
@@ -310,19 +334,27 @@ def compare_vintages(
         (now minus then; shares change in points of share) for
         :data:`CHANGE_COLUMNS`.
     """
-    out = indicators.copy()
-    keys = ["metropole_code", "epci_code"]
-    if previous is None:
-        then = pd.DataFrame(
-            index=out.index, columns=list(CHANGE_COLUMNS), dtype="float64"
+    # Each row's row in ``previous`` (-1: none), by its (métropole, EPCI) pair.
+    at = np.full(len(indicators), -1)
+    figures = np.full((1, len(CHANGE_COLUMNS)), np.nan)  # the row at -1
+    if previous is not None:
+        at = positions(_system_pairs(indicators), _system_pairs(previous))
+        then = previous[list(CHANGE_COLUMNS)].to_numpy(dtype="float64")
+        figures = np.vstack([then, figures])
+    columns = {}
+    for column, before in zip(CHANGE_COLUMNS, figures[at].T, strict=True):
+        columns[f"{column}_previous"] = before
+        columns[f"{column}_change"] = (
+            indicators[column].to_numpy(dtype="float64") - before
         )
-    else:
-        then = out[keys].merge(previous[[*keys, *CHANGE_COLUMNS]], on=keys, how="left")
-    for column in CHANGE_COLUMNS:
-        before = then[column].to_numpy(dtype="float64")
-        out[f"{column}_previous"] = before
-        out[f"{column}_change"] = out[column].to_numpy(dtype="float64") - before
-    return out
+    added = pd.DataFrame(columns, index=indicators.index)
+    return pd.concat([indicators, added], axis=1)
+
+
+def _system_pairs(indicators: pd.DataFrame) -> pa.Array:
+    # The (métropole, EPCI) pair of each row as one string.
+    codes = (text_array(indicators[c]) for c in ("metropole_code", "epci_code"))
+    return pc.binary_join_element_wise(*codes, pa.scalar("|", pa.large_string()))
 
 
 def flows_with_previous(
@@ -330,23 +362,52 @@ def flows_with_previous(
 ) -> pd.DataFrame:
     """Put the flows of an earlier vintage beside the current ones, pair by pair.
 
-    Returns the union of the pairs of both vintages with ``workers`` (0 for a pair
-    gone since), ``workers_previous`` (0 for a new pair; missing when there is no
+    Both tables have one row per pair: ``origin_code``, ``destination_code``,
+    ``workers`` (as :func:`flows_epci` gives them). Returns the union of the
+    pairs of both vintages, sorted by codes, with ``workers`` (0 for a pair gone
+    since), ``workers_previous`` (0 for a new pair; missing when there is no
     earlier vintage) and ``workers_change``.
+
+    Raises
+    ------
+    DataError
+        A pair on several rows of one vintage.
     """
     keys = ["origin_code", "destination_code"]
     if previous is None:
         out = flows.copy()
         out["workers_previous"] = np.nan
-    else:
-        out = flows.merge(
-            previous[[*keys, "workers"]].rename(
-                columns={"workers": "workers_previous"}
-            ),
-            on=keys,
-            how="outer",
-        )
-        out["workers"] = out["workers"].fillna(0.0)
-        out["workers_previous"] = out["workers_previous"].fillna(0.0)
+        out["workers_change"] = out["workers"] - out["workers_previous"]
+        return out.sort_values(keys, ignore_index=True)
+    # Pairs as integer keys in one sorted book of both vintages' codes: sorted
+    # keys are pairs sorted by codes.
+    ends = [text_array(table[c]) for table in (flows, previous) for c in keys]
+    book = sorted_distinct(pa.concat_arrays(ends))
+    size = max(len(book), 1)
+    now, then = (
+        positions(ends[i], book) * size + positions(ends[i + 1], book) for i in (0, 2)
+    )
+    pairs = np.sort(np.concatenate([now, then]))
+    pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])]
+    out = pd.DataFrame(
+        {
+            c: pd.Series(text_values(book.take(at)), dtype=flows[c].dtype).array
+            for c, at in zip(keys, (pairs // size, pairs % size), strict=True)
+        }
+    )
+    out["workers"] = _on_pairs(pairs, now, flows["workers"])
+    out["workers_previous"] = _on_pairs(pairs, then, previous["workers"])
     out["workers_change"] = out["workers"] - out["workers_previous"]
-    return out.sort_values(keys, ignore_index=True)
+    return out
+
+
+def _on_pairs(pairs: np.ndarray, keys: np.ndarray, workers: pd.Series) -> np.ndarray:
+    # The workers of each of ``pairs`` (sorted): those of its row, else 0.
+    ordered = np.sort(keys)
+    if (ordered[1:] == ordered[:-1]).any():
+        msg = "flows: a pair (origin_code, destination_code) on several rows"
+        raise DataError(msg)
+    out = np.zeros(len(pairs))
+    values = workers.to_numpy(dtype="float64")
+    out[np.searchsorted(pairs, keys)] = np.where(np.isnan(values), 0.0, values)
+    return out

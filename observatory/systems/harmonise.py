@@ -27,10 +27,12 @@ every code that is still outside the target geography.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from observatory.core.errors import DataError
 from observatory.geography import (
@@ -40,8 +42,9 @@ from observatory.geography import (
     on_distinct,
     resolve_code_chains,
     rollup_arrondissements,
+    text_series,
 )
-from observatory.systems.codebook import CodedFlows, is_in
+from observatory.systems.codebook import CodedFlows, is_in, positions_in
 
 logger = logging.getLogger(__name__)
 
@@ -87,25 +90,34 @@ def passage_map(passage: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------- harmonise
-def _targets(target_codes: set[str] | pd.Index) -> pd.Index:
-    return pd.Index(sorted(str(c) for c in target_codes), dtype="string")
+def _targets(target_codes: set[str] | pd.Index) -> pd.Series:
+    # The target codes as strings, for hash lookups (in no particular order).
+    if isinstance(target_codes, pd.Index):
+        return pd.Series(target_codes, dtype="string")
+    codes = list(target_codes)
+    try:  # the codes of a composition are strings: Arrow takes them as they are
+        return text_series(pa.array(codes, pa.large_string()))
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pd.Series([str(c) for c in codes], dtype="string")
 
 
 def _plan(
-    codes: pd.Series, mapping: pd.DataFrame, targets: pd.Index, roll_up: bool
+    codes: pd.Series, mapping: pd.DataFrame, targets: pd.Series, roll_up: bool
 ) -> pd.DataFrame:
     # One row per distinct code: what it becomes and why.
     unique = pd.Series(codes.dropna().unique(), dtype="string")
     rolled = rollup_arrondissements(unique) if roll_up else unique
-    single = mapping[~mapping["ambiguous"]].set_index("old_code")["new_code"]
+    single = mapping[~mapping["ambiguous"]]
     ambiguous = mapping.loc[mapping["ambiguous"], "old_code"]
     keep = is_in(rolled, targets) | is_abroad_code(rolled).to_numpy()
-    in_passage = ~keep & is_in(rolled, single.index)
-    new = rolled.mask(in_passage, rolled.map(single))
+    # Where each rolled code is an old code of the passage (-1: it is not).
+    at = np.where(keep, -1, positions_in(single["old_code"], rolled))
+    in_passage = at >= 0
+    new = rolled.mask(in_passage, single["new_code"].array.take(at, allow_fill=True))
     return pd.DataFrame(
         {
-            "rolled": rolled.to_numpy(),
-            "new": new.to_numpy(),
+            "rolled": rolled.array,
+            "new": new.array,
             "mapped": in_passage,
             "ambiguous": ~keep & is_in(rolled, ambiguous),
         },
@@ -250,6 +262,24 @@ def harmonise_flows(
     return out.frame(), report
 
 
+@dataclass(frozen=True, slots=True)
+class Harmonisation:
+    """A commune passage resolved once (:func:`passage_map`) and the target codes.
+
+    Made by :func:`harmonisation` for every census vintage of a run to share.
+    """
+
+    mapping: pd.DataFrame
+    targets: pd.Series
+
+
+def harmonisation(
+    passage: pd.DataFrame, target_codes: set[str] | pd.Index
+) -> Harmonisation:
+    """Resolve ``passage`` and list ``target_codes`` once, for :func:`harmonise_coded_flows`."""
+    return Harmonisation(passage_map(passage), _targets(target_codes))
+
+
 def harmonise_coded_flows(
     flows: CodedFlows,
     passage: pd.DataFrame,
@@ -260,46 +290,61 @@ def harmonise_coded_flows(
     Each code of the book is planned once; the flows come back summed by pair,
     in a book of the harmonised codes.
     """
-    targets = _targets(target_codes)
-    plan = _plan(flows.codes, passage_map(passage), targets, roll_up=True)
+    return harmonise_resolved(flows, harmonisation(passage, target_codes))
+
+
+def harmonise_resolved(
+    flows: CodedFlows, resolved: Harmonisation
+) -> tuple[CodedFlows, HarmonisationReport]:
+    """:func:`harmonise_coded_flows` with a passage resolved once (:func:`harmonisation`)."""
+    plan = _plan(flows.codes, resolved.mapping, resolved.targets, roll_up=True)
     mapped = plan["mapped"].to_numpy()
     through_passage = mapped[flows.origin] | mapped[flows.destination]
-    out = flows.recoded(plan["new"].astype("string")).summed()
+    out = flows.recoded(plan["new"]).summed()
     workers = pd.Series(flows.workers)
-    report = _report(plan, targets, workers, through_passage, out)
+    report = _report(plan, resolved.targets, workers, through_passage, out)
     _log(report, len(flows), len(out))
     return out, report
 
 
 def _report(
     plan: pd.DataFrame,
-    targets: pd.Index,
+    targets: pd.Series,
     workers: pd.Series,
     through_passage: np.ndarray,
     out: CodedFlows,
 ) -> HarmonisationReport:
-    ambiguous = plan.loc[plan["ambiguous"], "new"].unique().tolist()
-    final = pd.Series(plan["new"].unique(), dtype="string")
+    # Masks as numpy arrays: a pandas Series as a mask hashes the plan's index.
+    new = plan["new"]
+    ambiguous = new[plan["ambiguous"].to_numpy()].unique().tolist()
+    final = pd.Series(new.unique())
     outside = final[
         ~is_in(final, targets)
         & ~is_abroad_code(final).to_numpy()
         & ~is_in(final, ambiguous)
     ].tolist()
-    rolled = plan[(plan["rolled"] != plan.index)]
+    rolled = (plan["rolled"].array != plan.index.array).to_numpy(dtype=bool)
     return {
-        "codes_mapped": {
-            str(k): str(v)
-            for k, v in plan.loc[plan["mapped"], "new"].sort_index().items()
-        },
-        "arrondissements_rolled_up": {
-            str(k): str(v) for k, v in rolled["rolled"].sort_index().items()
-        },
+        "codes_mapped": _listed(new[plan["mapped"].to_numpy()]),
+        "arrondissements_rolled_up": _listed(plan["rolled"][rolled]),
         "workers_mapped": float(workers[through_passage].sum()),
         "unmapped_codes": _volume(out, outside),
         "ambiguous_codes": _volume(out, ambiguous),
         "workers_total_before": float(workers.sum()),
         "workers_total_after": float(pd.Series(out.workers).sum()),
     }
+
+
+def _listed(codes: pd.Series) -> dict[str, str]:
+    # {code in the index: code}, sorted by the index's code.
+    ordered = codes.sort_index()
+    return dict(
+        zip(
+            map(str, ordered.index.tolist()),
+            map(str, ordered.tolist()),
+            strict=True,
+        )
+    )
 
 
 def _log(report: HarmonisationReport, pairs_before: int, pairs_after: int) -> None:

@@ -9,16 +9,35 @@ indicators follow ``docs/indicators.md``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from observatory.config import ReliabilitySection
-from observatory.geography import REST_OF_FRANCE, is_abroad, is_pseudo
-from observatory.systems.codebook import CodedFlows, group_sum, sorted_book
-from observatory.systems.flows import reliability_class
+from observatory.geography import (
+    REST_OF_FRANCE,
+    is_abroad,
+    is_pseudo,
+    text_array,
+    text_values,
+)
+from observatory.systems.codebook import (
+    CodedFlows,
+    group_sum,
+    in_set,
+    positions,
+    sorted_distinct,
+)
+from observatory.systems.flows import reliability_classes
 
 #: The columns of a system's flow matrix.
 MATRIX_COLUMNS = ["metropole_code", "origin_code", "destination_code", "workers"]
+
+_REST_OF_FRANCE = pa.array([REST_OF_FRANCE], pa.large_string())
 
 
 def pair_flows(flows: pd.DataFrame) -> CodedFlows:
@@ -59,19 +78,21 @@ def coded_system_matrix(flows: CodedFlows, crowns: pd.DataFrame) -> pd.DataFrame
     :data:`REST_OF_FRANCE`; the workers of the pairs that meet are summed
     system by system, in the order of the rows of ``flows``.
     """
-    systems = list(crowns.groupby("metropole_code", sort=True))
-    if not systems:
+    metropoles = text_array(crowns["metropole_code"])
+    systems = sorted_distinct(metropoles)  # as groupby sorts them
+    if len(systems) == 0:
         return pd.DataFrame(columns=MATRIX_COLUMNS)
-    places = sorted_book(
-        pd.concat([flows.codes, pd.Series([REST_OF_FRANCE], dtype="string")])
-    )
+    system = positions(metropoles, systems)
+    members = text_array(crowns["epci_code"])
+    codes = text_array(flows.codes)
+    places = sorted_distinct(pa.concat_arrays([codes, _REST_OF_FRANCE]))
     size = len(places)
-    position = pd.Index(places).get_indexer(flows.codes)
-    rest = int(pd.Index(places).get_loc(REST_OF_FRANCE))
-    keep = is_pseudo(flows.codes).to_numpy()
+    position = positions(codes, places)
+    rest = int(positions(_REST_OF_FRANCE, places)[0])
+    keep = is_pseudo(flows.codes).to_numpy(dtype=bool)
     keys, rows = [], []
-    for rank, (_, members) in enumerate(systems):
-        inside = (pd.Index(members["epci_code"]).get_indexer(flows.codes) >= 0) | keep
+    for rank in range(len(systems)):
+        inside = in_set(codes, members.filter(system == rank)) | keep
         own = inside & ~keep
         part = np.flatnonzero(own[flows.origin] | own[flows.destination])
         o = np.where(inside[flows.origin[part]], position[flows.origin[part]], rest)
@@ -83,31 +104,41 @@ def coded_system_matrix(flows: CodedFlows, crowns: pd.DataFrame) -> pd.DataFrame
     distinct, workers = group_sum(
         np.concatenate(keys), flows.workers[np.concatenate(rows)]
     )
-    codes = pd.Series([str(code) for code, _ in systems], dtype="string")
     return pd.DataFrame(
         {
-            "metropole_code": codes.array.take(distinct // (size * size)),
-            "origin_code": places.array.take(distinct // size % size),
-            "destination_code": places.array.take(distinct % size),
+            "metropole_code": text_values(systems.take(distinct // (size * size))),
+            "origin_code": text_values(places.take(distinct // size % size)),
+            "destination_code": text_values(places.take(distinct % size)),
             "workers": workers,
         }
     )
 
 
-def _main_destinations(flows: pd.DataFrame) -> pd.DataFrame:
+def _sums(flows: CodedFlows, rows: np.ndarray, by: np.ndarray, name: str) -> pd.Series:
+    # pandas' groupby sum of the ``rows``' workers by code (positions ``by``):
+    # the codes sort as their positions, so the figures are those of grouping
+    # the code strings, to the bit.
+    sums = pd.Series(flows.workers[rows]).groupby(by[rows]).sum()
+    index = pd.Index(flows.codes.array.take(sums.index.to_numpy()), name=name)
+    return pd.Series(sums.to_numpy(), index=index, name="workers")
+
+
+def _main_destinations(flows: CodedFlows, pseudo: np.ndarray) -> list[np.ndarray]:
     # The two largest EPCI destinations of each origin, other than itself: the
     # main "other" destination of e relative to M is the first that is not M.
-    candidates = flows[
-        (flows["origin_code"] != flows["destination_code"])
-        & ~is_pseudo(flows["destination_code"])
-        & ~is_pseudo(flows["origin_code"])
+    # Returns the rows of the first and of the second, origins in order.
+    o, d = flows.origin, flows.destination
+    candidates = np.flatnonzero((o != d) & ~pseudo[d] & ~pseudo[o])
+    # By origin, workers (largest first), destination: a total order of pairs.
+    ranked = candidates[
+        np.lexsort((d[candidates], -flows.workers[candidates], o[candidates]))
     ]
-    ranked = candidates.sort_values(
-        ["origin_code", "workers", "destination_code"], ascending=[True, False, True]
-    )
-    top = ranked.groupby("origin_code", sort=False).head(2).copy()
-    top["rank"] = top.groupby("origin_code").cumcount()
-    return top
+    origins = o[ranked]
+    first = np.ones(len(ranked), dtype=bool)
+    first[1:] = origins[1:] != origins[:-1]
+    second = np.zeros(len(ranked), dtype=bool)
+    second[1:] = first[:-1] & ~first[1:]
+    return [ranked[first], ranked[second]]
 
 
 def epci_totals(flows: pd.DataFrame) -> pd.DataFrame:
@@ -126,36 +157,78 @@ def epci_totals(flows: pd.DataFrame) -> pd.DataFrame:
         (``first_destination_code`` / ``_flow``, ``second_destination_code`` /
         ``_flow``).
     """
-    residents = (
-        flows[~is_pseudo(flows["origin_code"])].groupby("origin_code")["workers"].sum()
+    return coded_epci_totals(
+        CodedFlows.from_frame(flows, "origin_code", "destination_code")
     )
-    jobs = (
-        flows[~is_pseudo(flows["destination_code"])]
-        .groupby("destination_code")["workers"]
-        .sum()
-    )
-    internal = flows[flows["origin_code"] == flows["destination_code"]].set_index(
-        "origin_code"
-    )["workers"]
-    abroad = (
-        flows[is_abroad(flows["destination_code"])]
-        .groupby("origin_code")["workers"]
-        .sum()
-    )
-    top = _main_destinations(flows)
+
+
+def coded_epci_totals(flows: CodedFlows) -> pd.DataFrame:
+    """:func:`epci_totals` of EPCI flows coded by :class:`CodedFlows` (rows in order)."""
+    o, d = flows.origin, flows.destination
+    pseudo = is_pseudo(flows.codes).to_numpy(dtype=bool)
+    abroad = is_abroad(flows.codes).to_numpy(dtype=bool)
+    internal = np.flatnonzero(o == d)
     columns = {
-        "employed_residents": residents,
-        "jobs": jobs,
-        "internal_flow": internal,
-        "flow_abroad": abroad,
+        "employed_residents": _sums(flows, ~pseudo[o], o, "origin_code"),
+        "jobs": _sums(flows, ~pseudo[d], d, "destination_code"),
+        "internal_flow": pd.Series(
+            flows.workers[internal],
+            index=pd.Index(flows.codes.array.take(o[internal]), name="origin_code"),
+            name="workers",
+        ),
+        "flow_abroad": _sums(flows, abroad[d], o, "origin_code"),
     }
-    for rank, name in ((0, "first"), (1, "second")):
-        part = top[top["rank"] == rank].set_index("origin_code")
-        columns[f"{name}_destination_code"] = part["destination_code"]
-        columns[f"{name}_destination_flow"] = part["workers"]
+    ranks = _main_destinations(flows, pseudo)
+    for rows, name in zip(ranks, ("first", "second"), strict=True):
+        index = pd.Index(flows.codes.array.take(o[rows]), name="origin_code")
+        columns[f"{name}_destination_code"] = pd.Series(
+            flows.codes.array.take(d[rows]), index=index, name="destination_code"
+        )
+        columns[f"{name}_destination_flow"] = pd.Series(
+            flows.workers[rows], index=index, name="workers"
+        )
     totals = pd.concat(columns, axis=1)
     totals.index = totals.index.astype("string")
     return totals
+
+
+#: The figures of :func:`epci_totals` that each system looks up.
+_FIGURES = (
+    "employed_residents",
+    "jobs",
+    "internal_flow",
+    "flow_abroad",
+    "first_destination_flow",
+    "second_destination_flow",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsLookup:
+    """:func:`epci_totals` as arrays, for each system to look up by position.
+
+    Row ``i`` of ``figures`` (the columns of :data:`_FIGURES`), ``first`` and
+    ``second`` (the two largest destinations) is that of ``codes[i]``; the last
+    row of ``figures``, all missing, is that of an EPCI without flows (position
+    -1).
+    """
+
+    codes: pa.Array
+    figures: np.ndarray
+    first: pa.Array
+    second: pa.Array
+
+
+def totals_lookup(totals: pd.DataFrame) -> TotalsLookup:
+    """Lay out :func:`epci_totals` for :func:`coded_system_indicators`."""
+    missing = np.full((1, len(_FIGURES)), np.nan)
+    figures = totals[list(_FIGURES)].to_numpy(dtype="float64")
+    return TotalsLookup(
+        text_array(totals.index),
+        np.vstack([figures, missing]),
+        text_array(totals["first_destination_code"]),
+        text_array(totals["second_destination_code"]),
+    )
 
 
 def _zero_if_missing(values: np.ndarray | pd.Series) -> np.ndarray:
@@ -200,20 +273,35 @@ def system_indicators(
         indicators are missing for the métropole itself (crown 0), and shares are
         missing when their denominator is zero.
     """
-    out = crowns[["metropole_code", "epci_code", "crown"]].reset_index(drop=True)
-    e, m = out["epci_code"], out["metropole_code"]
-    at = totals.index.get_indexer(pd.Index(e.astype("string")))
+    return coded_system_indicators(pairs, totals_lookup(totals), crowns, thresholds)
 
-    def total(column: str) -> pd.Series:
-        return pd.Series(totals[column].array.take(at, allow_fill=True))
 
-    sums = {
-        c: total(c).fillna(0.0).to_numpy(dtype="float64")
-        for c in ("employed_residents", "jobs", "internal_flow", "flow_abroad")
+def coded_system_indicators(
+    pairs: CodedFlows,
+    totals: TotalsLookup,
+    crowns: pd.DataFrame,
+    thresholds: ReliabilitySection,
+) -> pd.DataFrame:
+    """:func:`system_indicators` with the totals laid out by :func:`totals_lookup`.
+
+    The pipeline calls it once per (vintage, métropole), possibly on a cluster:
+    codes are looked up once each, the figures taken by position.
+    """
+    e, m = crowns["epci_code"], crowns["metropole_code"]
+    e_text, m_text, book = text_array(e), text_array(m), text_array(pairs.codes)
+    at = positions(e_text, totals.codes)  # -1: an EPCI without flows, NaN
+    total = dict(zip(_FIGURES, totals.figures[at].T, strict=True))
+    sums = {c: _zero_if_missing(total[c]) for c in _FIGURES[:4]}
+    at_e, at_m = positions(e_text, book), positions(m_text, book)
+    to_m, from_m = pairs.workers_at(at_e, at_m), pairs.workers_at(at_m, at_e)
+    crown = crowns["crown"]
+    is_metropole = np.asarray(crown.to_numpy() == 0, dtype=bool)
+    columns: dict[str, Any] = {
+        "metropole_code": m.array,
+        "epci_code": e.array,
+        "crown": crown.array,
+        **sums,
     }
-    to_m, from_m = pairs.between(e, m), pairs.between(m, e)
-    is_metropole = (out["crown"] == 0).to_numpy()
-    columns: dict[str, np.ndarray | pd.Series] = dict(sums)
     columns["flow_to_metropole"] = np.where(is_metropole, np.nan, to_m)
     columns["flow_from_metropole"] = np.where(is_metropole, np.nan, from_m)
     columns["dependence_share"] = _share(
@@ -227,21 +315,24 @@ def system_indicators(
         sums["internal_flow"], sums["employed_residents"]
     )
     # The main "other" destination of e relative to M is its first that is not M.
-    dest1, dest2 = total("first_destination_code"), total("second_destination_code")
-    use_second = (dest1 == m).fillna(False).to_numpy(dtype=bool)
-    code = dest1.mask(use_second, dest2).astype("string")
+    where = pa.array(at, mask=at < 0)  # null: an EPCI without flows
+    first, second = totals.first.take(where), totals.second.take(where)
+    use_second = pc.fill_null(pc.equal(first, m_text), False)
+    code = pc.if_else(use_second, second, first)
     flow = np.where(
-        use_second,
-        total("second_destination_flow").to_numpy(dtype="float64"),
-        total("first_destination_flow").to_numpy(dtype="float64"),
+        use_second.to_numpy(zero_copy_only=False),
+        total["second_destination_flow"],
+        total["first_destination_flow"],
     )
-    flow = np.where(code.isna().to_numpy(), np.nan, _zero_if_missing(flow))
-    columns["main_other_destination_code"] = code
+    flow = np.where(
+        pc.is_null(code).to_numpy(zero_copy_only=False), np.nan, _zero_if_missing(flow)
+    )
+    columns["main_other_destination_code"] = text_values(code)
     columns["main_other_destination_flow"] = flow
     columns["main_other_destination_share"] = _share(flow, sums["employed_residents"])
     for name in ("flow_to_metropole", "flow_from_metropole"):
-        workers = pd.Series(_zero_if_missing(columns[name]))
-        columns[f"{name}_reliability"] = reliability_class(workers, thresholds).mask(
-            is_metropole
+        workers = _zero_if_missing(columns[name])
+        columns[f"{name}_reliability"] = reliability_classes(
+            workers, thresholds, missing=is_metropole
         )
-    return pd.concat([out, pd.DataFrame(columns)], axis=1)
+    return pd.DataFrame(columns)
