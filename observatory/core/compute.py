@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -77,23 +76,6 @@ class Computer:
         if self._scatter is None:
             return delayed(value, name=f"{name}-{id(value)}", traverse=False)
         return self._scatter(value)
-
-
-def import_dask() -> threading.Thread:
-    """Start importing dask in a thread of its own; return the thread.
-
-    Importing dask takes some 0.17 s of interpreter time, which a run spends
-    while its readers wait on GDAL, zlib and Arrow, which release the GIL:
-    :func:`computer` then finds dask imported.
-    """
-
-    def load() -> None:
-        import dask.delayed
-        import dask.threaded  # noqa: F401
-
-    thread = threading.Thread(target=load, name="import-dask", daemon=True)
-    thread.start()
-    return thread
 
 
 def computer(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from observatory.config import Config
-from observatory.core.compute import import_dask
 from observatory.core.timing import StageTimings, new_run_id, stage
 from observatory.runs.documents import with_documents
 from observatory.runs.flow_systems import flow_systems, with_flow_layers
@@ -76,7 +75,6 @@ def _read_and_sum(
     if inputs is None:
         with stage("fetch", timings):
             inputs = resolve_inputs(config, offline=offline)
-    import_dask()
     with stage("read", timings):
         tables = read_inputs(config, inputs)
     passage = Passage()
