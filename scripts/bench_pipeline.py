@@ -45,6 +45,11 @@ table and merged into ``benchmarks/results.json`` under the key ``pipeline``
 (other keys, e.g. ``fd``, are kept; atomic replace), with the git commit and
 the command.
 
+``--gil-profile FILE`` adds one run under ``py-spy record --gil`` (not counted;
+the run's own threads and scheduler) and writes the seconds it held the GIL, in
+all, importing, by stage and by function (:mod:`scriptlib.gil_profile`): they
+bound the wall time from below, threads or not.
+
 ``--profile FILE`` adds one run under pyinstrument (not counted in the figures)
 and writes its text report to FILE. That run uses the ``synchronous`` dask
 scheduler: pyinstrument samples the main thread, which with threads would only
@@ -55,6 +60,7 @@ Usage::
     python scripts/bench_pipeline.py                 # 3 repeats of run and floor
     python scripts/bench_pipeline.py --repeat 5 --profile benchmarks/profile-pipeline.txt
     python scripts/bench_pipeline.py --formats geoparquet,geopackage   # no report stage
+    python scripts/bench_pipeline.py --gil-profile benchmarks/gil-pipeline.txt
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scriptlib import gil_profile
 from scriptlib.bench import (
     REPO_ROOT,
     code_identity,
@@ -432,6 +439,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
+        "--gil-profile",
+        type=Path,
+        help=(
+            "also run once under py-spy --gil (the run's own threads) and write "
+            "the seconds holding the GIL, by stage and by function, here"
+        ),
+    )
+    parser.add_argument(
         "--formats",
         help="run with [output] formats set to this comma-separated list",
     )
@@ -503,7 +518,24 @@ def run_all(
             with config_variant(config, "profile", sync) as profiled:
                 measure(profiled, tmp, "profile", profile=args.profile.resolve())
             logger.info("profile: %s", args.profile)
+        if args.gil_profile:
+            _gil_profile(measured, tmp, args.gil_profile)
     return config, manifest, runs, floors
+
+
+def _gil_profile(config: Path, tmp: Path, out: Path) -> None:
+    # One more run under py-spy --gil (not counted), summarised into `out`.
+    raw = tmp / "gil.raw"
+    try:
+        gil_profile.record(config, tmp / "gil-run", raw)
+    except RuntimeError as exc:
+        raise BenchError(str(exc)) from exc
+    out.write_text(
+        _profile_header(config).replace(" (dask scheduler synchronous)", "")
+        + gil_profile.summary(raw),
+        encoding="utf-8",
+    )
+    logger.info("GIL profile: %s", out)
 
 
 def main(argv: list[str] | None = None) -> int:
