@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -78,9 +79,10 @@ from observatory.report.mapframe import (
     MAP_BOX,
     contents_figure,
     drawing,
-    figure_png,
+    drawn,
     page_figure,
     page_texts,
+    png_bytes,
 )
 from observatory.report.mapland import (
     draw_farmland,
@@ -468,6 +470,9 @@ def land_figure(system: MapSystem, manifest: Mapping[str, Any]) -> Figure:
 
 
 #: The atlas's PDF metadata: no creation date, so the same pages give the same bytes.
+#: Drawn pages waiting for the PNG encoder, at most.
+_PENDING = 2
+
 ATLAS_METADATA = {
     "CreationDate": None,
     "Creator": "observatory",
@@ -514,24 +519,73 @@ def render_maps(
     (restored on return), so a user's matplotlibrc changes nothing.
     """
     systems = map_systems(territory_layers, manifest)
-    files: dict[str, bytes] = {}
-    atlas = io.BytesIO()
-    # Each map goes to the atlas as soon as drawn: no figure is kept.
-    with drawing(), PdfPages(atlas, metadata=ATLAS_METADATA) as pdf:
-        pdf.savefig(contents_figure(systems, manifest, classification))
+    with _Encoder() as pngs, drawing(), _Atlas() as atlas:
+        atlas.page(contents_figure(systems, manifest, classification))
         for system in systems:
             fig = map_figure(system, manifest, classification, reliability)
-            files[f"maps/{system.code}.png"] = figure_png(fig)
-            pdf.savefig(fig)
-            files[f"charts/{system.code}_dependance.png"] = figure_png(
-                dependence_chart(system, manifest, classification)
+            pngs.add(f"maps/{system.code}.png", fig)
+            atlas.page(fig)
+            pngs.add(
+                f"charts/{system.code}_dependance.png",
+                dependence_chart(system, manifest, classification),
             )
-            files[f"charts/{system.code}_flux.png"] = figure_png(
-                flows_chart(system, manifest, reliability)
+            pngs.add(
+                f"charts/{system.code}_flux.png",
+                flows_chart(system, manifest, reliability),
             )
             if has_land(system):  # not in the atlas: its pages follow its list
-                files[f"maps/{system.code}_sols.png"] = figure_png(
-                    land_figure(system, manifest)
-                )
-    files["atlas.pdf"] = atlas.getvalue()
-    return files
+                pngs.add(f"maps/{system.code}_sols.png", land_figure(system, manifest))
+    return {**pngs.files(), "atlas.pdf": atlas.pdf()}
+
+
+class _Encoder:
+    """PNG files encoded in a thread while the next figure is drawn.
+
+    Drawing holds the GIL, Pillow's encoding does not: on two cores the
+    encoding of one figure hides behind the drawing of the next. At most
+    :data:`_PENDING` drawn pages wait (16 MB each at 200 dpi).
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
+        self._futures: dict[str, Future[bytes]] = {}
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        # On an error, the pages not encoded yet are dropped.
+        self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+
+    def add(self, name: str, fig: Figure) -> None:
+        """Draw ``fig`` here and encode it as ``name`` in the thread."""
+        waiting = [f for f in self._futures.values() if not f.done()]
+        if len(waiting) >= _PENDING:
+            waiting[0].result()
+        self._futures[name] = self._pool.submit(png_bytes, drawn(fig))
+
+    def files(self) -> dict[str, bytes]:
+        """Return the PNG bytes by name, in the order added (raising an encoder's error)."""
+        return {name: future.result() for name, future in self._futures.items()}
+
+
+class _Atlas:
+    """The atlas: each page added as soon as drawn, so no figure is kept."""
+
+    def __init__(self) -> None:
+        self._buffer = io.BytesIO()
+        self._pages = PdfPages(self._buffer, metadata=ATLAS_METADATA)
+
+    def __enter__(self) -> _Atlas:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pages.close()
+
+    def page(self, fig: Figure) -> None:
+        """Add ``fig`` as the next page."""
+        self._pages.savefig(fig)
+
+    def pdf(self) -> bytes:
+        """Return the PDF (once closed)."""
+        return self._buffer.getvalue()
