@@ -59,6 +59,10 @@ def test_shipped_configs_load():
         ("[inputs\n", "not valid TOML"),
         (MINIMAL + "[output]\nkeep_runs = 0\n", r"\[output\] keep_runs must be >= 1"),
         (
+            MINIMAL + "[output]\nreport_processes = 0\n",
+            r"\[output\] report_processes must be >= 1, got 0",
+        ),
+        (
             MINIMAL + "[output]\nlatest = 'hardlink'\n",
             r"\[output\] latest must be one of",
         ),
@@ -75,6 +79,7 @@ def test_shipped_configs_load():
         "unknown-table",
         "toml-syntax",
         "keep-runs-0",
+        "report-processes-0",
         "latest-mode",
     ],
 )

@@ -55,7 +55,8 @@ from observatory.report.mapdata import (
 from observatory.report.mapdraw import LABEL_GID
 from observatory.report.mapflows import NOMINAL_HATCH
 from observatory.report.mapframe import figure_png
-from observatory.report.maps import _drawn_flows, atlas_pdf, map_figure, render_maps
+from observatory.report.maps import _drawn_flows, atlas_pdf, map_figure
+from observatory.report.render import render_maps
 from observatory.runs.pipeline import run as run_pipeline
 
 DEMO_SYSTEMS = ("242900314", "243500139", "244400404")  # Brest, Rennes, Nantes

@@ -139,11 +139,16 @@ class OutputSection:
     keep_runs: int = 5
     latest: str = "auto"
     formats: tuple[str, ...] = OUTPUT_FORMATS
+    #: Processes drawing the report's maps and charts: this one and helpers.
+    report_processes: int = 2
 
     def check(self, where: str) -> None:
         """Refuse a retention below one run and an unknown ``latest`` mode."""
         if self.keep_runs < 1:
             msg = f"{where} keep_runs must be >= 1, got {self.keep_runs}"
+            raise ConfigError(msg)
+        if self.report_processes < 1:
+            msg = f"{where} report_processes must be >= 1, got {self.report_processes}"
             raise ConfigError(msg)
         if not self.formats or set(self.formats) - set(OUTPUT_FORMATS):
             msg = (

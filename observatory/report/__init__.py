@@ -1,8 +1,9 @@
 """What a run shows to people who do not open a GIS: maps, charts, the report.
 
-- :mod:`observatory.report.maps`: :func:`~observatory.report.maps.render_maps`,
+- :mod:`observatory.report.render`: :func:`~observatory.report.render.render_maps`,
   the entry point of the pictures (one PNG map per system, the PDF atlas, the
-  charts), and the figure of one map;
+  charts), drawn on every core (:mod:`observatory.report.helper` draws a share
+  in a process of its own); :mod:`observatory.report.maps` the figure of one map;
 - :mod:`observatory.report.mapdata`: the systems, flow classes, French names
   and numbers, titles and sources line the pictures share (no drawing);
 - :mod:`observatory.report.mapdraw`: the drawing parts of a map (polygons, half

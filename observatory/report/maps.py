@@ -1,4 +1,4 @@
-"""A map of each system, the atlas of them all and the charts: :func:`render_maps`.
+"""The figure of each system's map, its land panel and the atlas page layout.
 
 Each map is an A4 landscape page (12 x 8.5 inches, 2400 x 1700 pixels at 200
 dpi): the EPCI of the system filled by class with the QGIS style's palette
@@ -7,7 +7,7 @@ the EPCI named, the flow lines drawn as the style draws them (half arrows, width
 classes of workers, largest on top, fragile flows faint, none without workers),
 a legend, a scale bar, a north arrow, the title, the sources and, when the
 flows are synthetic, a notice saying so. Files, keyed by their name in the run
-folder:
+folder (drawn by :func:`observatory.report.render.render_maps`):
 
 - ``maps/<metropole_code>.png``: one map per system (overseas ones in their
   territory's CRS);
@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -53,13 +52,11 @@ from observatory.layers.styles import (
     METROPOLE_OUTLINE,
     class_colours,
 )
-from observatory.report.charts import dependence_chart, flows_chart
 from observatory.report.mapdata import (
     MapSystem,
     count_text,
     flow_class_index,
     flow_classes_of,
-    map_systems,
     short_name,
     territory_text,
 )
@@ -77,18 +74,13 @@ from observatory.report.mapflows import disagreement_legend, draw_disagreements
 from observatory.report.mapframe import (
     LEGEND_BOX,
     MAP_BOX,
-    contents_figure,
-    drawing,
-    drawn,
     page_figure,
     page_texts,
-    png_bytes,
 )
 from observatory.report.mapland import (
     draw_farmland,
     draw_land_charts,
     farmland_legend,
-    has_land,
     land_notice,
     land_sources_line,
     land_subtitle,
@@ -470,9 +462,6 @@ def land_figure(system: MapSystem, manifest: Mapping[str, Any]) -> Figure:
 
 
 #: The atlas's PDF metadata: no creation date, so the same pages give the same bytes.
-#: Drawn pages waiting for the PNG encoder, at most.
-_PENDING = 2
-
 ATLAS_METADATA = {
     "CreationDate": None,
     "Creator": "observatory",
@@ -487,105 +476,3 @@ def atlas_pdf(figures: list[Figure]) -> bytes:
         for fig in figures:
             pdf.savefig(fig)
     return buffer.getvalue()
-
-
-def render_maps(
-    territory_layers: Mapping[str, Mapping[str, gpd.GeoDataFrame]],
-    manifest: Mapping[str, Any],
-    classification: ClassificationSection,
-    reliability: ReliabilitySection,
-) -> dict[str, bytes]:
-    """Return the maps, the atlas and the charts of a run, by file name.
-
-    Parameters
-    ----------
-    territory_layers
-        The run's layers by territory, then by name (``epci_indicators``,
-        ``flows``, ``metropoles``), each in its territory's CRS.
-    manifest
-        The run's manifest as a JSON-like dict.
-    classification, reliability
-        The config's rules and INSEE's thresholds.
-
-    Returns
-    -------
-    dict
-        ``maps/<code>.png``, ``charts/<code>_dependance.png``,
-        ``charts/<code>_flux.png`` for every system, and ``atlas.pdf``.
-
-    Notes
-    -----
-    Drawn with matplotlib's settings of :func:`observatory.report.mapframe.drawing`
-    (restored on return), so a user's matplotlibrc changes nothing.
-    """
-    systems = map_systems(territory_layers, manifest)
-    with _Encoder() as pngs, drawing(), _Atlas() as atlas:
-        atlas.page(contents_figure(systems, manifest, classification))
-        for system in systems:
-            fig = map_figure(system, manifest, classification, reliability)
-            pngs.add(f"maps/{system.code}.png", fig)
-            atlas.page(fig)
-            pngs.add(
-                f"charts/{system.code}_dependance.png",
-                dependence_chart(system, manifest, classification),
-            )
-            pngs.add(
-                f"charts/{system.code}_flux.png",
-                flows_chart(system, manifest, reliability),
-            )
-            if has_land(system):  # not in the atlas: its pages follow its list
-                pngs.add(f"maps/{system.code}_sols.png", land_figure(system, manifest))
-    return {**pngs.files(), "atlas.pdf": atlas.pdf()}
-
-
-class _Encoder:
-    """PNG files encoded in a thread while the next figure is drawn.
-
-    Drawing holds the GIL, Pillow's encoding does not: on two cores the
-    encoding of one figure hides behind the drawing of the next. At most
-    :data:`_PENDING` drawn pages wait (16 MB each at 200 dpi).
-    """
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
-        self._futures: dict[str, Future[bytes]] = {}
-
-    def __enter__(self) -> _Encoder:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        # On an error, the pages not encoded yet are dropped.
-        self._pool.shutdown(wait=True, cancel_futures=kind is not None)
-
-    def add(self, name: str, fig: Figure) -> None:
-        """Draw ``fig`` here and encode it as ``name`` in the thread."""
-        waiting = [f for f in self._futures.values() if not f.done()]
-        if len(waiting) >= _PENDING:
-            waiting[0].result()
-        self._futures[name] = self._pool.submit(png_bytes, drawn(fig))
-
-    def files(self) -> dict[str, bytes]:
-        """Return the PNG bytes by name, in the order added (raising an encoder's error)."""
-        return {name: future.result() for name, future in self._futures.items()}
-
-
-class _Atlas:
-    """The atlas: each page added as soon as drawn, so no figure is kept."""
-
-    def __init__(self) -> None:
-        self._buffer = io.BytesIO()
-        self._pages = PdfPages(self._buffer, metadata=ATLAS_METADATA)
-
-    def __enter__(self) -> _Atlas:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pages.close()
-
-    def page(self, fig: Figure) -> None:
-        """Add ``fig`` as the next page."""
-        self._pages.savefig(fig)
-
-    def pdf(self) -> bytes:
-        """Return the PDF (once closed)."""
-        return self._buffer.getvalue()

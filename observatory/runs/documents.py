@@ -33,11 +33,15 @@ def with_documents(
     if "report" in formats:
         # Imported here: matplotlib alone costs a run without a report 0.3 s.
         from observatory.report.html import REPORT_FILE, report_html
-        from observatory.report.maps import render_maps
+        from observatory.report.render import render_maps
 
         documents.update(
             render_maps(
-                layers.territories, listed, config.classification, config.reliability
+                layers.territories,
+                listed,
+                config.classification,
+                config.reliability,
+                config.output.report_processes,
             )
         )
         listed["files"] = sorted([*listed["files"], *documents, REPORT_FILE])
