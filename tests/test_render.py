@@ -9,6 +9,7 @@ must stop the report with a message saying so.
 from __future__ import annotations
 
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -95,3 +96,27 @@ def test_the_helper_command_draws_what_it_is_given(demo):
         f"charts/{code}_flux.png",
     ]
     assert all(png.startswith(b"\x89PNG") for png in files.values())
+
+
+def test_a_report_that_stops_kills_its_helper(demo, monkeypatch):
+    layers, manifest, config = demo
+    started = []
+
+    class Recorded(render._Helper):
+        def __init__(self, *args):
+            super().__init__(*args)
+            started.append(self)
+
+    def broken(*args, **kwargs):
+        msg = "drawing failed here"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(render, "_Helper", Recorded)
+    monkeypatch.setattr(render, "MIN_SYSTEMS_SHARED", 1)
+    monkeypatch.setattr(render, "map_figure", broken)  # in this process only
+    with pytest.raises(RuntimeError, match="drawing failed here"):
+        render.render_maps(
+            layers, manifest, config.classification, config.reliability, processes=2
+        )
+    assert len(started) == 1
+    assert started[0]._process.returncode == -signal.SIGKILL  # killed, not awaited

@@ -83,8 +83,8 @@ def render_maps(
     systems = map_systems(territory_layers, manifest)
     here, shares = _shared(systems, processes)
     args = (manifest, classification, reliability)
-    with ThreadPoolExecutor(max(len(shares), 1), "report-helper") as waiting:
-        elsewhere = [waiting.submit(_helper_pngs, share, *args) for share in shares]
+    helpers = [_Helper(share, *args) for share in shares]
+    try:
         with _Encoder() as pngs, drawing(), _Atlas() as atlas:
             atlas.page(contents_figure(systems, manifest, classification))
             for system in systems:
@@ -95,8 +95,11 @@ def render_maps(
                 if system.code in here:
                     _add_charts(pngs, system, *args)
         files = pngs.files()
-        for future in elsewhere:
-            files.update(future.result())
+        for helper in helpers:
+            files.update(helper.files())
+    finally:
+        for helper in helpers:  # stopped at once if this run stops
+            helper.stop()
     ordered = {name: files[name] for name in _png_names(systems)}
     return {**ordered, "atlas.pdf": atlas.pdf()}
 
@@ -116,26 +119,54 @@ def system_pngs(
     return pngs.files()
 
 
-def _helper_pngs(systems: Sequence[MapSystem], *args: Any) -> dict[str, bytes]:
-    """Run :func:`system_pngs` in a helper process (``python -m observatory.report.helper``)."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-m", "observatory.report.helper"],
-        input=pickle.dumps((list(systems), *args), protocol=pickle.HIGHEST_PROTOCOL),
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": path},
-        check=False,
-    )
-    if done.returncode != 0:
-        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        msg = (
-            f"report: the helper drawing the maps of {len(systems)} system(s) "
-            f"failed (exit status {done.returncode}): {said[-1] if said else 'no message'}"
+class _Helper:
+    """A helper process drawing :func:`system_pngs` of a share of the systems.
+
+    ``python -m observatory.report.helper``, a command of its own (nothing of
+    the run's threads or main module is inherited), fed a pickle on its
+    standard input; a thread waits for its answer while this process draws.
+    """
+
+    def __init__(self, systems: Sequence[MapSystem], *args: Any) -> None:
+        self._count = len(systems)
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = [package_root, os.environ.get("PYTHONPATH", "")]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "observatory.report.helper"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))},
         )
-        raise OutputError(msg, stage="report")
-    files: dict[str, bytes] = pickle.loads(done.stdout)
-    return files
+        payload = pickle.dumps((list(systems), *args), protocol=pickle.HIGHEST_PROTOCOL)
+        self._waiting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="helper")
+        self._answer = self._waiting.submit(self._process.communicate, payload)
+
+    def files(self) -> dict[str, bytes]:
+        """Wait for the helper's files.
+
+        Raises
+        ------
+        OutputError
+            The helper failed: its exit status and last line quoted.
+        """
+        out, err = self._answer.result()
+        if self._process.returncode != 0:
+            said = err.decode("utf-8", "replace").strip().splitlines()
+            msg = (
+                f"report: the helper drawing the maps of {self._count} system(s) "
+                f"failed (exit status {self._process.returncode}): "
+                f"{said[-1] if said else 'no message'}"
+            )
+            raise OutputError(msg, stage="report")
+        files: dict[str, bytes] = pickle.loads(out)
+        return files
+
+    def stop(self) -> None:
+        """Kill the helper if it still runs (this run failed or stops), and reap it."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._waiting.shutdown(wait=True)
 
 
 def _add_charts(
