@@ -49,6 +49,7 @@ from observatory.runs.manifest import (
 )
 from observatory.sources.inputs import ResolvedInput, role_inputs
 from observatory.systems.base_flux_check import compare_with_base_flux
+from observatory.systems.codebook import is_in
 from observatory.systems.crowns import (
     crowns_by_territory,
     epci_by_territory,
@@ -125,8 +126,9 @@ def flagged_communes(flows: pd.DataFrame, vintage: int | None, path: Path) -> li
     """Return a warning for each commune INSEE flags in this vintage that carries flows."""
     warnings = []
     for code, name, note in FLAGGED_COMMUNES.get(vintage or 0, ()):
-        touching = (flows["origin_commune"] == code) | (
-            flows["destination_commune"] == code
+        # Arrow's lookups, which let the GIL go (1.3 million rows each).
+        touching = is_in(flows["origin_commune"], [code]) | is_in(
+            flows["destination_commune"], [code]
         )
         if touching.any():
             workers = float(flows.loc[touching, "workers"].sum())
