@@ -77,13 +77,17 @@ def read_run(folder: Path) -> tuple[dict, dict]:
     return layers, manifest
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo's layers, manifest and config, read back from its run folder."""
-    out = tmp_path_factory.mktemp("demo")
+def run_demo(out: Path) -> tuple[dict, dict, object]:
+    """Run the demo into ``out``; return its layers, manifest and config, read back."""
     assert main(["run", "--output", str(out), "-q"]) == 0
     layers, manifest = read_run(out / "latest")
     return layers, manifest, load_config(configs_dir() / "demo.toml")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo's layers, manifest and config, read back from its run folder."""
+    return run_demo(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,8 @@ import subprocess
 import sys
 
 import pytest
-from test_maps import read_run
+from test_maps import run_demo
 
-from observatory.cli.main import main
-from observatory.config import configs_dir, load_config
 from observatory.core.errors import OutputError
 from observatory.report import render
 
@@ -25,10 +23,7 @@ from observatory.report import render
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo's layers, manifest and config, read back from its run folder."""
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["run", "--output", str(out), "-q"]) == 0
-    layers, manifest = read_run(out / "latest")
-    return layers, manifest, load_config(configs_dir() / "demo.toml")
+    return run_demo(tmp_path_factory.mktemp("demo"))
 
 
 def test_a_helper_draws_the_same_bytes_as_one_process(demo, monkeypatch):
