@@ -27,6 +27,7 @@ from observatory.config import (
 )
 from observatory.core.errors import ObservatoryError
 from observatory.core.fserrors import describe_os_error
+from observatory.core.process import tune_for_batch
 from observatory.runs.execute import RunFailed, execute_job, failure_line
 from observatory.runs.lock import Locked
 from observatory.runs.logs import LOG_FORMAT
@@ -258,12 +259,15 @@ def _load_config(args: argparse.Namespace) -> Config | int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    tuned = tune_for_batch()  # before numpy is imported
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     _configure_logging(args.verbose, args.quiet)
+    if tuned:
+        logger.debug("memory settings of this process: %s", tuned)
     config = _load_config(args)
     if isinstance(config, int):
         return config
