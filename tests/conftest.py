@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -197,6 +200,21 @@ def shared_real() -> Path:
     if not SHARED_REAL.is_dir():
         pytest.skip(f"{SHARED_REAL} is absent")
     return SHARED_REAL
+
+
+def pytest_configure(config):
+    """Point the download cache at a folder of this session: tests never write
+    into the user's (PROJ's kept operations, downloads), and each session starts
+    with none (subprocesses started by the tests inherit it)."""
+    folder = tempfile.mkdtemp(prefix="observatory-tests-cache-")
+    config._observatory_cache = folder
+    os.environ["OBSERVATORY_CACHE"] = folder
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_observatory_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

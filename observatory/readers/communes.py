@@ -36,6 +36,7 @@ from observatory.geography import (
     on_distinct,
     territory_of,
 )
+from observatory.readers.operations import ProjOperations
 from observatory.readers.polygons import RepairPolicy, checked_polygons
 from observatory.readers.text import check_exists, first_present, one_line
 
@@ -275,11 +276,22 @@ def _checked_codes(raw_codes: pd.Series, code_field: str, path: Path) -> pd.Seri
     return codes
 
 
-def reprojected(geometry: gpd.GeoSeries, crs: str | None, path: Path) -> Any:
-    """Return the polygons in ``crs`` (as they are when None), or say why not."""
+def reprojected(
+    geometry: gpd.GeoSeries,
+    crs: str | None,
+    path: Path,
+    operations: ProjOperations | None = None,
+) -> Any:
+    """Return the polygons in ``crs`` (as they are when None), or say why not.
+
+    With ``operations``, PROJ's choice of transformation is taken from (and
+    kept in) it rather than searched again: the same coordinates.
+    """
     if crs is None:
         return geometry.values
     try:
+        if operations is not None:
+            return operations.to_crs(geometry, crs)
         return geometry.to_crs(crs).values
     except pyproj.exceptions.ProjError as exc:
         msg = f"{path}: cannot reproject from the layer's CRS to {crs}: {one_line(exc)}"
@@ -447,12 +459,16 @@ def split_by_territory(
     return parts, sorted(dropped)
 
 
-def in_territory_crs(parts: TerritoryParts) -> dict[str, gpd.GeoDataFrame]:
+def in_territory_crs(
+    parts: TerritoryParts, operations: ProjOperations | None = None
+) -> dict[str, gpd.GeoDataFrame]:
     """Put each territory's parts in its official CRS, one frame per territory.
 
-    PROJ takes some 0.2 s to choose each transformation (from Lambert-93 to an
-    overseas UTM, say), without holding the GIL: the pipeline runs this in a
-    thread of its own (:func:`observatory.runs.stages.read_inputs`).
+    PROJ takes some 0.2 s of CPU to choose each transformation (from Lambert-93
+    to an overseas UTM, say), without holding the GIL: the pipeline runs this in
+    a thread of its own (:func:`observatory.runs.stages.read_inputs`) and passes
+    ``operations``, PROJ's earlier choices kept in the download cache (saved
+    here when there are new ones); without it, PROJ searches every time.
     """
     frames = {}
     for code in TERRITORY_CRS:
@@ -462,10 +478,12 @@ def in_territory_crs(parts: TerritoryParts) -> dict[str, gpd.GeoDataFrame]:
         projected = [
             part
             if part.crs == crs
-            else part.set_geometry(reprojected(part.geometry, crs, path))
+            else part.set_geometry(reprojected(part.geometry, crs, path, operations))
             for path, part in parts[code]
         ]
         frames[code] = gpd.GeoDataFrame(
             pd.concat(projected, ignore_index=True), geometry="geometry", crs=crs
         )
+    if operations is not None:
+        operations.save()
     return frames

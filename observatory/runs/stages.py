@@ -37,6 +37,7 @@ from observatory.readers.communes import (
 )
 from observatory.readers.epci import EpciComposition, read_epci_composition
 from observatory.readers.fd_mobpro import read_fd
+from observatory.readers.operations import OPERATIONS_FILE, ProjOperations
 from observatory.readers.passage import read_commune_passage
 from observatory.readers.polygons import RepairPolicy
 from observatory.runs.census import CURRENT, PREVIOUS, systems_by_vintage
@@ -47,7 +48,7 @@ from observatory.runs.manifest import (
     describe_inputs,
     systems_summary,
 )
-from observatory.sources.inputs import ResolvedInput, role_inputs
+from observatory.sources.inputs import ResolvedInput, cache_dir, role_inputs
 from observatory.systems.base_flux_check import compare_with_base_flux
 from observatory.systems.codebook import is_in
 from observatory.systems.crowns import (
@@ -187,7 +188,8 @@ def _read_geography(
     # The EPCI composition, then the communes by territory, and their warnings.
     # The communes are put in their territories' CRS in a thread of their own:
     # PROJ spends some 0.2 s choosing each overseas transformation without the
-    # GIL, while this thread sums the flows.
+    # GIL, while this thread sums the flows; its choices are kept in the
+    # download cache for the next run (readers/operations).
     epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
     composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
     logger.info(
@@ -218,7 +220,8 @@ def _read_geography(
             "(overseas collectivities) set aside: " + ", ".join(outside[:10])
         )
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reproject")
-    projecting = pool.submit(in_territory_crs, parts)
+    operations = ProjOperations(cache_dir(config) / OPERATIONS_FILE)
+    projecting = pool.submit(in_territory_crs, parts, operations)
     pool.shutdown(wait=False)  # the thread ends with its task
     return composition, projecting, warnings
 
