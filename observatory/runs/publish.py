@@ -12,6 +12,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -154,39 +155,60 @@ def publish(
 
 
 def _write_files(staging: Path, files: RunFiles, formats: Sequence[str]) -> list[str]:
-    """Write, validate and flush the tables and side files; return their names."""
+    """Write, validate and flush the tables and side files; return their names.
+
+    The GeoPackage is written in a thread of its own meanwhile: SQLite and
+    GDAL let the GIL go while this thread writes the GeoParquet files. Leaving
+    the block waits for it, so a failure here never removes the staging folder
+    under it, and its own failure is raised here.
+    """
     names = []
-    texts = dict(files.texts)
-    if "geoparquet" in formats:
-        for stem, (table, epsg) in files.tables.items():
-            path = staging / f"{stem}.parquet"
-            pq.write_table(
-                table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE
-            )
-            validate_written(path, table.num_rows, epsg)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geopackage") as pool:
+        packing = (
+            pool.submit(_write_geopackage, staging, files)
+            if "geopackage" in formats
+            else None
+        )
+        texts = dict(files.texts)
+        if "geoparquet" in formats:
+            names += _write_geoparquet(staging, files)
+            texts.update({f"{stem}.qml": qml for stem, qml in files.styles.items()})
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+            fsync_path(staging / name)
+            names.append(name)
+        for name, content in files.documents.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
             fsync_path(path)
-            names.append(path.name)
-            logger.info("wrote %s (%d rows)", path.name, table.num_rows)
-        texts.update({f"{stem}.qml": qml for stem, qml in files.styles.items()})
-    if "geopackage" in formats:
-        # Validated as it is written: every layer, its rows, CRS and default style.
-        path = write_geopackage(staging, files.tables, files.styles)
-        fsync_path(path)
-        names.append(path.name)
-        logger.info("wrote %s (%d layers)", path.name, len(files.tables))
-    for name, text in texts.items():
-        (staging / name).write_text(text, encoding="utf-8")
-        fsync_path(staging / name)
-        names.append(name)
-    for name, content in files.documents.items():
-        path = staging / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        fsync_path(path)
-        names.append(name)
-    for folder in {(staging / name).parent for name in files.documents} - {staging}:
-        fsync_path(folder)
+            names.append(name)
+        for folder in {(staging / name).parent for name in files.documents} - {staging}:
+            fsync_path(folder)
+        if packing is not None:
+            names.append(packing.result())
     if PROJECT_NAME in files.documents:
         # The project must open the GeoPackage beside it, by a relative path.
         validate_project(staging / PROJECT_NAME, GEOPACKAGE_NAME, files.tables.keys())
     return names
+
+
+def _write_geoparquet(staging: Path, files: RunFiles) -> list[str]:
+    # Each table as <stem>.parquet, read back, validated and flushed.
+    names = []
+    for stem, (table, epsg) in files.tables.items():
+        path = staging / f"{stem}.parquet"
+        pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+        validate_written(path, table.num_rows, epsg)
+        fsync_path(path)
+        names.append(path.name)
+        logger.info("wrote %s (%d rows)", path.name, table.num_rows)
+    return names
+
+
+def _write_geopackage(staging: Path, files: RunFiles) -> str:
+    # Validated as it is written: every layer, its rows, CRS and default style.
+    path = write_geopackage(staging, files.tables, files.styles)
+    fsync_path(path)
+    logger.info("wrote %s (%d layers)", path.name, len(files.tables))
+    return path.name
