@@ -21,13 +21,17 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from openpyxl import Workbook
 from test_functional import A, B, C, M, X, Z, territories, worked_functional
 
 from observatory.core.errors import DataError, SourceError
+from observatory.geography import rollup_arrondissements
 from observatory.readers.aav import read_aav
+from observatory.systems.codebook import CodedFlows
 from observatory.systems.functional import (
     aav_shares,
     compare_with_aav,
@@ -171,10 +175,31 @@ def test_employed_residents_by_commune_rolls_up_arrondissements():
             "workers": [10.0, 5.0, 7.0, 3.0],
         }
     )
-    assert employed_residents_by_commune(flows).to_dict() == {
-        "01001": 10.0,
-        "75056": 15.0,
-    }
+    coded = CodedFlows.from_frame(flows)  # a book, the rows' numbers in it
+    weights = employed_residents_by_commune(
+        pa.array(coded.codes), coded.origin, coded.workers
+    )
+    assert weights.to_dict() == {"01001": 10.0, "75056": 15.0}
+
+
+def test_employed_residents_are_the_groupby_of_the_table_to_the_bit():
+    """From a book in the order met and each row's number: pandas' own sums."""
+    rng = np.random.default_rng(11)
+    book = ["75101", "01001", "69381", "75120", "13055", "99140", "69123", "2A004"]
+    origin = rng.integers(0, len(book), 500)
+    workers = rng.gamma(0.5, 20.0, 500) * 10.0 ** rng.integers(-3, 9, 500)
+    workers[::7] = -0.0
+    weights = employed_residents_by_commune(pa.array(book), origin, workers)
+    rolled = rollup_arrondissements(pd.Series(book, dtype="string")[origin])
+    expected = (
+        pd.Series(workers)
+        .groupby(rolled.to_numpy())
+        .sum()
+        .rename_axis("commune_code")
+        .rename("weight")
+    )
+    pd.testing.assert_series_equal(weights, expected, check_exact=True)
+    assert weights.to_numpy().tobytes() == expected.to_numpy().tobytes()
 
 
 # --------------------------------------------------------------------- harmonise

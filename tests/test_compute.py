@@ -19,6 +19,7 @@ from observatory.config import load_config
 from observatory.core.compute import computer, scheduler_kind
 from observatory.core.errors import ConfigError, SourceError
 from observatory.runs.pipeline import run
+from observatory.systems.codebook import CodedFlows
 
 LAYERS = ("epci_indicators", "flows", "metropoles", "flow_matrix")
 
@@ -176,7 +177,7 @@ def _systems(inputs: dict, config, scheduler: str):
         config, compute=dataclasses.replace(config.compute, scheduler=scheduler)
     )
     return systems_by_vintage(
-        inputs["tables"],
+        {key: CodedFlows.from_frame(t) for key, t in inputs["tables"].items()},
         inputs["harmonisation"],
         inputs["commune_epci"],
         inputs["crowns"],
@@ -197,7 +198,9 @@ def test_a_cluster_graph_carries_keys_not_tables(
     from dask.utils import parse_bytes
 
     inputs = _national_like(rows=300_000)
-    embedded = sum(len(pickle.dumps(t)) for t in inputs["tables"].values())
+    embedded = sum(
+        len(pickle.dumps(CodedFlows.from_frame(t))) for t in inputs["tables"].values()
+    )
     assert embedded > 8 * 2**20  # carried in the graph, they would weigh this
     config = load_config(tiny_inputs)
     with (

@@ -13,11 +13,13 @@ nouvelle with a new code (as if 01002 had merged with communes outside the
 fixture), and 38567, likewise.
 """
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import (
     COMMUNE_ROWS,
@@ -28,7 +30,9 @@ from conftest import (
 )
 
 from observatory.cli import main
-from observatory.runs.stages import flagged_communes, unmatched_warning
+from observatory.readers.base_flux import CommuneFlows
+from observatory.runs.reading import flagged_communes
+from observatory.runs.stages import unmatched_warning
 
 # RP 2022 in the geography of 2025: every code is in the composition.
 GOOD_ROWS = [
@@ -187,16 +191,23 @@ def test_the_warning_lists_the_ten_largest_codes_of_each_vintage():
 
 def test_maxey_sur_vaise_is_flagged_in_rp_2023():
     """INSEE flags 55328 in RP 2023 (reported second-hand: evidence.md section 6)."""
-    flows = pd.DataFrame(
-        {
-            "origin_commune": ["55328", "55029", COMMUNE_ROWS[0][0]],
-            "destination_commune": ["55029", "55328", COMMUNE_ROWS[0][0]],
-            "workers": [12.0, 3.0, 100.0],
-        }
+    flows = CommuneFlows(
+        codes=pa.array(["55328", "55029", COMMUNE_ROWS[0][0]]),
+        origin=np.array([0, 1, 2], dtype=np.int32),
+        destination=np.array([1, 0, 2], dtype=np.int32),
+        workers=np.array([12.0, 3.0, 100.0]),
+        vintage=2023,
+        flow_column="NBFLUX_C23_ACTOCC15P",
+        member=None,
     )
     (warning,) = flagged_communes(flows, 2023, Path("flux.zip"))
     assert warning.startswith("flux.zip: Maxey-sur-Vaise (55328) carries 15 workers")
     assert "uncorrected workplace-coding anomaly" in warning
     assert "second-hand" in warning
     assert flagged_communes(flows, 2022, Path("flux.zip")) == []
-    assert flagged_communes(flows.iloc[2:], 2023, Path("flux.zip")) == []
+    # 55328 in the book, on no row: no warning.
+    last = dataclasses.replace(
+        flows, origin=flows.origin[2:], destination=flows.destination[2:],
+        workers=flows.workers[2:],
+    )  # fmt: skip
+    assert flagged_communes(last, 2023, Path("flux.zip")) == []

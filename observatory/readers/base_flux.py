@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 _FLOW_COLUMN = re.compile(r"^NBFLUX_C(\d{2})_ACTOCC15P$")
 
 #: Most rows read: over 7 times INSEE's national file (about 1.3 million pairs);
-#: 16 bytes each while reading, about 400 MB with the table returned.
+#: 16 bytes each as read, about 400 MB with :attr:`CommuneFlows.table` built.
 MAX_ROWS = 10_000_000
 
 #: Most bytes read, decompressed: over 10 times INSEE's national file (~75 MB).
@@ -48,17 +48,64 @@ _EXPECTED = "CODGEO;LIBGEO;DCLT;L_DCLT;NBFLUX_Cyy_ACTOCC15P"
 
 @dataclass(frozen=True, slots=True)
 class CommuneFlows:
-    """Commune-to-commune flows as read from a base flux file.
+    """Commune-to-commune flows as read from a base flux file, their ends numbered.
 
+    ``codes`` is the book of the distinct codes read (Arrow strings, stripped,
+    arrondissements not yet rolled up), in the order first met (a block's
+    origins, then its destinations); ``origin`` and ``destination`` are each
+    row's numbers in it (int32), ``workers`` its workers (float64), a row per
+    pair in the file's order. The consumers of codes take these as they are;
+    :attr:`table` writes them out as strings.
     ``warnings`` says what was accepted that needs saying (pairs on several
     lines added up, with ``[inputs] allow_duplicate_pairs``), for the manifest.
     """
 
-    table: pd.DataFrame  # origin_commune, destination_commune, workers
+    codes: Any  # pyarrow string array, distinct
+    origin: np.ndarray
+    destination: np.ndarray
+    workers: np.ndarray
     vintage: int | None
     flow_column: str
     member: str | None  # the CSV read inside a zip archive
     warnings: tuple[str, ...] = field(default=())
+    # The table once built (frozen: the holder is filled, never replaced).
+    _built: dict[str, pd.DataFrame] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def touching(self, codes: list[str]) -> np.ndarray:
+        """Tell which rows go from or to one of ``codes`` (looked up in the book)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        flagged = pc.is_in(self.codes, value_set=pa.array(codes, self.codes.type))
+        found = flagged.to_numpy(zero_copy_only=False)
+        return np.asarray(found[self.origin] | found[self.destination])
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The flows as strings: ``origin_commune``, ``destination_commune``, ``workers``.
+
+        Built on first use (two columns of 1.3 million strings for the national
+        file: only for the consumers that need them), then kept. Two threads
+        asking at once may both build it; both get the first stored.
+        """
+        if "table" not in self._built:
+            built = pd.DataFrame(
+                {
+                    "origin_commune": text_series(self.codes.take(self.origin)),
+                    "destination_commune": text_series(
+                        self.codes.take(self.destination)
+                    ),
+                    "workers": self.workers.copy(),  # the table's own, to change
+                },
+                copy=False,
+            )
+            self._built.setdefault("table", built)  # atomic: the first one stays
+        return self._built["table"]
 
 
 # --------------------------------------------------------------------- header
@@ -321,33 +368,28 @@ def _read_blocks(
     return read, flow_column, vintage, where, member
 
 
-# --------------------------------------------------------------------- table
-def _text(book: _Book, positions: np.ndarray) -> pd.Series:
-    """Codes as a string column, gathered by Arrow."""
-    return text_series(book.codes.take(positions))
+# --------------------------------------------------------------------- rows
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """The rows read, in the file's order: numbers of both ends in a book, workers."""
+
+    origin: np.ndarray
+    destination: np.ndarray
+    workers: np.ndarray
 
 
-def _table(read: _Read) -> tuple[pd.DataFrame, np.ndarray]:
-    """Return the table of flows, in the file's order, and a key per pair.
-
-    Each column is gathered, and its blocks let go, in turn: memory holds one
-    copy of the rows at a time.
-    """
-    origin = np.concatenate(read.origins)
-    destination = np.concatenate(read.destinations)
+def _rows(read: _Read) -> tuple[_Rows, np.ndarray]:
+    """Return the rows read, their blocks let go, and a key per pair."""
+    rows = _Rows(
+        np.concatenate(read.origins),
+        np.concatenate(read.destinations),
+        np.concatenate(read.workers),
+    )
     read.origins.clear()
     read.destinations.clear()
-    key = origin.astype(np.int64) * len(read.book) + destination
-    table = pd.DataFrame(
-        {
-            "origin_commune": _text(read.book, origin),
-            "destination_commune": _text(read.book, destination),
-            "workers": np.concatenate(read.workers),
-        },
-        copy=False,
-    )
     read.workers.clear()
-    return table, key
+    key = rows.origin.astype(np.int64) * len(read.book) + rows.destination
+    return rows, key
 
 
 def _repeated(groups: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -359,18 +401,20 @@ def _repeated(groups: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _duplicates(
-    key: np.ndarray, table: pd.DataFrame, allow: bool, where: str, path: Path
-) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    key: np.ndarray, rows: _Rows, book: _Book, allow: bool, where: str, path: Path
+) -> tuple[_Rows, tuple[str, ...]]:
     """Refuse pairs on several lines, or add them up when ``allow``, saying so."""
     ordered = np.sort(key)  # a sort finds repeats faster than a hash table
     if not (ordered[1:] == ordered[:-1]).any():
-        return table, ()
+        return rows, ()
     groups, distinct = pd.factorize(key)
     first, again = _repeated(groups, len(distinct))
     pairs = len(np.unique(groups[again]))
+    origins = book.codes.take(rows.origin[again[:5]]).to_pylist()
+    destinations = book.codes.take(rows.destination[again[:5]]).to_pylist()
     shown_pairs = [
-        f"{table.iloc[row, 0]} -> {table.iloc[row, 1]} (as line {first[groups[row]] + 2})"
-        for row in again[:5]
+        f"{o} -> {d} (as line {first[groups[row]] + 2})"
+        for o, d, row in zip(origins, destinations, again[:5], strict=True)
     ]
     found = (
         f"{pairs} (CODGEO, DCLT) pair(s) on more than one line; "
@@ -383,10 +427,13 @@ def _duplicates(
             "concatenated twice?); set [inputs] allow_duplicate_pairs = true to add them up"
         )
         raise DataError(msg, path=path, line=int(again[0]) + 2)
-    workers = np.bincount(groups, weights=table["workers"].to_numpy())
-    summed = table.iloc[first].reset_index(drop=True)
-    summed["workers"] = workers
-    extra = float(table["workers"].to_numpy()[again].sum())
+    # Each pair on the line it is first met, with the workers of all its lines.
+    summed = _Rows(
+        rows.origin[first],
+        rows.destination[first],
+        np.bincount(groups, weights=rows.workers),
+    )
+    extra = float(rows.workers[again].sum())
     warning = (
         f"{where}: {found}; added up ([inputs] allow_duplicate_pairs = true), "
         f"{extra:,.1f} workers on the repeated lines"
@@ -410,10 +457,10 @@ def read_base_flux(path: Path, *, allow_duplicate_pairs: bool = False) -> Commun
     Returns
     -------
     CommuneFlows
-        ``table`` has ``origin_commune``, ``destination_commune`` (codes as read,
-        stripped, arrondissements not yet rolled up) and ``workers`` (float), in
-        the file's order; ``vintage`` is the census year read from the flow
-        column name.
+        The book of the codes read (stripped, arrondissements not yet rolled
+        up), each row's origin and destination numbers in it and its workers
+        (float), in the file's order (``table``: the same as strings);
+        ``vintage`` is the census year read from the flow column name.
 
     Raises
     ------
@@ -437,17 +484,22 @@ def read_base_flux(path: Path, *, allow_duplicate_pairs: bool = False) -> Commun
         read, flow_column, vintage, where, member = _read_blocks(
             file, path, numbers=False
         )
-    table, key = _table(read)
-    table, warnings = _duplicates(key, table, allow_duplicate_pairs, where, path)
+    rows, key = _rows(read)
+    rows, warnings = _duplicates(
+        key, rows, read.book, allow_duplicate_pairs, where, path
+    )
     logger.info(
         "%s: %d commune pairs, %.1f workers (%s)",
         where,
-        len(table),
-        table["workers"].sum(),
+        len(rows.workers),
+        rows.workers.sum(),
         flow_column,
     )
     return CommuneFlows(
-        table=table,
+        codes=read.book.codes,
+        origin=rows.origin,
+        destination=rows.destination,
+        workers=rows.workers,
         vintage=vintage,
         flow_column=flow_column,
         member=member,

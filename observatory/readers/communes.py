@@ -466,7 +466,7 @@ def in_territory_crs(
 
     PROJ takes some 0.2 s of CPU to choose each transformation (from Lambert-93
     to an overseas UTM, say), without holding the GIL: the pipeline runs this in
-    a thread of its own (:func:`observatory.runs.stages.read_inputs`) and passes
+    a thread of its own (:func:`observatory.runs.reading.read_inputs`) and passes
     ``operations``, PROJ's earlier choices kept in the download cache (saved
     here when there are new ones); without it, PROJ searches every time.
     """

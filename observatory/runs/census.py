@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from observatory.config import Config
+from observatory.readers.base_flux import CommuneFlows
 from observatory.systems.codebook import CodedFlows
 from observatory.systems.flows import FlowsReport, coded_flows_epci
 from observatory.systems.harmonise import (
@@ -47,20 +48,27 @@ class VintageSystems:
     matrix: pd.DataFrame | None
 
 
+def coded_flows(flows: CommuneFlows) -> CodedFlows:
+    """Code a base flux as read for the census graph: its numbers, not strings."""
+    return CodedFlows.from_codes(
+        flows.codes, flows.origin, flows.destination, flows.workers
+    )
+
+
 def vintage_flows(
-    table: pd.DataFrame,
+    coded: CodedFlows,
     resolved: Harmonisation | None,
     commune_epci: pd.DataFrame,
 ) -> tuple[pd.DataFrame, CodedFlows, FlowsReport, HarmonisationReport | None]:
     """Harmonise one vintage's commune flows (when a passage is given), sum by EPCI.
 
-    ``resolved`` is the passage and target codes of
+    ``coded`` are the commune flows (:func:`coded_flows`); ``resolved`` is the
+    passage and target codes of
     :func:`~observatory.systems.harmonise.harmonisation`, made once for every
     vintage. Returns the EPCI flows as a table and coded by pair (for the
     systems to look up), the report of the sums and that of the harmonisation.
     """
     harmonised = None
-    coded = CodedFlows.from_frame(table)
     if resolved is not None:
         coded, harmonised = harmonise_resolved(coded, resolved)
     pairs, report = coded_flows_epci(coded, commune_epci)
@@ -68,7 +76,7 @@ def vintage_flows(
 
 
 def systems_by_vintage(
-    tables: Mapping[str, pd.DataFrame],
+    flows: Mapping[str, CodedFlows],
     harmonisation: tuple[pd.DataFrame | None, set[str] | None],
     commune_epci: pd.DataFrame,
     crowns: pd.DataFrame | Callable[[], pd.DataFrame],
@@ -76,11 +84,12 @@ def systems_by_vintage(
 ) -> dict[str, VintageSystems]:
     """Compute every (vintage, métropole) system with dask, in two graphs.
 
-    The first harmonises each vintage and sums it by EPCI (a task per vintage);
-    the second computes each métropole's matrix (current vintage) and
-    indicators (every vintage), a task each. ``crowns`` may be a function
-    returning them: it is called between the two, so the crowns can be built
-    meanwhile. Both run on the scheduler of ``[compute]`` (a dask.distributed
+    ``flows`` are the commune flows of each vintage, by role, coded
+    (:func:`coded_flows`). The first graph harmonises each vintage and sums it
+    by EPCI (a task per vintage); the second computes each métropole's matrix
+    (current vintage) and indicators (every vintage), a task each. ``crowns``
+    may be a function returning them: it is called between the two, so the
+    crowns can be built meanwhile. Both run on the scheduler of ``[compute]`` (a dask.distributed
     cluster included); the inputs enter through :meth:`Computer.share`, so on a
     cluster they are scattered to the workers once and each graph holds keys.
     """
@@ -97,7 +106,7 @@ def systems_by_vintage(
             else None
         )
         inputs = Inputs(
-            {key: compute.share(table, key) for key, table in tables.items()},
+            {key: compute.share(coded, key) for key, coded in flows.items()},
             compute.share(resolved, "passage"),
             compute.share(commune_epci, "commune-epci"),
         )
@@ -131,7 +140,7 @@ def systems_by_vintage(
 class Inputs:
     """The inputs of the graph, each shared once: flows by vintage, passage, EPCI."""
 
-    tables: dict[str, Any]
+    flows: dict[str, Any]
     harmonisation: Any
     commune_epci: Any
 
@@ -141,9 +150,9 @@ def _vintage_graph(inputs: Inputs) -> dict[str, Any]:
     from dask.delayed import delayed
 
     graph: dict[str, Any] = {}
-    for key, table in inputs.tables.items():
+    for key, coded in inputs.flows.items():
         flows, pairs, report, harmonised = delayed(vintage_flows, nout=4)(
-            table,
+            coded,
             inputs.harmonisation,
             inputs.commune_epci,
             dask_key_name=f"{key}-epci",

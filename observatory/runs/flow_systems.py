@@ -36,9 +36,9 @@ from observatory.layers.flow_layers import (
 )
 from observatory.readers.aav import read_aav
 from observatory.runs.manifest import RunRecord
+from observatory.runs.reading import InputTables
 from observatory.runs.stages import (
     CensusFlows,
-    InputTables,
     Passage,
     RunLayers,
     Territories,
@@ -182,7 +182,8 @@ def outside_indicators(
 
 def commune_weights(tables: InputTables, passage: Passage) -> pd.Series:
     """Employed residents by commune of the run's geography (the AAV shares' weight)."""
-    weights = employed_residents_by_commune(tables.flows.table)
+    flows = tables.flows
+    weights = employed_residents_by_commune(flows.codes, flows.origin, flows.workers)
     if passage.passage is None or passage.target is None:
         return weights
     codes = harmonise_codes(

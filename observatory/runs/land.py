@@ -37,7 +37,8 @@ from observatory.layers.land_layers import (
     with_metropole_land_columns,
 )
 from observatory.runs.manifest import RunRecord
-from observatory.runs.stages import InputTables, RunLayers, Territories
+from observatory.runs.reading import InputTables
+from observatory.runs.stages import RunLayers, Territories
 from observatory.sources.inputs import ResolvedInput, role_inputs
 from observatory.systems.distances import commune_points
 

@@ -26,10 +26,10 @@ from observatory.runs.land import (
 )
 from observatory.runs.manifest import RunReport
 from observatory.runs.publish import publish
+from observatory.runs.reading import InputTables, read_inputs
 from observatory.runs.stages import (
     CensusFlows,
     DetailedFlows,
-    InputTables,
     Passage,
     Territories,
     build_layers,
@@ -37,7 +37,6 @@ from observatory.runs.stages import (
     census_flows,
     detailed_flows,
     export_files,
-    read_inputs,
     read_passage,
     record_run,
 )
@@ -68,15 +67,17 @@ def _read_and_sum(
 ) -> tuple[dict[str, ResolvedInput], InputTables, Passage, Territories, CensusFlows]:
     """Resolve and read the inputs, build the territories, sum the census flows.
 
-    Two cores: the territories are built in a thread of their own while each
-    vintage's flows are harmonised and summed by EPCI, which needs no crowns;
-    the stages ``territories`` and ``flows`` overlap.
+    Two cores: the census flows are read in a thread of their own from the
+    start of ``read`` (:func:`~observatory.runs.reading.read_inputs`), the
+    territories are built in another as soon as the communes are read, and
+    each vintage's flows are harmonised and summed by EPCI (which needs no
+    crowns) once read: ``read_flows``, ``territories`` and ``flows`` overlap.
     """
     if inputs is None:
         with stage("fetch", timings):
             inputs = resolve_inputs(config, offline=offline)
     with stage("read", timings):
-        tables = read_inputs(config, inputs)
+        tables = read_inputs(config, inputs, timings)
     passage = Passage()
     if "commune_passage" in inputs:
         with stage("harmonise", timings):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -29,18 +28,10 @@ from observatory.layers.build import (
     territory_layers,
 )
 from observatory.layers.files import RunFiles, run_files
-from observatory.readers.base_flux import CommuneFlows, read_base_flux
-from observatory.readers.communes import (
-    in_territory_crs,
-    read_communes,
-    split_by_territory,
-)
-from observatory.readers.epci import EpciComposition, read_epci_composition
+from observatory.readers.epci import EpciComposition
 from observatory.readers.fd_mobpro import read_fd
-from observatory.readers.operations import OPERATIONS_FILE, ProjOperations
 from observatory.readers.passage import read_commune_passage
-from observatory.readers.polygons import RepairPolicy
-from observatory.runs.census import CURRENT, PREVIOUS, systems_by_vintage
+from observatory.runs.census import CURRENT, PREVIOUS, coded_flows, systems_by_vintage
 from observatory.runs.manifest import (
     DetailedFlowsReport,
     RunRecord,
@@ -48,9 +39,9 @@ from observatory.runs.manifest import (
     describe_inputs,
     systems_summary,
 )
-from observatory.sources.inputs import ResolvedInput, cache_dir, role_inputs
+from observatory.runs.reading import InputTables
+from observatory.sources.inputs import ResolvedInput
 from observatory.systems.base_flux_check import compare_with_base_flux
-from observatory.systems.codebook import is_in
 from observatory.systems.crowns import (
     crowns_by_territory,
     epci_by_territory,
@@ -70,160 +61,6 @@ from observatory.systems.harmonise import HarmonisationReport, harmonise_mode_fl
 from observatory.systems.modes import pair_modes
 
 logger = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------- read
-@dataclass(frozen=True, slots=True)
-class InputTables:
-    """The inputs of a run, read: communes by territory, EPCI, census flows.
-
-    ``flows_paths`` names the file each census flows table was read from, by
-    role (``flows``, ``flows_previous``). The communes are put in each
-    territory's CRS in a thread of their own (``projecting``), read through
-    :attr:`communes`, which waits for it.
-    """
-
-    projecting: Future[dict[str, gpd.GeoDataFrame]]
-    composition: EpciComposition
-    flows: CommuneFlows
-    previous: CommuneFlows | None
-    vintage: int | None
-    warnings: list[str]
-    flows_paths: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def communes(self) -> dict[str, gpd.GeoDataFrame]:
-        """Commune polygons by territory, each in its official projected CRS.
-
-        Raises
-        ------
-        DataError
-            A layer that cannot be put in its territory's CRS.
-        """
-        return self.projecting.result()
-
-    @property
-    def previous_vintage(self) -> int | None:
-        """Census vintage of the earlier flows compared with, if any."""
-        return self.previous.vintage if self.previous is not None else None
-
-
-#: Communes whose census flows INSEE flags, by census vintage: (code, name, note).
-FLAGGED_COMMUNES = {
-    2023: (
-        (
-            "55328",
-            "Maxey-sur-Vaise",
-            "INSEE reports an uncorrected workplace-coding anomaly for this "
-            "commune in RP 2023 (reported second-hand, by the public project "
-            "Jpmartinslag/neural-temporal-relational-model; INSEE's own wording "
-            "was not found)",
-        ),
-    ),
-}
-
-
-def flagged_communes(flows: pd.DataFrame, vintage: int | None, path: Path) -> list[str]:
-    """Return a warning for each commune INSEE flags in this vintage that carries flows."""
-    warnings = []
-    for code, name, note in FLAGGED_COMMUNES.get(vintage or 0, ()):
-        # Arrow's lookups, which let the GIL go (1.3 million rows each).
-        touching = is_in(flows["origin_commune"], [code]) | is_in(
-            flows["destination_commune"], [code]
-        )
-        if touching.any():
-            workers = float(flows.loc[touching, "workers"].sum())
-            warnings.append(
-                f"{path}: {name} ({code}) carries {workers:,.0f} workers in RP "
-                f"{vintage}: {note}; read its flows with caution"
-            )
-    return warnings
-
-
-def read_inputs(config: Config, inputs: dict[str, ResolvedInput]) -> InputTables:
-    """Read the EPCI composition, the communes and the census flows.
-
-    The census flows are read in a second thread meanwhile: their readers spend
-    much of their time in zlib and Arrow, which let the first thread work, and
-    the results are the same whichever finishes first.
-    """
-    paths = {role: inputs[role].path for role in (CURRENT, PREVIOUS) if role in inputs}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-flows") as pool:
-        census = pool.submit(_read_census, config, paths)
-        composition, projecting, warnings = _read_geography(config, inputs)
-        flows, previous = census.result()
-    vintage = config.inputs.flows_vintage or flows.vintage
-    if previous is not None and previous.vintage == vintage:
-        msg = (
-            f"{paths[PREVIOUS]}: the previous flows have the same "
-            f"vintage ({vintage}) as {paths[CURRENT]}"
-        )
-        raise DataError(msg)
-    warnings += [*flows.warnings, *(previous.warnings if previous else ())]
-    warnings += flagged_communes(flows.table, vintage, paths[CURRENT])
-    if previous is not None:
-        warnings += flagged_communes(previous.table, previous.vintage, paths[PREVIOUS])
-    return InputTables(
-        projecting, composition, flows, previous, vintage, warnings, paths
-    )
-
-
-def _read_census(
-    config: Config, paths: dict[str, Path]
-) -> tuple[CommuneFlows, CommuneFlows | None]:
-    # The base flux of the current vintage, and of the earlier one if any.
-    duplicates = config.inputs.allow_duplicate_pairs
-    flows = read_base_flux(paths[CURRENT], allow_duplicate_pairs=duplicates)
-    previous = (
-        read_base_flux(paths[PREVIOUS], allow_duplicate_pairs=duplicates)
-        if PREVIOUS in paths
-        else None
-    )
-    return flows, previous
-
-
-def _read_geography(
-    config: Config, inputs: dict[str, ResolvedInput]
-) -> tuple[EpciComposition, Future[dict[str, gpd.GeoDataFrame]], list[str]]:
-    # The EPCI composition, then the communes by territory, and their warnings.
-    # The communes are put in their territories' CRS in a thread of their own:
-    # PROJ spends some 0.2 s choosing each overseas transformation without the
-    # GIL, while this thread sums the flows; its choices are kept in the
-    # download cache for the next run (readers/operations).
-    epci_list = inputs["epci_list"].path if "epci_list" in inputs else None
-    composition = read_epci_composition(inputs["epci_composition"].path, epci_list)
-    logger.info(
-        "%s: %d EPCI, %d communes",
-        inputs["epci_composition"].path,
-        len(composition.epci),
-        len(composition.composition),
-    )
-    warnings = []
-    layers = []
-    epci_codes = set(composition.epci["epci_code"])
-    for resolved in role_inputs(inputs, "communes"):
-        layer = read_communes(
-            resolved.path,
-            config.inputs.communes_layer,
-            target_crs=None,
-            epci_codes=epci_codes,
-            repairs=RepairPolicy(
-                config.inputs.repair_geometry, config.inputs.max_repair_area_change
-            ),
-        )
-        logger.info("%s: %d communes (%s)", resolved.path, len(layer), layer.crs)
-        layers.append((resolved.path, layer))
-    parts, outside = split_by_territory(layers)
-    if outside:
-        warnings.append(
-            f"{len(outside)} commune(s) outside the territories of ADMIN EXPRESS "
-            "(overseas collectivities) set aside: " + ", ".join(outside[:10])
-        )
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reproject")
-    operations = ProjOperations(cache_dir(config) / OPERATIONS_FILE)
-    projecting = pool.submit(in_territory_crs, parts, operations)
-    pool.shutdown(wait=False)  # the thread ends with its task
-    return composition, projecting, warnings
 
 
 # --------------------------------------------------------------------- territories
@@ -403,9 +240,9 @@ def census_flows(
     ``crowns`` may be a function returning them, called once every vintage is
     summed by EPCI (:func:`observatory.runs.census.systems_by_vintage`).
     """
-    flows = {CURRENT: tables.flows.table}
+    flows = {CURRENT: coded_flows(tables.flows)}
     if tables.previous is not None:
-        flows[PREVIOUS] = tables.previous.table
+        flows[PREVIOUS] = coded_flows(tables.previous)
     by_vintage = systems_by_vintage(
         flows, passage.pair(), tables.composition.composition, crowns, config
     )

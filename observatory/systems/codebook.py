@@ -117,6 +117,17 @@ def group_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
     return distinct, sums
 
 
+def _refuse_blank(o: np.ndarray, d: np.ndarray) -> None:
+    # Rows without an origin or a destination (-1): grouping would drop them.
+    blank = (o < 0) | (d < 0)
+    if blank.any():
+        msg = (
+            f"flows: {int(blank.sum())} row(s) without an origin or destination "
+            "code; every row needs both"
+        )
+        raise DataError(msg)
+
+
 @dataclass(frozen=True, slots=True)
 class CodedFlows:
     """Flows ``origin -> destination: workers`` with their ends as positions in ``codes``.
@@ -154,15 +165,42 @@ class CodedFlows:
         ]
         book = sorted_distinct(pa.concat_arrays([e.dictionary for e in ends]))
         o, d = (_rows_in(e, book) for e in ends)
-        blank = (o < 0) | (d < 0)
-        if blank.any():
-            msg = (
-                f"flows: {int(blank.sum())} row(s) without an origin or destination "
-                "code; every row needs both"
-            )
-            raise DataError(msg)
+        _refuse_blank(o, d)
         workers = flows["workers"].astype("float64").to_numpy()
         return cls(text_series(book), o, d, workers)
+
+    @classmethod
+    def from_codes(
+        cls,
+        book: pa.Array,
+        origin: np.ndarray,
+        destination: np.ndarray,
+        workers: np.ndarray,
+    ) -> CodedFlows:
+        """Code flows whose ends are numbers in a book of codes, in any order.
+
+        ``book`` holds strings (Arrow); ``origin`` and ``destination`` give each
+        row's number in it (-1: no code), ``workers`` its workers. The result is
+        :meth:`from_frame` of the table of those codes, to the last bit: the
+        codes the rows use, sorted, and each row's position among them, worked
+        out on the book and taken to the rows.
+
+        Raises
+        ------
+        DataError
+            As :meth:`from_frame`: a row without an origin or destination code.
+        """
+        used = np.zeros(len(book) + 1, dtype=bool)  # the last: rows numbered -1
+        used[origin] = True
+        used[destination] = True
+        codes = sorted_distinct(book.filter(pa.array(used[:-1])))
+        # Each number's position in the sorted book; -1 takes the last, -1 too.
+        place = np.append(positions(book, codes), -1)
+        o, d = place[origin], place[destination]
+        if (place[used] < 0).any():  # checked on the book, counted on the rows
+            _refuse_blank(o, d)
+        # A copy, as from_frame's: the flows never share the caller's array.
+        return cls(text_series(codes), o, d, np.array(workers, dtype="float64"))
 
     def recoded(self, new_codes: pd.Series) -> CodedFlows:
         """Give each code of the book a new one (``new_codes``, aligned on the book).

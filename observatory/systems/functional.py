@@ -31,10 +31,18 @@ from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from observatory.config.territories import CROWN_RULES, TerritoriesSection
 from observatory.core.errors import DataError
-from observatory.geography import is_pseudo, listed_codes, rollup_arrondissements
+from observatory.geography import (
+    is_pseudo,
+    listed_codes,
+    rollup_arrondissements,
+    text_array,
+    text_series,
+)
+from observatory.systems.codebook import group_sum, positions, sorted_distinct
 from observatory.systems.harmonise import harmonise_codes
 
 logger = logging.getLogger(__name__)
@@ -302,17 +310,25 @@ def harmonise_aav(
     return out, report
 
 
-def employed_residents_by_commune(commune_flows: pd.DataFrame) -> pd.Series:
-    """Workers living in each commune (arrondissements rolled up), a weight for AAV shares."""
-    origin = rollup_arrondissements(commune_flows["origin_commune"].astype("string"))
-    return (
-        commune_flows["workers"]
-        .astype("float64")
-        .groupby(origin.to_numpy())
-        .sum()
-        .rename_axis("commune_code")
-        .rename("weight")
+def employed_residents_by_commune(
+    codes: pa.Array, origin: np.ndarray, workers: np.ndarray
+) -> pd.Series:
+    """Workers living in each commune (arrondissements rolled up), a weight for AAV shares.
+
+    ``codes`` is a book of commune codes (Arrow strings, any order), ``origin``
+    each flow's number in it and ``workers`` its workers. The sums are those of
+    a pandas groupby of the flows by rolled-up origin, to the last bit
+    (:func:`~observatory.systems.codebook.group_sum`): the codes are rolled up
+    and sorted once each, the rows only summed by position.
+    """
+    communes = text_array(rollup_arrondissements(text_series(codes)))
+    book = sorted_distinct(communes)
+    keys, sums = group_sum(positions(communes, book)[origin], workers)
+    # Inferred as a groupby's keys are (pandas' ``str``).
+    index = pd.Index(
+        book.take(keys).to_numpy(zero_copy_only=False), name="commune_code"
     )
+    return pd.Series(sums, index=index, name="weight")
 
 
 def _weighted_communes(
