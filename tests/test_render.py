@@ -114,4 +114,4 @@ def test_a_report_that_stops_kills_its_helper(demo, monkeypatch):
             layers, manifest, config.classification, config.reliability, processes=2
         )
     assert len(started) == 1
-    assert started[0]._process.returncode == -signal.SIGKILL  # killed, not awaited
+    assert started[0]._helper.returncode == -signal.SIGKILL  # killed, not awaited

@@ -12,14 +12,9 @@ wherever it is drawn: the bytes are those of a drawing in one process.
 from __future__ import annotations
 
 import io
-import os
-import pickle
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 from matplotlib.backends.backend_pdf import PdfPages
@@ -27,6 +22,7 @@ from matplotlib.figure import Figure
 
 from observatory.config import ClassificationSection, ReliabilitySection
 from observatory.core.errors import OutputError
+from observatory.core.helpers import Helper
 from observatory.report.charts import dependence_chart, flows_chart
 from observatory.report.mapdata import MapSystem, map_systems
 from observatory.report.mapframe import contents_figure, drawing, drawn, png_bytes
@@ -122,25 +118,13 @@ def system_pngs(
 class _Helper:
     """A helper process drawing :func:`system_pngs` of a share of the systems.
 
-    ``python -m observatory.report.helper``, a command of its own (nothing of
-    the run's threads or main module is inherited), fed a pickle on its
-    standard input; a thread waits for its answer while this process draws.
+    ``python -m observatory.report.helper`` (:class:`~observatory.core.helpers.Helper`):
+    a thread waits for its answer while this process draws.
     """
 
     def __init__(self, systems: Sequence[MapSystem], *args: Any) -> None:
         self._count = len(systems)
-        package_root = str(Path(__file__).resolve().parents[2])
-        path = [package_root, os.environ.get("PYTHONPATH", "")]
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "observatory.report.helper"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))},
-        )
-        payload = pickle.dumps((list(systems), *args), protocol=pickle.HIGHEST_PROTOCOL)
-        self._waiting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="helper")
-        self._answer = self._waiting.submit(self._process.communicate, payload)
+        self._helper = Helper("observatory.report.helper", (list(systems), *args))
 
     def files(self) -> dict[str, bytes]:
         """Wait for the helper's files.
@@ -150,23 +134,18 @@ class _Helper:
         OutputError
             The helper failed: its exit status and last line quoted.
         """
-        out, err = self._answer.result()
-        if self._process.returncode != 0:
-            said = err.decode("utf-8", "replace").strip().splitlines()
+        status, files, said = self._helper.answer()
+        if status != 0 or files is None:
             msg = (
                 f"report: the helper drawing the maps of {self._count} system(s) "
-                f"failed (exit status {self._process.returncode}): "
-                f"{said[-1] if said else 'no message'}"
+                f"failed (exit status {status}): {said}"
             )
             raise OutputError(msg, stage="report")
-        files: dict[str, bytes] = pickle.loads(out)
-        return files
+        return cast("dict[str, bytes]", files)
 
     def stop(self) -> None:
         """Kill the helper if it still runs (this run failed or stops), and reap it."""
-        if self._process.poll() is None:
-            self._process.kill()
-        self._waiting.shutdown(wait=True)
+        self._helper.stop()
 
 
 def _add_charts(

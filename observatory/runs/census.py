@@ -76,7 +76,7 @@ def vintage_flows(
 
 
 def systems_by_vintage(
-    flows: Mapping[str, CodedFlows],
+    flows: Mapping[str, CodedFlows] | Callable[[], Mapping[str, CodedFlows]],
     harmonisation: tuple[pd.DataFrame | None, set[str] | None],
     commune_epci: pd.DataFrame,
     crowns: pd.DataFrame | Callable[[], pd.DataFrame],
@@ -85,7 +85,9 @@ def systems_by_vintage(
     """Compute every (vintage, métropole) system with dask, in two graphs.
 
     ``flows`` are the commune flows of each vintage, by role, coded
-    (:func:`coded_flows`). The first graph harmonises each vintage and sums it
+    (:func:`coded_flows`), or a function returning them: it is called once
+    the scheduler is ready (dask imported, the passage resolved), so they can
+    still be read meanwhile. The first graph harmonises each vintage and sums it
     by EPCI (a task per vintage); the second computes each métropole's matrix
     (current vintage) and indicators (every vintage), a task each. ``crowns``
     may be a function returning them: it is called between the two, so the
@@ -105,10 +107,13 @@ def systems_by_vintage(
             if passage is not None and target is not None
             else None
         )
+        passage_key = compute.share(resolved, "passage")
+        epci_key = compute.share(commune_epci, "commune-epci")
+        vintages = flows() if callable(flows) else flows
         inputs = Inputs(
-            {key: compute.share(coded, key) for key, coded in flows.items()},
-            compute.share(resolved, "passage"),
-            compute.share(commune_epci, "commune-epci"),
+            {key: compute.share(coded, key) for key, coded in vintages.items()},
+            passage_key,
+            epci_key,
         )
         (summed,) = compute(_vintage_graph(inputs))
         systems = crowns() if callable(crowns) else crowns

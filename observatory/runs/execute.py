@@ -23,6 +23,7 @@ from observatory.config import Config
 from observatory.core.errors import ObservatoryError
 from observatory.core.fserrors import describe_os_error
 from observatory.core.timing import StageTimings, new_run_id, stage
+from observatory.runs.census_reading import CensusReading
 from observatory.runs.fingerprint import Fingerprint, changes, fingerprint
 from observatory.runs.latest import (
     heal_latest,
@@ -272,25 +273,35 @@ def _recompute(
     timings: StageTimings,
     outcome: Outcome,
 ) -> None:
-    """Run the pipeline, switch ``latest`` to its run folder, prune old runs."""
-    from observatory.runs import pipeline  # heavy imports only when computing
+    """Run the pipeline, switch ``latest`` to its run folder, prune old runs.
 
-    outcome.report = pipeline.run(
-        job.config,
-        job.layout.root,
-        inputs=inputs,
-        run_id=job.run_id,
-        started=job.started,
-        timings=timings,
-        manifest_extra={
-            "refresh": {
-                "command": job.command,
-                "forced": job.force,
-                "reasons": outcome.reasons,
-                "fingerprint": current,
-            }
-        },
-    )
+    The census flows start being read (by a helper process) before the
+    pipeline's heavy imports, which they overlap.
+    """
+    census = CensusReading.start(job.config, inputs) if "flows" in inputs else None
+    try:
+        from observatory.runs import pipeline  # heavy imports only when computing
+
+        outcome.report = pipeline.run(
+            job.config,
+            job.layout.root,
+            inputs=inputs,
+            run_id=job.run_id,
+            started=job.started,
+            timings=timings,
+            manifest_extra={
+                "refresh": {
+                    "command": job.command,
+                    "forced": job.force,
+                    "reasons": outcome.reasons,
+                    "fingerprint": current,
+                }
+            },
+            census_reading=census,
+        )
+    finally:
+        if census is not None:
+            census.stop()
     timings.update(
         outcome.report.timings
     )  # the same dict, unless the pipeline copied it

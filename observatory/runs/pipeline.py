@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from observatory.config import Config
 from observatory.core.timing import StageTimings, new_run_id, stage
+from observatory.runs.census_reading import CensusReading
 from observatory.runs.documents import with_documents
 from observatory.runs.flow_systems import flow_systems, with_flow_layers
 from observatory.runs.land import (
@@ -64,11 +65,12 @@ def _read_and_sum(
     offline: bool,
     inputs: dict[str, ResolvedInput] | None,
     timings: dict[str, float],
+    census_reading: CensusReading | None,
 ) -> tuple[dict[str, ResolvedInput], InputTables, Passage, Territories, CensusFlows]:
     """Resolve and read the inputs, build the territories, sum the census flows.
 
-    Two cores: the census flows are read in a thread of their own from the
-    start of ``read`` (:func:`~observatory.runs.reading.read_inputs`), the
+    Two cores: the census flows are read by a helper process from the start
+    of ``read`` or earlier (``census_reading``: :func:`~observatory.runs.reading.read_inputs`), the
     territories are built in another as soon as the communes are read, and
     each vintage's flows are harmonised and summed by EPCI (which needs no
     crowns) once read: ``read_flows``, ``territories`` and ``flows`` overlap.
@@ -77,7 +79,7 @@ def _read_and_sum(
         with stage("fetch", timings):
             inputs = resolve_inputs(config, offline=offline)
     with stage("read", timings):
-        tables = read_inputs(config, inputs, timings)
+        tables = read_inputs(config, inputs, timings, census_reading)
     passage = Passage()
     if "commune_passage" in inputs:
         with stage("harmonise", timings):
@@ -133,6 +135,7 @@ def run(
     started: datetime | None = None,
     timings: dict[str, float] | None = None,
     manifest_extra: Mapping[str, Any] | None = None,
+    census_reading: CensusReading | None = None,
 ) -> RunReport:
     """Run the whole job described by ``config`` and publish its run folder.
 
@@ -155,12 +158,15 @@ def run(
         The caller's stage timings so far; each stage adds its own as it ends.
     manifest_extra
         Keys added to the manifest (the refresh fingerprint, the reasons).
+    census_reading
+        The census flows being read already (started by the caller before
+        importing this module, for these inputs); read here when None.
     """
     started = started or datetime.now(UTC)
     run_id = run_id or new_run_id(started)
     timings = StageTimings() if timings is None else timings
     logger.info("run %s: config %s", run_id, config.path)
-    front = _read_and_sum(config, offline, inputs, timings)
+    front = _read_and_sum(config, offline, inputs, timings, census_reading)
     inputs, tables, passage, territories, census = front
     with stage("flow_systems", timings):
         systems = flow_systems(config, inputs, tables, territories, passage, census)

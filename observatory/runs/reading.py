@@ -1,10 +1,13 @@
 """The stage ``read``: the EPCI composition, the communes and the census flows.
 
-Three threads share the work, and no result depends on which ends first:
+Three threads and a process share the work, and no result depends on which
+ends first:
 
-- this one reads the EPCI composition, then the communes;
+- this thread reads the EPCI composition, then the communes;
 - ``reproject`` puts the communes in their territories' CRS (PROJ, no GIL);
-- ``read-flows`` reads the census base flux, current vintage then earlier.
+- a helper process reads the census base flux, current vintage then earlier
+  (:mod:`observatory.runs.census_reading`, with a GIL of its own), and the
+  thread ``read-flows`` waits for it and checks what it read.
 
 :func:`read_inputs` returns once the composition and the communes are read:
 the run builds the territories meanwhile, and :class:`InputTables` waits for
@@ -16,7 +19,6 @@ stage ``read``.
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ import pandas as pd
 
 from observatory.config import Config
 from observatory.core.errors import DataError, ObservatoryError
-from observatory.readers.base_flux import CommuneFlows, read_base_flux
+from observatory.readers.base_flux import CommuneFlows
 from observatory.readers.communes import (
     in_territory_crs,
     read_communes,
@@ -36,6 +38,7 @@ from observatory.readers.epci import EpciComposition, read_epci_composition
 from observatory.readers.operations import OPERATIONS_FILE, ProjOperations
 from observatory.readers.polygons import RepairPolicy
 from observatory.runs.census import CURRENT, PREVIOUS
+from observatory.runs.census_reading import CensusReading
 from observatory.sources.inputs import ResolvedInput, cache_dir, role_inputs
 
 logger = logging.getLogger(__name__)
@@ -150,48 +153,62 @@ def read_inputs(
     config: Config,
     inputs: dict[str, ResolvedInput],
     timings: dict[str, float] | None = None,
+    census: CensusReading | None = None,
 ) -> InputTables:
-    """Read the EPCI composition and the communes; start reading the census flows.
+    """Read the EPCI composition and the communes; the census flows are read meanwhile.
 
-    The census flows are read in a thread of their own, from now until the
-    run first needs them: their readers spend much of their time in zlib and
-    Arrow, which let the other threads work. ``timings`` gets their reading
-    time as ``read_flows``.
+    The census base flux files are read by a helper process (``census``, when
+    the caller started it early for these files, else started here): it has a
+    GIL of its own. A thread waits for them and checks them, from now until
+    the run first needs them. ``timings`` gets their reading time as
+    ``read_flows``.
     """
     paths = {role: inputs[role].path for role in (CURRENT, PREVIOUS) if role in inputs}
+    allow = config.inputs.allow_duplicate_pairs
+    own = None
+    if census is None or not census.matches(paths, allow):
+        census = own = CensusReading(paths, allow)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-flows")
-    reading = pool.submit(_read_census, config, paths, timings)
+    reading = pool.submit(_read_census, config, census, own is not None, timings)
     pool.shutdown(wait=False)  # the thread ends with its task
-    composition, projecting, warnings = _read_geography(config, inputs)
+    try:
+        composition, projecting, warnings = _read_geography(config, inputs)
+    except BaseException:
+        if own is not None:
+            own.stop()  # not needed any more
+        raise
     return InputTables(projecting, composition, reading, warnings, paths)
 
 
 def _read_census(
-    config: Config, paths: dict[str, Path], timings: dict[str, float] | None
+    config: Config,
+    census: CensusReading,
+    own: bool,
+    timings: dict[str, float] | None,
 ) -> CensusTables:
-    # The base flux of the current vintage, and of the earlier one if any.
-    started = time.perf_counter()
+    # The census flows read by the helper process, checked; ``own``: started
+    # by read_inputs, stopped here (else by whoever started it).
     try:
-        census = _census(config, paths)
+        flows = census.result()
+    finally:
+        if own:
+            census.stop()
+    assert census.seconds is not None  # set by result()
+    logger.info("read_flows: the census flows read in %.2f s", census.seconds)
+    if timings is not None:
+        timings["read_flows"] = round(census.seconds, 3)
+    try:
+        return _census(config, census.paths, flows)
     except ObservatoryError as exc:
         # Met by the stage that first needs the flows: it is still a read error.
         exc.stage = exc.stage or "read"
         raise
-    seconds = time.perf_counter() - started
-    logger.info("read_flows: the census flows read in %.2f s", seconds)
-    if timings is not None:
-        timings["read_flows"] = round(seconds, 3)
-    return census
 
 
-def _census(config: Config, paths: dict[str, Path]) -> CensusTables:
-    duplicates = config.inputs.allow_duplicate_pairs
-    flows = read_base_flux(paths[CURRENT], allow_duplicate_pairs=duplicates)
-    previous = (
-        read_base_flux(paths[PREVIOUS], allow_duplicate_pairs=duplicates)
-        if PREVIOUS in paths
-        else None
-    )
+def _census(
+    config: Config, paths: dict[str, Path], read: dict[str, CommuneFlows]
+) -> CensusTables:
+    flows, previous = read[CURRENT], read.get(PREVIOUS)
     vintage = config.inputs.flows_vintage or flows.vintage
     if previous is not None and previous.vintage == vintage:
         msg = (

@@ -42,6 +42,7 @@ from observatory.runs.manifest import (
 from observatory.runs.reading import InputTables
 from observatory.sources.inputs import ResolvedInput
 from observatory.systems.base_flux_check import compare_with_base_flux
+from observatory.systems.codebook import CodedFlows
 from observatory.systems.crowns import (
     crowns_by_territory,
     epci_by_territory,
@@ -240,9 +241,14 @@ def census_flows(
     ``crowns`` may be a function returning them, called once every vintage is
     summed by EPCI (:func:`observatory.runs.census.systems_by_vintage`).
     """
-    flows = {CURRENT: coded_flows(tables.flows)}
-    if tables.previous is not None:
-        flows[PREVIOUS] = coded_flows(tables.previous)
+
+    def flows() -> dict[str, CodedFlows]:
+        # Called once dask is ready: the census flows may still be being read.
+        coded = {CURRENT: coded_flows(tables.flows)}
+        if tables.previous is not None:
+            coded[PREVIOUS] = coded_flows(tables.previous)
+        return coded
+
     by_vintage = systems_by_vintage(
         flows, passage.pair(), tables.composition.composition, crowns, config
     )
