@@ -85,15 +85,16 @@ def systems_by_vintage(
     """Compute every (vintage, métropole) system with dask, in two graphs.
 
     ``flows`` are the commune flows of each vintage, by role, coded
-    (:func:`coded_flows`), or a function returning them: it is called once
-    the scheduler is ready (dask imported, the passage resolved), so they can
-    still be read meanwhile. The first graph harmonises each vintage and sums it
-    by EPCI (a task per vintage); the second computes each métropole's matrix
+    (:func:`coded_flows`), or a function returning them: it is called once the
+    scheduler is ready (dask imported, the passage resolved), so they can still
+    be read meanwhile. The first graph harmonises each vintage and sums it by
+    EPCI (a task per vintage); the second computes each métropole's matrix
     (current vintage) and indicators (every vintage), a task each. ``crowns``
     may be a function returning them: it is called between the two, so the
-    crowns can be built meanwhile. Both run on the scheduler of ``[compute]`` (a dask.distributed
-    cluster included); the inputs enter through :meth:`Computer.share`, so on a
-    cluster they are scattered to the workers once and each graph holds keys.
+    crowns can be built meanwhile. Both run on the scheduler of ``[compute]``
+    (a dask.distributed cluster included); the inputs enter through
+    :meth:`Computer.share`, so on a cluster they are scattered to the workers
+    once and each graph holds keys.
     """
     from observatory.core.compute import computer
 

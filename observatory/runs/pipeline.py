@@ -70,10 +70,11 @@ def _read_and_sum(
     """Resolve and read the inputs, build the territories, sum the census flows.
 
     Two cores: the census flows are read by a helper process from the start
-    of ``read`` or earlier (``census_reading``: :func:`~observatory.runs.reading.read_inputs`), the
-    territories are built in another as soon as the communes are read, and
-    each vintage's flows are harmonised and summed by EPCI (which needs no
-    crowns) once read: ``read_flows``, ``territories`` and ``flows`` overlap.
+    of ``read``, or earlier (``census_reading``, see
+    :func:`~observatory.runs.reading.read_inputs`); the territories are built in
+    a thread as soon as the communes are read, and each vintage's flows are
+    harmonised and summed by EPCI (which needs no crowns) once read:
+    ``read_flows``, ``territories`` and ``flows`` overlap.
     """
     if inputs is None:
         with stage("fetch", timings):
