@@ -12,6 +12,7 @@ inherited.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 
@@ -32,4 +33,11 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Out at once, past the interpreter's finalisation: the answer is written,
+    # and a library's threads left waiting for the GIL there (Arrow's readahead
+    # of a CSV stopped by a refused file) could hang the exit, and the run
+    # waiting for it.
+    os._exit(status)
