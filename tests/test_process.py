@@ -1,4 +1,4 @@
-"""Process-wide memory settings of the command line (observatory.core.process).
+"""Process-wide settings of the command line (observatory.core.process).
 
 Each case runs in a fresh interpreter: the settings are per process, and
 numpy reads its own when it is imported.
@@ -16,12 +16,17 @@ import pytest
 from observatory.core.process import _glibc
 
 PROBE = """
-import json, sys
+import gc, json, os, sys
 from observatory.core.process import tune_for_batch
 applied = tune_for_batch()
 import numpy
 hugepage = numpy._core.multiarray._get_madvise_hugepage()
-print(json.dumps({"applied": applied, "numpy_hugepage": bool(hugepage)}))
+print(json.dumps({
+    "applied": applied,
+    "numpy_hugepage": bool(hugepage),
+    "openblas": os.environ.get("OPENBLAS_NUM_THREADS"),
+    "gc": gc.get_threshold(),
+}))
 """
 
 _CLEARED = (
@@ -29,6 +34,9 @@ _CLEARED = (
     "GLIBC_TUNABLES",
     "MALLOC_MMAP_THRESHOLD_",
     "MALLOC_TRIM_THRESHOLD_",
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OMP_NUM_THREADS",
 )
 
 
@@ -54,6 +62,27 @@ def test_a_users_numpy_setting_is_kept():
     result = _probe(NUMPY_MADVISE_HUGEPAGE="1")
     assert "NUMPY_MADVISE_HUGEPAGE" not in result["applied"]
     assert result["numpy_hugepage"] is True
+
+
+def test_openblas_starts_no_thread_pool_and_the_gc_runs_less_often():
+    result = _probe()
+    assert result["openblas"] == "1"
+    assert result["applied"]["OPENBLAS_NUM_THREADS"] == "1"
+    default = subprocess.run(
+        [sys.executable, "-c", "import gc; print(gc.get_threshold()[1:])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert result["gc"][0] == 50_000
+    assert str(tuple(result["gc"][1:])) == default  # older generations untouched
+
+
+@pytest.mark.parametrize("variable", ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"])
+def test_a_users_thread_setting_is_kept(variable):
+    result = _probe(**{variable: "2"})
+    assert "OPENBLAS_NUM_THREADS" not in result["applied"]
+    assert result["openblas"] == ("2" if variable == "OPENBLAS_NUM_THREADS" else None)
 
 
 @pytest.mark.skipif(not _glibc(), reason="mallopt is glibc's")

@@ -325,6 +325,11 @@ def test_manifest_log_and_state_trace_the_run(project):
         flows["sha256"]
         == hashlib.sha256((project.parent / "flows.csv").read_bytes()).hexdigest()
     )
+    for record in fingerprint["inputs"]:  # every part, hashed a few at a time
+        assert (
+            record["sha256"]
+            == hashlib.sha256(Path(record["path"]).read_bytes()).hexdigest()
+        )
     # Every input states its geography (issue 10); the flows' is [inputs] geography.
     assert {i["role"] for i in manifest["inputs"] if i.get("geography") == 2023} == {
         "communes",

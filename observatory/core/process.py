@@ -1,4 +1,4 @@
-"""Process-wide memory settings for a batch run, applied by the command line.
+"""Process-wide settings for a batch run, applied by the command line.
 
 A run allocates and frees the same few dozen arrays of 10-100 MB again and
 again (1.3 million commune pairs per vintage). Two defaults of the platform
@@ -12,14 +12,27 @@ make each of them cost fresh memory from the kernel, zeroed page by page:
 Measured on the whole-France benchmark (``scripts/bench_pipeline.py``), each
 costs about 5 % of the run's time, nearly all of it in the kernel. Both are
 documented switches: numpy's ``NUMPY_MADVISE_HUGEPAGE`` environment variable
-(read when numpy is imported) and glibc's ``mallopt``. A user who set either
-(``NUMPY_MADVISE_HUGEPAGE``, ``GLIBC_TUNABLES``, ``MALLOC_*_``) keeps their
-choice. Nothing here changes a result: only where memory comes from.
+(read when numpy is imported) and glibc's ``mallopt``.
+
+Two more cost CPU for nothing here, about 3 % of the run together:
+
+- OpenBLAS (numpy's linear algebra) starts a thread per core, which spins a
+  while after numpy's import waiting for work; the package does no linear
+  algebra, so ``OPENBLAS_NUM_THREADS=1`` (read at numpy's import) starts none;
+- Python's cyclic garbage collector runs every 700 allocations of containers,
+  and a run's imports and pandas frames make millions: the first generation's
+  threshold is raised to :data:`GC_THRESHOLD`. Memory held by cycles is
+  freed a little later; the benchmarks' peak memory did not move.
+
+A user who set the variables (``NUMPY_MADVISE_HUGEPAGE``, ``GLIBC_TUNABLES``,
+``MALLOC_*_``, ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``) keeps their
+choice. Nothing here changes a result: only where memory and CPU go.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import sys
 
@@ -30,6 +43,10 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 << 20
 #: Free memory at the heap's top given back to the system beyond this.
 TRIM_THRESHOLD = 512 << 20
+#: Allocations of containers between two collections of the youngest generation.
+GC_THRESHOLD = 50_000
+#: Variables through which a user sets OpenBLAS's threads (in its order).
+_BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 #: Variables through which a user sets glibc's allocator themselves.
 _GLIBC_VARIABLES = (
     "GLIBC_TUNABLES",
@@ -39,15 +56,24 @@ _GLIBC_VARIABLES = (
 
 
 def tune_for_batch() -> dict[str, str]:
-    """Keep large arrays' memory for reuse in this process and its children.
+    """Keep large arrays' memory for reuse, and spare idle threads and collections.
 
     Call it before numpy is imported (the command line does, first thing);
-    later, numpy's setting is left as it is. Returns what was set, for the log.
+    later, numpy's and OpenBLAS's settings are left as they are. The variables
+    set are inherited by the run's helper processes (which call it too).
+    Returns what was set, for the log.
     """
     applied: dict[str, str] = {}
-    if "numpy" not in sys.modules and "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
-        os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"  # children inherit it
-        applied["NUMPY_MADVISE_HUGEPAGE"] = "0"
+    if "numpy" not in sys.modules:
+        if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
+            os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
+            applied["NUMPY_MADVISE_HUGEPAGE"] = "0"
+        if not any(name in os.environ for name in _BLAS_VARIABLES):
+            os.environ["OPENBLAS_NUM_THREADS"] = "1"
+            applied["OPENBLAS_NUM_THREADS"] = "1"
+    if gc.get_threshold()[0] < GC_THRESHOLD:
+        gc.set_threshold(GC_THRESHOLD)  # the older generations' as they were
+        applied["gc threshold"] = str(GC_THRESHOLD)
     if _glibc() and not any(name in os.environ for name in _GLIBC_VARIABLES):
         libc = ctypes.CDLL(None)
         # mallopt returns 1 on success, 0 when glibc refuses the value.

@@ -248,22 +248,38 @@ def _compute(
         warn_flat_layout(job.layout)
     with stage("fetch", timings):
         inputs = resolve_inputs(job.config, offline=job.offline, command=job.command)
-    with stage("fingerprint", timings):
-        current = fingerprint(job.config, inputs)
-        reasons = _reasons(job, success, current)
-    if not reasons:
-        assert success is not None  # without one there is a reason
-        outcome.status = "up_to_date"
-        outcome.latest = success.run_id
-        logger.info(
-            "up to date: inputs, config and package unchanged since run %s",
-            success.run_id,
-        )
-        return current
-    logger.info("recomputing: %s", "; ".join(reasons))
-    outcome.reasons = reasons
-    _recompute(job, inputs, current, timings, outcome)
+    # A forced job (``observatory run``, ``refresh --force``) recomputes whatever
+    # the fingerprint says: its census flows start being read before it.
+    census = _census_reading(job, inputs) if job.force else None
+    try:
+        with stage("fingerprint", timings):
+            current = fingerprint(job.config, inputs)
+            reasons = _reasons(job, success, current)
+        if not reasons:
+            assert success is not None  # without one there is a reason
+            outcome.status = "up_to_date"
+            outcome.latest = success.run_id
+            logger.info(
+                "up to date: inputs, config and package unchanged since run %s",
+                success.run_id,
+            )
+            return current
+        logger.info("recomputing: %s", "; ".join(reasons))
+        outcome.reasons = reasons
+        if census is None:
+            census = _census_reading(job, inputs)
+        _recompute(job, inputs, current, timings, outcome, census)
+    finally:
+        if census is not None:
+            census.stop()
     return current
+
+
+def _census_reading(
+    job: _Job, inputs: dict[str, ResolvedInput]
+) -> CensusReading | None:
+    """Start reading the census flows in a helper process, when the run has some."""
+    return CensusReading.start(job.config, inputs) if "flows" in inputs else None
 
 
 def _recompute(
@@ -272,13 +288,14 @@ def _recompute(
     current: Fingerprint,
     timings: StageTimings,
     outcome: Outcome,
+    census: CensusReading | None,
 ) -> None:
     """Run the pipeline, switch ``latest`` to its run folder, prune old runs.
 
-    The census flows start being read (by a helper process) before the
-    pipeline's heavy imports, which they overlap.
+    The census flows are being read by a helper process (``census``, stopped
+    here once the pipeline ends) from before the pipeline's heavy imports,
+    which they overlap.
     """
-    census = CensusReading.start(job.config, inputs) if "flows" in inputs else None
     try:
         from observatory.runs import pipeline  # heavy imports only when computing
 
