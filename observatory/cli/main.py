@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _configure_logging(args.verbose, args.quiet)
     if tuned:
-        logger.debug("memory settings of this process: %s", tuned)
+        logger.debug("batch settings of this process: %s", tuned)
     config = _load_config(args)
     if isinstance(config, int):
         return config
