@@ -64,18 +64,18 @@ def test_a_users_numpy_setting_is_kept():
     assert result["numpy_hugepage"] is True
 
 
-def test_openblas_starts_no_thread_pool_and_the_gc_runs_less_often():
+def test_openblas_starts_no_thread_pool_and_the_gc_is_left_alone():
     result = _probe()
     assert result["openblas"] == "1"
     assert result["applied"]["OPENBLAS_NUM_THREADS"] == "1"
     default = subprocess.run(
-        [sys.executable, "-c", "import gc; print(gc.get_threshold()[1:])"],
+        [sys.executable, "-c", "import gc; print(list(gc.get_threshold()))"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    assert result["gc"][0] == 50_000
-    assert str(tuple(result["gc"][1:])) == default  # older generations untouched
+    # A higher threshold made the report's run peak 360 MB higher (core/process.py).
+    assert str(result["gc"]) == default
 
 
 @pytest.mark.parametrize("variable", ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"])
