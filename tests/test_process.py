@@ -40,10 +40,10 @@ _CLEARED = (
 )
 
 
-def _probe(**env: str) -> dict:
+def _probe(code: str = PROBE, **env: str) -> dict:
     environment = {k: v for k, v in os.environ.items() if k not in _CLEARED} | env
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         env=environment,
         capture_output=True,
         text=True,
@@ -99,13 +99,5 @@ def test_a_users_glibc_tunables_are_kept():
 
 
 def test_after_numpy_is_imported_its_setting_is_left_alone():
-    code = "import numpy\n" + PROBE
-    environment = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "NUMPY_MADVISE_HUGEPAGE" not in json.loads(done.stdout)["applied"]
+    applied = _probe("import numpy\n" + PROBE)["applied"]
+    assert "NUMPY_MADVISE_HUGEPAGE" not in applied
