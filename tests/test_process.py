@@ -101,3 +101,28 @@ def test_a_users_glibc_tunables_are_kept():
 def test_after_numpy_is_imported_its_setting_is_left_alone():
     applied = _probe("import numpy\n" + PROBE)["applied"]
     assert "NUMPY_MADVISE_HUGEPAGE" not in applied
+
+
+TRIM = """
+import json, os
+from observatory.core.process import release_free_memory, tune_for_batch
+tune_for_batch()
+import numpy as np
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+blocks = [np.ones(10 << 20, dtype=np.uint8) for _ in range(30)]  # 300 MB on the heap
+del blocks
+kept = rss()
+released = release_free_memory()
+print(json.dumps({"kept": kept, "after": rss(), "released": released}))
+"""
+
+
+@pytest.mark.skipif(not _glibc(), reason="malloc_trim is glibc's")
+def test_free_memory_kept_for_reuse_is_given_back_before_the_report():
+    result = _probe(TRIM)
+    assert result["released"] is True
+    assert result["kept"] - result["after"] > 200 << 20  # of the 300 MB freed

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from observatory.config import Config
+from observatory.core.process import release_free_memory
 from observatory.layers.files import RunFiles
 from observatory.layers.geopackage import GEOPACKAGE_NAME
 from observatory.layers.qgis_project import PROJECT_NAME, qgis_project
@@ -31,6 +32,9 @@ def with_documents(
     # The report lists the run's files: those about to be written.
     listed = dict(manifest, files=_file_names(files, formats))
     if "report" in formats:
+        # The flows' freed memory, kept for reuse until now, would only add to
+        # the figures' (core/process.py).
+        release_free_memory()
         # Imported here: matplotlib alone costs a run without a report 0.3 s.
         from observatory.report.html import REPORT_FILE, report_html
         from observatory.report.render import render_maps
