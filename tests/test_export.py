@@ -18,7 +18,7 @@ from observatory.core.errors import OutputError
 from observatory.layers.files import RunFiles
 from observatory.layers.geoparquet import geoparquet_table
 from observatory.layers.schemas import layer_fields
-from observatory.runs.publish import publish
+from observatory.runs.publish import publish, validate_written
 
 LAYERS = ("epci_indicators", "flows", "metropoles")
 
@@ -302,3 +302,57 @@ def test_failed_write_leaves_earlier_outputs(tmp_path, outputs, monkeypatch):
     assert _tree(out) == before
     assert not (out / "run-x").exists()
     assert not list(out.glob(".staging-*"))
+
+
+def _with_geo(table, change):
+    # The table with its ``geo`` metadata changed by ``change(geometry column)``.
+    geo = json.loads(table.schema.metadata[b"geo"])
+    change(geo["columns"][geo["primary_column"]])
+    return table.replace_schema_metadata(
+        {**table.schema.metadata, b"geo": json.dumps(geo).encode()}
+    )
+
+
+def test_validate_written_accepts_a_layer_as_written(tmp_path, outputs):
+    table = pq.read_table(outputs[0] / "flows.parquet")
+    pq.write_table(table, tmp_path / "flows.parquet")
+    validate_written(tmp_path / "flows.parquet", table.num_rows, 2154)
+
+
+@pytest.mark.parametrize(
+    ("change", "rows", "expected"),
+    [
+        (lambda column: None, 1, r"flows\.parquet: \d+ rows written, 1 expected"),
+        (
+            lambda column: column.update(crs=None),
+            None,
+            r"flows\.parquet: invalid GeoParquet: crs is not EPSG:2154",
+        ),
+        (  # the identifier says 2154, the definition is none pyproj reads
+            lambda column: column.update(crs={"id": column["crs"]["id"]}),
+            None,
+            r"flows\.parquet: reads back with no CRS, expected EPSG:2154",
+        ),
+        (  # the identifier says 2154, the definition is WGS 84
+            lambda column: column.update(
+                crs={**pyproj_crs_json(4326), "id": column["crs"]["id"]}
+            ),
+            None,
+            r"flows\.parquet: reads back with CRS WGS 84 \(EPSG:4326\), expected EPSG:2154",
+        ),
+    ],
+)
+def test_validate_written_names_what_readers_would_get_wrong(
+    tmp_path, outputs, change, rows, expected
+):
+    table = _with_geo(pq.read_table(outputs[0] / "flows.parquet"), change)
+    path = tmp_path / "flows.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(OutputError, match=expected):
+        validate_written(path, table.num_rows if rows is None else rows, 2154)
+
+
+def pyproj_crs_json(epsg):
+    import pyproj
+
+    return pyproj.CRS.from_epsg(epsg).to_json_dict()
