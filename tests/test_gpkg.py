@@ -14,6 +14,7 @@ import pytest
 from observatory.cli import main
 from observatory.config import configs_dir, load_config
 from observatory.core.errors import OutputError
+from observatory.layers.files import RunFiles
 from observatory.layers.geopackage import (
     GEOPACKAGE_NAME,
     validate_geopackage,
@@ -22,6 +23,9 @@ from observatory.layers.geopackage import (
 from observatory.layers.geoparquet import geoparquet_table
 from observatory.layers.schemas import layer_fields
 from observatory.layers.styles import layer_styles
+from observatory.runs import geopackage_writing
+from observatory.runs.geopackage_writing import GeoPackageWriting
+from observatory.runs.publish import publish
 
 #: The columns of QGIS's own layer_styles table, in its order.
 QGIS_STYLE_COLUMNS = [
@@ -262,3 +266,67 @@ def test_a_geopackage_without_styles_is_refused(overseas_tables, tmp_path):
     )
     with pytest.raises(OutputError, match="unreadable GeoPackage"):
         validate_geopackage(path, {"metropoles": (table, epsg)}, {"metropoles"})
+
+
+# ------------------------------------------------------------ the writing helper
+REFUSING = """
+from pathlib import Path
+from observatory.core.errors import OutputError
+from observatory.core.helpers import serve
+
+def work(request):
+    path = Path(request[0]) / "observatory.gpkg"
+    return ("error", OutputError(f"{path}: refused for the test", path=path))
+
+serve(work)
+"""
+
+
+def test_the_writing_helper_writes_what_write_geopackage_writes(
+    gpkg, overseas_tables, tmp_path
+):
+    here, styles = gpkg
+    writing = GeoPackageWriting.start(tmp_path, "run-h")
+    try:
+        writing.write(RunFiles(overseas_tables, styles, {}))
+        path = writing.result()
+        assert path == tmp_path / ".staging-run-h-geopackage" / GEOPACKAGE_NAME
+        validate_geopackage(path, overseas_tables, set(styles))
+        for layer, _ in pyogrio.list_layers(here):
+            if layer == "layer_styles":
+                continue  # its update times differ
+            assert pyogrio.read_arrow(path, layer=layer)[1].equals(
+                pyogrio.read_arrow(here, layer=layer)[1]
+            ), layer
+    finally:
+        writing.stop()
+    assert not (tmp_path / ".staging-run-h-geopackage").exists()
+
+
+def test_a_geopackage_the_helper_refuses_is_its_own_error(
+    overseas_tables, tmp_path, monkeypatch
+):
+    (tmp_path / "refusing_helper.py").write_text(REFUSING)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(geopackage_writing, "HELPER", "refusing_helper")
+    writing = GeoPackageWriting.start(tmp_path, "run-r")
+    try:
+        writing.write(RunFiles(overseas_tables, {}, {}))
+        with pytest.raises(
+            OutputError, match=r"observatory\.gpkg: refused for the test"
+        ):
+            writing.result()
+    finally:
+        writing.stop()
+
+
+def test_a_failed_helper_publishes_nothing(overseas_tables, tmp_path, monkeypatch):
+    monkeypatch.setattr(geopackage_writing, "HELPER", "observatory.no_such_helper")
+    out = tmp_path / "out"
+    with pytest.raises(
+        OutputError,
+        match=r"the helper process writing the GeoPackage failed \(exit status 1\): "
+        r".*no_such_helper",
+    ):
+        publish(out, "run-x", RunFiles(overseas_tables, {}, {}), {})
+    assert list(out.iterdir()) == []  # no run folder, no staging folder left

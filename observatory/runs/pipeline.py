@@ -18,6 +18,7 @@ from observatory.core.timing import StageTimings, new_run_id, stage
 from observatory.runs.census_reading import CensusReading
 from observatory.runs.documents import with_documents
 from observatory.runs.flow_systems import flow_systems, with_flow_layers
+from observatory.runs.geopackage_writing import GeoPackageWriting
 from observatory.runs.land import (
     RunLand,
     distance_points,
@@ -168,7 +169,38 @@ def run(
     timings = StageTimings() if timings is None else timings
     logger.info("run %s: config %s", run_id, config.path)
     front = _read_and_sum(config, offline, inputs, timings, census_reading)
+    # Started now: it imports its libraries on the core the rest of the run,
+    # on one core from here, leaves idle.
+    geopackage = (
+        GeoPackageWriting.start(output_dir, run_id)
+        if "geopackage" in config.output.formats
+        else None
+    )
+    try:
+        return _systems_and_files(
+            config, output_dir, (run_id, started), timings, manifest_extra,
+            front, geopackage,
+        )  # fmt: skip
+    finally:
+        if geopackage is not None:
+            geopackage.stop()
+
+
+def _systems_and_files(
+    config: Config,
+    output_dir: Path,
+    run: tuple[str, datetime],
+    timings: dict[str, float],
+    manifest_extra: Mapping[str, Any] | None,
+    front: tuple[
+        dict[str, ResolvedInput], InputTables, Passage, Territories, CensusFlows
+    ],
+    geopackage: GeoPackageWriting | None,
+) -> RunReport:
+    # The stages after the census flows; the GeoPackage's helper is asked to
+    # write as soon as the tables are exported, before the documents.
     inputs, tables, passage, territories, census = front
+    run_id, started = run
     with stage("flow_systems", timings):
         systems = flow_systems(config, inputs, tables, territories, passage, census)
     land = _land(config, inputs, tables, territories, timings)
@@ -203,10 +235,14 @@ def run(
         record = systems.recorded(record)
         record = land.recorded(record) if land is not None else record
         files = export_files(config, record, layers)
+        if geopackage is not None:
+            geopackage.write(files)
     manifest = record.manifest(timings, manifest_extra)  # publish adds the writing
     with stage("report", timings):
         files = with_documents(config, layers, files, manifest)
     manifest["timings_s"]["report"] = timings["report"]
     with stage("write", timings):
-        published = publish(output_dir, run_id, files, manifest, config.output.formats)
+        published = publish(
+            output_dir, run_id, files, manifest, config.output.formats, geopackage
+        )
     return record.report(output_dir / run_id, published, files.rows(), timings)

@@ -12,7 +12,6 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,13 @@ from observatory.core.errors import OutputError
 from observatory.core.files import fsync_path
 from observatory.core.timing import STAGING_PREFIX
 from observatory.layers.files import RunFiles
-from observatory.layers.geopackage import GEOPACKAGE_NAME, write_geopackage
+from observatory.layers.geopackage import GEOPACKAGE_NAME
 from observatory.layers.geoparquet import (
     GEOPARQUET_VERSION,
     ROW_GROUP_SIZE,
 )
 from observatory.layers.qgis_project import PROJECT_NAME, validate_project
+from observatory.runs.geopackage_writing import GeoPackageWriting
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ def publish(
     files: RunFiles,
     manifest: dict[str, Any],
     formats: Sequence[str] = OUTPUT_FORMATS,
+    geopackage: GeoPackageWriting | None = None,
 ) -> dict[str, Path]:
     """Write and validate a run's files, then publish them as ``output_dir/<run_id>/``.
 
@@ -121,6 +122,9 @@ def publish(
         spent writing (``timings_s.write``) are added.
     formats
         ``geoparquet``, ``geopackage`` or both (``[output] formats``).
+    geopackage
+        The GeoPackage's helper process, started (and stopped) by the caller,
+        asked to write ``files`` already or not; None: started here.
 
     Returns
     -------
@@ -141,8 +145,13 @@ def publish(
     except OSError as exc:
         msg = f"{output_dir}: cannot create the output folder ({exc.strerror or exc})"
         raise OutputError(msg, path=output_dir) from exc
+    writing = geopackage
+    if "geopackage" in formats and writing is None:
+        writing = GeoPackageWriting.start(output_dir, run_id)
     try:
-        names = _write_files(staging, files, formats)
+        if writing is not None and not writing.asked:
+            writing.write(files)
+        names = _write_files(staging, files, formats, writing)
         manifest["files"] = sorted([*names, "manifest.json"])
         manifest["rows"] = files.rows()
         manifest.setdefault("timings_s", {})["write"] = round(
@@ -166,41 +175,44 @@ def publish(
         raise OutputError(msg, path=output_dir) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if writing is not None and writing is not geopackage:
+            writing.stop()
 
 
-def _write_files(staging: Path, files: RunFiles, formats: Sequence[str]) -> list[str]:
+def _write_files(
+    staging: Path,
+    files: RunFiles,
+    formats: Sequence[str],
+    geopackage: GeoPackageWriting | None,
+) -> list[str]:
     """Write, validate and flush the tables and side files; return their names.
 
-    The GeoPackage is written in a thread of its own meanwhile: SQLite and
-    GDAL let the GIL go while this thread writes the GeoParquet files. Leaving
-    the block waits for it, so a failure here never removes the staging folder
-    under it, and its own failure is raised here.
+    The GeoPackage is being written by a helper process meanwhile (``geopackage``,
+    asked already); its file is moved into the staging folder once written,
+    and its failure is raised here.
     """
     names = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geopackage") as pool:
-        packing = (
-            pool.submit(_write_geopackage, staging, files)
-            if "geopackage" in formats
-            else None
-        )
-        texts = dict(files.texts)
-        if "geoparquet" in formats:
-            names += _write_geoparquet(staging, files)
-            texts.update({f"{stem}.qml": qml for stem, qml in files.styles.items()})
-        for name, text in texts.items():
-            (staging / name).write_text(text, encoding="utf-8")
-            fsync_path(staging / name)
-            names.append(name)
-        for name, content in files.documents.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-            fsync_path(path)
-            names.append(name)
-        for folder in {(staging / name).parent for name in files.documents} - {staging}:
-            fsync_path(folder)
-        if packing is not None:
-            names.append(packing.result())
+    texts = dict(files.texts)
+    if "geoparquet" in formats:
+        names += _write_geoparquet(staging, files)
+        texts.update({f"{stem}.qml": qml for stem, qml in files.styles.items()})
+    for name, text in texts.items():
+        (staging / name).write_text(text, encoding="utf-8")
+        fsync_path(staging / name)
+        names.append(name)
+    for name, content in files.documents.items():
+        path = staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        fsync_path(path)
+        names.append(name)
+    for folder in {(staging / name).parent for name in files.documents} - {staging}:
+        fsync_path(folder)
+    if "geopackage" in formats and geopackage is not None:
+        written = geopackage.result()
+        written.rename(staging / GEOPACKAGE_NAME)  # beside staging: one rename
+        logger.info("wrote %s (%d layers)", GEOPACKAGE_NAME, len(files.tables))
+        names.append(GEOPACKAGE_NAME)
     if PROJECT_NAME in files.documents:
         # The project must open the GeoPackage beside it, by a relative path.
         validate_project(staging / PROJECT_NAME, GEOPACKAGE_NAME, files.tables.keys())
@@ -218,11 +230,3 @@ def _write_geoparquet(staging: Path, files: RunFiles) -> list[str]:
         names.append(path.name)
         logger.info("wrote %s (%d rows)", path.name, table.num_rows)
     return names
-
-
-def _write_geopackage(staging: Path, files: RunFiles) -> str:
-    # Validated as it is written: every layer, its rows, CRS and default style.
-    path = write_geopackage(staging, files.tables, files.styles)
-    fsync_path(path)
-    logger.info("wrote %s (%d layers)", path.name, len(files.tables))
-    return path.name
