@@ -47,9 +47,8 @@ def test_a_helper_answers_through_its_file(echo, tmp_path, monkeypatch):
     assert answer["got"] == {"a": [1, 2]}
     assert answer["big"] == bytes(300_000)
     assert answer["pid"] == helper._process.pid  # answered by the child
-    assert len(_temporary_answers(tmp_path)) == 1
+    assert _temporary_answers(tmp_path) == []  # removed once read
     helper.stop()
-    assert _temporary_answers(tmp_path) == []  # the answer file is removed
 
 
 def test_a_helper_started_first_is_asked_later(echo):
@@ -71,6 +70,7 @@ def test_a_helper_never_asked_is_killed_and_its_file_removed(
 ):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     helper = Helper(echo)
+    assert len(_temporary_answers(tmp_path)) == 1
     helper.stop()
     assert helper.returncode == -signal.SIGKILL
     assert _temporary_answers(tmp_path) == []

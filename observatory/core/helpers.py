@@ -88,7 +88,10 @@ class Helper:
             pass  # the helper is gone: its status and standard error say why
         process.wait()
         self._said.seek(0)
-        return self._answer_path.read_bytes(), self._said.read()
+        answer = self._answer_path.read_bytes()
+        # Removed at once: the census flows' 43 MB need not stay until the job ends.
+        self._answer_path.unlink(missing_ok=True)
+        return answer, self._said.read()
 
     def answer(self) -> tuple[int, Any, str]:
         """Wait for the helper; return its exit status, its answer and its last stderr line.

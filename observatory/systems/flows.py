@@ -252,7 +252,7 @@ def coded_flows_epci(
         [unmatched_place[places.origin], unmatched_place[places.destination]]
     )
     abroad = is_abroad(places.codes).to_numpy()[places.destination]
-    touching = np.asarray(at.any(axis=1), dtype=bool)  # rows with an end unmatched
+    touching = at[:, 0] | at[:, 1]  # rows with an end unmatched
     workers = pd.Series(flows.workers)
     total = float(workers.sum())
     lost = float(workers[touching].sum())

@@ -195,6 +195,8 @@ def harmonise_mode_flows(
 
 def _volume(flows: CodedFlows, codes: list[str]) -> dict[str, float]:
     # Workers on the rows that touch each code; an internal flow counts once.
+    if not codes:  # the usual case: no row to look at
+        return {}
     wanted = is_in(flows.codes, codes)
     at_o = wanted[flows.origin]
     at_d = wanted[flows.destination] & (flows.origin != flows.destination)
