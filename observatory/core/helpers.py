@@ -3,7 +3,7 @@
 A helper is ``python -m observatory.<module>``, started by the interpreter
 running the job: nothing of the job's threads, locks or main module is
 inherited (no fork), and it has its own GIL. It reads one pickle on its
-standard input and writes one on its standard output (:func:`serve`); a thread
+standard input and answers one in a temporary file (:func:`serve`); a thread
 of the job waits for that answer (:class:`Helper`), so the job works meanwhile.
 Used by the report (maps drawn beside the atlas), by the stage ``read`` (the
 census base flux read beside the geography) and by the stage ``write`` (the
@@ -36,8 +36,8 @@ class Helper:
 
     The answer comes back through a temporary file (``ANSWER``), not a pipe: a
     pipe passes 64 KiB at a time, and the thread reading each piece waits for
-    the GIL the run's own threads hold (the census flows, 43 MB, took 0.25 s
-    to come through that way on the whole-France run).
+    the GIL the run's own threads hold (the census flows, 43 MB, took
+    0.25-0.29 s to come through that way on the whole-France run).
 
     Parameters
     ----------

@@ -3,7 +3,8 @@
 It imports its libraries at once, then reads one pickle on its standard input,
 ``(folder, tables, styles)`` as :func:`observatory.layers.geopackage.write_geopackage`
 takes them, writes and validates the GeoPackage in ``folder``, flushes it to
-disk and writes on its standard output a pickle of ``("written", file name)``,
+disk and answers (:func:`observatory.core.helpers.serve`: into the file its
+command line names, else on its standard output) a pickle of ``("written", file name)``,
 or of ``("error", error)`` when the file cannot be written or does not read
 back as written (an :class:`~observatory.core.errors.OutputError`, raised again
 by the run). Any other failure: one line on its standard error and exit status

@@ -2,8 +2,9 @@
 
 It reads one pickle on its standard input, ``(paths, allow_duplicate_pairs)``
 with ``paths`` a ``{role: path}`` dict, reads each file with
-:func:`observatory.readers.base_flux.read_base_flux`, in turn, and writes on
-its standard output a pickle of ``("flows", {role: CommuneFlows})``, or of
+:func:`observatory.readers.base_flux.read_base_flux`, in turn, and answers
+(:func:`observatory.core.helpers.serve`: into the file its command line names,
+else on its standard output) a pickle of ``("flows", {role: CommuneFlows})``, or of
 ``("error", error)`` when a file is refused (an
 :class:`~observatory.core.errors.ObservatoryError`, with its path, line and
 message, raised again by the run). Any other failure: one line on its standard

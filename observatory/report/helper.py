@@ -2,8 +2,9 @@
 
 It reads one pickle on its standard input, ``(systems, manifest,
 classification, reliability)``, draws those systems' maps and charts with
-:func:`observatory.report.render.system_pngs` and writes the files, a pickle of
-``{name: bytes}``, on its standard output. On an error it writes one line on its
+:func:`observatory.report.render.system_pngs` and answers the files, a pickle of
+``{name: bytes}`` (:func:`observatory.core.helpers.serve`: into the file its
+command line names, else on its standard output). On an error it writes one line on its
 standard error and exits with status 1. Started by
 :func:`observatory.report.render.render_maps`, by the interpreter running the
 run, as a command of its own (:mod:`observatory.core.helpers`): nothing of the
