@@ -86,7 +86,7 @@ def release_free_memory() -> bool:
     for the next stage's arrays. Before a stage that allocates otherwise (the
     report's matplotlib figures: Python objects in arenas of their own), that
     memory only adds to the peak: on the national inputs the run with the
-    report peaked at 1,161 MB without this call, 958 MB with it. Returns
+    report peaked at 1,161 MB without this call, 964 MB with it. Returns
     whether memory was given back (never on other C libraries).
     """
     if not _glibc():
